@@ -1,0 +1,32 @@
+"""SGD with optional momentum. The only place weights change."""
+from __future__ import annotations
+
+import numpy as np
+
+
+class SGD:
+    """w -= lr * grad, or with momentum: v = momentum * v - lr * grad; w += v."""
+
+    def __init__(self, lr: float = 0.005, momentum: float = 0.0):
+        self.lr = float(lr)
+        self.momentum = float(momentum)
+        self.velocity: dict[str, np.ndarray] = {}
+
+    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
+        for key, w in params.items():
+            g = grads[key]
+            if self.momentum:
+                v = self.velocity.get(key)
+                if v is None:
+                    v = self.velocity[key] = np.zeros_like(w)
+                v *= self.momentum
+                v -= self.lr * g
+                w += v
+            else:
+                w -= w.dtype.type(self.lr) * g
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self.velocity.items()}
+
+    def load_state(self, velocity: dict[str, np.ndarray]) -> None:
+        self.velocity = {k: np.array(v) for k, v in velocity.items()}

@@ -1,0 +1,269 @@
+"""The Trainer: one sample, one batch or whole epochs, reporting through callbacks.
+
+One flat loop: batch -> forward -> loss -> backward -> SGD step -> report. Seeded: the same
+seed, data and hyperparameters give bit-identical losses. Hyperparameters (lr, batch_size,
+momentum) may change between steps. Callbacks default to None and then cost nothing.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .model import Model, prepare_input
+from .optim import SGD
+
+
+class DivergenceError(RuntimeError):
+    """The loss or a gradient stopped being finite; the step was not applied."""
+
+
+@dataclass(frozen=True)
+class StepReport:
+    step: int  # steps done so far (this one included)
+    epoch: int  # epochs completed before this step
+    samples_seen: int
+    batch_size: int
+    loss: float  # mean loss of this step's batch
+    correct: int  # correctly classified samples of this batch
+    epoch_loss: float  # running mean loss over this epoch so far
+    epoch_accuracy: float  # running accuracy over this epoch so far
+    lr: float
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int  # 1-based number of the epoch that just ended
+    step: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float | None
+    test_accuracy: float | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Read-only copies for a viewer: weights and the probe digit's full trace."""
+    step: int
+    epoch: int
+    params: dict = field(repr=False)
+    probe_trace: dict | None = field(default=None, repr=False)
+
+
+def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, chunk: int = 256,
+             progress: Callable[[int, int], None] | None = None):
+    """Mean loss, accuracy and probabilities (N, 10) of ``model`` on uint8 ``images``."""
+    n = len(images)
+    probs = np.empty((n, 10), dtype=np.float32)
+    for i in range(0, n, chunk):
+        probs[i:i + chunk] = model.predict_proba(prepare_input(images[i:i + chunk]), chunk)
+        if progress is not None:
+            progress(min(i + chunk, n), n)
+    p = probs[np.arange(n), labels]
+    loss = float(-np.log(np.maximum(p.astype(np.float64), 1e-300)).mean()) if n else float("nan")
+    acc = float((probs.argmax(axis=1) == labels).mean()) if n else float("nan")
+    return loss, acc, probs
+
+
+def shift_images(images: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:
+    """Random translation of each image by up to ``max_shift`` pixels (zero fill)."""
+    n, h, w = images.shape
+    m = max_shift
+    padded = np.zeros((n, h + 2 * m, w + 2 * m), dtype=images.dtype)
+    padded[:, m:m + h, m:m + w] = images
+    dy = rng.integers(0, 2 * m + 1, n)
+    dx = rng.integers(0, 2 * m + 1, n)
+    rows = dy[:, None, None] + np.arange(h)[None, :, None]
+    cols = dx[:, None, None] + np.arange(w)[None, None, :]
+    return padded[np.arange(n)[:, None, None], rows, cols]
+
+
+class Trainer:
+    """Owns a model, its optimizer and the position in the data.
+
+    x_train: uint8 (N, 28, 28), y_train: uint8/int (N,). Test data is optional.
+    """
+
+    def __init__(self, model: Model, x_train, y_train, x_test=None, y_test=None, *,
+                 lr=0.005, batch_size=1, momentum=0.0, seed=0, augment=False,
+                 snapshot_interval=1 / 30):
+        if len(x_train) == 0:
+            raise ValueError("the training set is empty")
+        self.model = model
+        self.x_train, self.y_train = x_train, np.asarray(y_train, dtype=np.intp)
+        self.x_test = x_test
+        self.y_test = None if y_test is None else np.asarray(y_test, dtype=np.intp)
+        self.optimizer = SGD(lr, momentum)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.augment = augment
+        self.snapshot_interval = snapshot_interval
+        self.on_step: Callable[[StepReport], None] | None = None
+        self.on_snapshot: Callable[[Snapshot], None] | None = None
+        self.on_epoch_end: Callable[[EpochReport], None] | None = None
+        self.probe: np.ndarray | None = None  # uint8 (28, 28) digit traced in snapshots
+        self.probe_label: int | None = None
+        self.rng = np.random.default_rng(self.seed)
+        self.step_count = 0
+        self.epoch = 0
+        self.samples_seen = 0
+        self._new_epoch()
+        self._last_snapshot = -math.inf
+
+    # ---- hyperparameters ---------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        return self.optimizer.lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self.optimizer.lr = float(value)
+
+    @property
+    def momentum(self) -> float:
+        return self.optimizer.momentum
+
+    @momentum.setter
+    def momentum(self, value: float) -> None:
+        self.optimizer.momentum = float(value)
+
+    # ---- the loop ----------------------------------------------------------------------
+    def _new_epoch(self) -> None:
+        self.order = self.rng.permutation(len(self.x_train))
+        self.cursor = 0
+        self.epoch_loss_sum = 0.0
+        self.epoch_correct = 0
+        self.epoch_seen = 0
+
+    def step(self, batch_size: int | None = None, trace: dict | None = None) -> StepReport:
+        """One SGD step on the next ``batch_size`` samples (1 = the notes' per-sample step).
+        Raises DivergenceError, with the weights untouched, if the loss or a gradient is not
+        finite."""
+        bs = self.batch_size if batch_size is None else int(batch_size)
+        idx = self.order[self.cursor:self.cursor + bs]
+        images = self.x_train[idx]
+        if self.augment:
+            images = shift_images(images, self.rng)
+        labels = self.y_train[idx]
+        losses, probs = self.model.loss_and_grads(prepare_input(images), labels, trace)
+        loss_sum = float(losses.sum())
+        grads = self.model.grads()
+        if not math.isfinite(loss_sum) or not all(
+                math.isfinite(float(g.sum())) for g in grads.values()):
+            raise DivergenceError(
+                f"the loss became {loss_sum / len(idx):.4g} at step {self.step_count + 1} "
+                f"(learning rate {self.lr:g}); try a lower learning rate")
+        self.optimizer.step(self.model.params(), grads)
+        correct = int((probs.argmax(axis=1) == labels).sum())
+        self.step_count += 1
+        self.cursor += len(idx)
+        self.samples_seen += len(idx)
+        self.epoch_loss_sum += loss_sum
+        self.epoch_correct += correct
+        self.epoch_seen += len(idx)
+        report = StepReport(self.step_count, self.epoch, self.samples_seen, len(idx),
+                            loss_sum / len(idx), correct,
+                            self.epoch_loss_sum / self.epoch_seen,
+                            self.epoch_correct / self.epoch_seen, self.lr)
+        if self.on_step is not None:
+            self.on_step(report)
+        if self.on_snapshot is not None:
+            now = time.perf_counter()
+            if now - self._last_snapshot >= self.snapshot_interval:
+                self._last_snapshot = now
+                self.on_snapshot(self.snapshot())
+        if self.cursor >= len(self.order):
+            self.end_epoch()
+        return report
+
+    def end_epoch(self) -> EpochReport:
+        """Close the current epoch: evaluate on the test split and start a new permutation."""
+        self.epoch += 1
+        test_loss = test_acc = None
+        if self.x_test is not None and len(self.x_test):
+            test_loss, test_acc, _ = evaluate(self.model, self.x_test, self.y_test)
+        seen = max(self.epoch_seen, 1)
+        report = EpochReport(self.epoch, self.step_count, self.epoch_loss_sum / seen,
+                             self.epoch_correct / seen, test_loss, test_acc)
+        self._new_epoch()
+        self._last_epoch_report = report
+        if self.on_epoch_end is not None:
+            self.on_epoch_end(report)
+        return report
+
+    def run_epoch(self, should_stop: Callable[[], bool] | None = None) -> EpochReport | None:
+        """Steps until the current epoch ends (returns its report) or ``should_stop()``."""
+        epoch = self.epoch
+        while self.epoch == epoch:
+            if should_stop is not None and should_stop():
+                return None
+            self.step()
+        return self.last_epoch_report
+
+    def fit(self, epochs: int, should_stop: Callable[[], bool] | None = None) -> list:
+        reports = []
+        for _ in range(epochs):
+            r = self.run_epoch(should_stop)
+            if r is None:
+                break
+            reports.append(r)
+        return reports
+
+    @property
+    def last_epoch_report(self) -> EpochReport | None:
+        return getattr(self, "_last_epoch_report", None)
+
+    # ---- snapshots and state -----------------------------------------------------------
+    def probe_trace(self) -> dict | None:
+        """Forward and backward trace of the probe digit under the current weights."""
+        if self.probe is None:
+            return None
+        trace: dict = {}
+        label = 0 if self.probe_label is None else int(self.probe_label)
+        x = prepare_input(self.probe[None])
+        saved = {k: v.copy() for k, v in self.model.grads().items()}
+        self.model.loss_and_grads(x, np.array([label]), trace)
+        for layer in self.model.layers:  # leave the training gradients as they were
+            for k in layer.grads:
+                layer.grads[k] = saved[f"{layer.name}.{k}"]
+        return trace
+
+    def snapshot(self) -> Snapshot:
+        params = {k: v.copy() for k, v in self.model.params().items()}
+        return Snapshot(self.step_count, self.epoch, params, self.probe_trace())
+
+    def get_state(self) -> dict:
+        """Everything needed to resume exactly: weights, optimizer, position, rng."""
+        return {
+            "params": {k: v.copy() for k, v in self.model.params().items()},
+            "velocity": self.optimizer.state(),
+            "order": self.order.copy(),
+            "meta": {
+                "step": self.step_count, "epoch": self.epoch, "cursor": self.cursor,
+                "samples_seen": self.samples_seen, "lr": self.lr,
+                "batch_size": self.batch_size, "momentum": self.momentum, "seed": self.seed,
+                "epoch_loss_sum": self.epoch_loss_sum, "epoch_correct": self.epoch_correct,
+                "epoch_seen": self.epoch_seen,
+                "rng": copy.deepcopy(self.rng.bit_generator.state),
+            },
+        }
+
+    def set_state(self, state: dict, hyperparameters: bool = True) -> None:
+        meta = state["meta"]
+        if len(state["order"]) != len(self.x_train):
+            raise ValueError("the saved position does not fit this training set")
+        self.model.set_params(state["params"])
+        self.optimizer.load_state(state["velocity"])
+        self.order = np.array(state["order"])
+        self.step_count, self.epoch = int(meta["step"]), int(meta["epoch"])
+        self.cursor, self.samples_seen = int(meta["cursor"]), int(meta["samples_seen"])
+        self.epoch_loss_sum = float(meta["epoch_loss_sum"])
+        self.epoch_correct, self.epoch_seen = int(meta["epoch_correct"]), int(meta["epoch_seen"])
+        self.rng.bit_generator.state = copy.deepcopy(meta["rng"])
+        if hyperparameters:
+            self.lr, self.momentum = meta["lr"], meta["momentum"]
+            self.batch_size = int(meta["batch_size"])
