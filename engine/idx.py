@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import tempfile
+import threading
 import zlib
 from pathlib import Path
 
@@ -26,19 +26,23 @@ class DataError(ValueError):
     """A data file or dataset is missing or malformed (message: one line, names the file)."""
 
 
-def read_bytes(path) -> bytes:
-    """The decompressed contents of ``path`` (gzip when named .gz or when it starts like gzip)."""
+def read_raw(path) -> bytes:
+    """The bytes of ``path`` as stored (DataError when missing or unreadable)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a directory, not a file") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def decompress(path, data: bytes) -> bytes:
+    """``data`` read from ``path``, un-gzipped when named .gz or when it starts like gzip."""
     is_gzip = data[:2] == GZIP_MAGIC
-    if path.name.endswith(".gz") and not is_gzip:
+    if Path(path).name.endswith(".gz") and not is_gzip:
         raise DataError(f"{path}: not a gzip file although its name ends in .gz")
     if not is_gzip:
         return data
@@ -46,6 +50,11 @@ def read_bytes(path) -> bytes:
         return gzip.decompress(data)
     except (OSError, EOFError, zlib.error) as e:
         raise DataError(f"{path}: damaged gzip data ({e})") from None
+
+
+def read_bytes(path) -> bytes:
+    """The decompressed contents of ``path``."""
+    return decompress(path, read_raw(path))
 
 
 def _parse(path, data: bytes, magic: int, ndim: int, what: str) -> tuple[tuple[int, ...], bytes]:
@@ -69,17 +78,19 @@ def _parse(path, data: bytes, magic: int, ndim: int, what: str) -> tuple[tuple[i
     return shape, data[header:]
 
 
-def read_idx_images(path) -> np.ndarray:
-    """uint8 (N, 28, 28) images from an IDX image file."""
-    shape, body = _parse(path, read_bytes(path), IMAGES_MAGIC, 3, "images")
+def read_idx_images(path, data: bytes | None = None) -> np.ndarray:
+    """uint8 (N, 28, 28) images from an IDX image file (or from its decompressed ``data``)."""
+    data = read_bytes(path) if data is None else data
+    shape, body = _parse(path, data, IMAGES_MAGIC, 3, "images")
     if shape[1:] != IMAGE_SIZE:
         raise DataError(f"{path}: images are {shape[1]}x{shape[2]} pixels, expected 28x28")
     return np.frombuffer(body, dtype=np.uint8).reshape(shape)
 
 
-def read_idx_labels(path) -> np.ndarray:
-    """uint8 (N,) labels from an IDX label file; every label must be in 0-9."""
-    _, body = _parse(path, read_bytes(path), LABELS_MAGIC, 1, "labels")
+def read_idx_labels(path, data: bytes | None = None) -> np.ndarray:
+    """uint8 (N,) labels from an IDX label file (or its decompressed ``data``), all in 0-9."""
+    data = read_bytes(path) if data is None else data
+    _, body = _parse(path, data, LABELS_MAGIC, 1, "labels")
     labels = np.frombuffer(body, dtype=np.uint8)
     bad = np.flatnonzero(labels > 9)
     if bad.size:
@@ -89,13 +100,17 @@ def read_idx_labels(path) -> np.ndarray:
     return labels
 
 
+def check_pair(images_path, images: np.ndarray, labels_path, labels: np.ndarray) -> None:
+    if len(images) != len(labels):
+        raise DataError(f"{images_path}: {len(images)} images but {labels_path} has "
+                        f"{len(labels)} labels")
+
+
 def read_idx_pair(images_path, labels_path) -> tuple[np.ndarray, np.ndarray]:
     """Images (N, 28, 28) and labels (N,) that must have the same count."""
     images = read_idx_images(images_path)
     labels = read_idx_labels(labels_path)
-    if len(images) != len(labels):
-        raise DataError(f"{images_path}: {len(images)} images but {labels_path} has "
-                        f"{len(labels)} labels")
+    check_pair(images_path, images, labels_path, labels)
     return images, labels
 
 
@@ -125,11 +140,11 @@ def write_idx(path, array: np.ndarray) -> None:
     data = idx_bytes(array)
     if path.name.endswith(".gz"):
         data = gzip_bytes(data)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
