@@ -1,0 +1,53 @@
+"""`screenshot`: the real main window, offscreen, after N training steps, saved as PNG."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .common import CommandError, emit, int_range, size_spec
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "screenshot", help="save a picture of the app after some training",
+        description="Start the main window (offscreen when there is no display), train N steps "
+        "on the embedded data and save the whole window as a PNG.")
+    p.add_argument("--out", required=True, metavar="PATH", help="PNG file to write")
+    p.add_argument("--steps", type=int_range(0, 1_000_000), default=300, metavar="N",
+                   help="training steps before the picture (default 300)")
+    p.add_argument("--probe", type=int_range(0), default=0, metavar="INDEX",
+                   help="index of the test digit traced through the network (default 0)")
+    p.add_argument("--size", type=size_spec, default=None, metavar="WxH",
+                   help="window size in pixels, e.g. 1600x1000 (default: the app's)")
+    return p
+
+
+def headless() -> bool:
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or sys.platform in ("win32", "darwin"))
+
+
+def run(args) -> int:
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder):
+        raise CommandError(f"cannot write {args.out}: folder {folder} does not exist")
+    if headless():
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    try:
+        from visualizer.app import take_screenshot
+    except ImportError as e:
+        raise CommandError(f"the screenshot command needs visualizer.app.take_screenshot "
+                           f"({e})") from None
+    status = int(take_screenshot(args.out, args.steps, args.probe, args.size) or 0)
+    if status != 0:
+        raise CommandError(f"the screenshot failed (status {status})")
+    if not os.path.isfile(args.out):
+        raise CommandError(f"the screenshot was not written to {args.out}")
+    from PIL import Image
+    with Image.open(args.out) as im:
+        width, height = im.size
+    emit(args, {"out": args.out, "steps": args.steps, "probe": args.probe,
+                "width": width, "height": height},
+         [f"saved {args.out} ({width}x{height}) after {args.steps} steps"])
+    return 0

@@ -1,0 +1,211 @@
+"""`train`: fit a network headless, report losses and speed, optionally save or resume."""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from .common import (
+    CommandError,
+    UsageError,
+    data_spec,
+    emit,
+    float_range,
+    info,
+    int_range,
+    interactive,
+    progress_bar,
+)
+
+DEFAULTS = {"preset": "seed", "pool": "max", "lr": 0.005, "batch_size": 1, "momentum": 0.0,
+            "seed": 0}
+ARCHITECTURE = ("preset", "filters", "pool", "relu")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    from engine.model import PRESETS
+    p = subparsers.add_parser(
+        "train", help="train a network headless",
+        description="Train a network on a dataset and report losses, accuracy and speed. "
+        "With --resume, options left out are taken from the saved run.")
+    p.add_argument("--data", type=data_spec, default=None, metavar="{mini,mnist,fashion,DIR}",
+                   help="dataset name or a directory of IDX files (default mini)")
+    p.add_argument("--train-size", type=int_range(1), metavar="N",
+                   help="use the first N training images (default all)")
+    p.add_argument("--test-size", type=int_range(0), metavar="N",
+                   help="use the first N test images (default all; 0 skips testing)")
+    p.add_argument("--preset", choices=list(PRESETS), help="network (default seed)")
+    p.add_argument("--filters", type=int_range(1, 64), metavar="N",
+                   help="filters of the first conv layer, 1..64 (default: the preset's)")
+    p.add_argument("--pool", choices=("max", "avg", "min"), help="pooling (default max)")
+    p.add_argument("--relu", action=argparse.BooleanOptionalAction, default=None,
+                   help="ReLU after each conv layer (default: the preset's)")
+    p.add_argument("--epochs", type=int_range(1, 10_000), default=1, metavar="E",
+                   help="epochs to run (default 1)")
+    p.add_argument("--batch-size", type=int_range(1), metavar="B",
+                   help="samples per SGD step, 1..training-set size (default 1, as in the notes)")
+    p.add_argument("--lr", type=float_range(0, 100, lo_open=True), metavar="LR",
+                   help="learning rate, > 0 and <= 100 (default 0.005)")
+    p.add_argument("--momentum", type=float_range(0, 1, hi_open=True), metavar="M",
+                   help="SGD momentum in [0, 1) (default 0)")
+    p.add_argument("--seed", type=int_range(0, 2**32 - 1), metavar="S",
+                   help="seed for weights, shuffling and augmentation (default 0)")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="shift training images by up to 2 pixels (default off)")
+    p.add_argument("--save", metavar="PATH",
+                   help="model file to write (after every epoch, atomically)")
+    p.add_argument("--resume", metavar="PATH", help="model file to continue training from")
+    return p
+
+
+def _resolve(args):
+    """Model, trainer state and settings from the options, or from the file to resume."""
+    from engine.checkpoint import load_model
+
+    from engine.model import Model, build_config
+
+    state, extra = None, {}
+    if args.resume:
+        model, state, extra = load_model(args.resume)
+        extra = extra or {}
+        cfg = model.config
+        for name in ARCHITECTURE:
+            given = getattr(args, name)
+            if given is not None and given != cfg.get(name):
+                raise UsageError(f"--{name} {given} differs from the resumed model's "
+                                 f"{cfg.get(name)}; leave it out when resuming")
+    else:
+        try:
+            config = build_config(args.preset or DEFAULTS["preset"], args.filters,
+                                  args.pool or DEFAULTS["pool"], args.relu)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        model = Model(config, DEFAULTS["seed"] if args.seed is None else args.seed)
+    meta = (state or {}).get("meta", {})
+
+    def pick(name, default):
+        given = getattr(args, name)
+        if given is not None:
+            return given
+        if name in meta:
+            return meta[name]
+        return extra.get(name, default)
+
+    settings = {
+        "data": args.data or extra.get("dataset", "mini"),
+        "train_size": args.train_size if args.train_size is not None
+        else extra.get("train_size"),
+        "test_size": args.test_size if args.test_size is not None else extra.get("test_size"),
+        "augment": bool(pick("augment", False)),
+        **{k: pick(k, v) for k, v in DEFAULTS.items() if k not in ("preset", "pool")},
+    }
+    return model, state, settings
+
+
+def _first(x, y, n, what, name):
+    if n is None:
+        return x, y
+    if n > len(x):
+        raise UsageError(f"--{what}-size {n} is more than the {len(x)} {what} images of {name}")
+    return x[:n], y[:n]
+
+
+def _save(path, model, trainer, settings, dataset, result) -> None:
+    from engine.checkpoint import save_model
+    if not all(np.isfinite(w).all() for w in model.params().values()):
+        raise CommandError("the weights are not finite; nothing was saved")
+    extra = {"dataset": settings["data"], "train_size": len(trainer.x_train),
+             "test_size": result["test_size"], "augment": settings["augment"],
+             "class_names": list(dataset.class_names),
+             "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"]}
+    save_model(path, model, trainer.get_state(), extra)
+
+
+def run(args) -> int:
+    from engine.datasets import load_dataset
+    from engine.train import DivergenceError, Trainer, evaluate
+
+    if args.save:
+        folder = os.path.dirname(os.path.abspath(args.save))
+        if not os.path.isdir(folder):
+            raise CommandError(f"cannot save to {args.save}: folder {folder} does not exist")
+    model, state, settings = _resolve(args)
+    dataset = load_dataset(settings["data"], progress=interactive())
+    x_train, y_train = _first(dataset.x_train, dataset.y_train, settings["train_size"],
+                              "train", settings["data"])
+    x_test, y_test = _first(dataset.x_test, dataset.y_test, settings["test_size"],
+                            "test", settings["data"])
+    if len(x_train) == 0:
+        raise UsageError(f"{settings['data']} has no training images")
+    bs = int(settings["batch_size"])
+    if bs > len(x_train):
+        raise UsageError(f"--batch-size {bs} is larger than the training set "
+                         f"({len(x_train)} images)")
+    trainer = Trainer(model, x_train, y_train, lr=settings["lr"], batch_size=bs,
+                      momentum=settings["momentum"], seed=settings["seed"],
+                      augment=settings["augment"])
+    if state is not None:
+        try:
+            trainer.set_state(state, hyperparameters=False)
+        except ValueError as e:
+            raise UsageError(f"{e}: the resumed run used {len(state['order'])} training "
+                             f"images; give the same --data and --train-size") from None
+
+    cfg = model.config
+    info(args, f"training {cfg['preset']} (filters {cfg['filters']}, {cfg['pool']} pool"
+               f"{', relu' if cfg['relu'] else ''}) on {len(x_train)} {settings['data']} images, "
+               f"batch {bs}, lr {trainer.lr:g}")
+    result = {"test_size": len(x_test), "test_loss": None, "test_accuracy": None}
+    total = args.epochs * len(x_train) - trainer.cursor
+    bar = progress_bar(total, "train")
+
+    def on_step(report) -> None:
+        bar.update(report.batch_size)
+        if report.step % 100 == 0:
+            bar.set_postfix(loss=f"{report.epoch_loss:.3f}", refresh=False)
+    trainer.on_step = on_step
+    train_seconds, saved_epoch, report = 0.0, None, None
+    start = time.perf_counter()
+    try:
+        with np.errstate(all="ignore"):  # overflow on the way to NaN is caught as divergence
+            for _ in range(args.epochs):
+                t0 = time.perf_counter()
+                report = trainer.run_epoch()
+                train_seconds += time.perf_counter() - t0
+                if len(x_test):
+                    test_loss, test_acc, _ = evaluate(model, x_test, y_test)
+                    result.update(test_loss=test_loss, test_accuracy=test_acc)
+                info(args, f"epoch {trainer.epoch}: train loss {report.train_loss:.4f}, "
+                           f"accuracy {report.train_accuracy:.2%}"
+                     + (f"; test loss {result['test_loss']:.4f}, accuracy "
+                        f"{result['test_accuracy']:.2%}" if len(x_test) else ""))
+                if args.save:
+                    _save(args.save, model, trainer, settings, dataset, result)
+                    saved_epoch = trainer.epoch
+    except DivergenceError as e:
+        kept = (f"; {args.save} keeps the model after epoch {saved_epoch}"
+                if saved_epoch else "; nothing was saved" if args.save else "")
+        raise CommandError(f"training diverged: {e}{kept}") from None
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+    samples = trainer.samples_seen - (state["meta"]["samples_seen"] if state else 0)
+    payload = {
+        "dataset": settings["data"], "train_size": len(x_train), "test_size": len(x_test),
+        "preset": cfg["preset"], "filters": cfg["filters"], "pool": cfg["pool"],
+        "relu": cfg["relu"], "epochs": args.epochs, "total_epochs": trainer.epoch,
+        "steps": trainer.step_count, "batch_size": bs, "lr": trainer.lr,
+        "momentum": trainer.momentum, "seed": settings["seed"], "augment": settings["augment"],
+        "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
+        "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"],
+        "seconds": round(seconds, 3),
+        "samples_per_sec": round(samples / train_seconds, 1) if train_seconds > 0 else None,
+        "saved": args.save, "resumed": args.resume,
+    }
+    lines = [f"done in {seconds:.1f} s ({payload['samples_per_sec']} images/s)"]
+    if args.save:
+        lines.append(f"saved {args.save}")
+    emit(args, payload, lines)
+    return 0
