@@ -1,0 +1,220 @@
+"""A bounded history of training states, to scrub back through and resume from.
+
+``Timeline`` keeps ``Trainer.get_state()`` every ``every`` steps and the loss of every step.
+Memory is bounded by ``max_bytes``: when the snapshots outgrow it every second one is dropped
+(and ``every`` doubles), so a long run stays covered from start to end; when the loss curve
+outgrows a quarter of it, neighbouring points are averaged in pairs.
+
+``resume(step, lr)`` returns the state to give ``Trainer.set_state`` and forks the run: the
+losses after that step are kept as an abandoned ``Branch`` (drawn beside the new run) and the
+snapshots after it are dropped. Thread-safe: the worker records, the GUI reads.
+"""
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+STATE_OVERHEAD = 1024  # bytes counted for the small dicts of a state (meta, rng)
+
+
+@dataclass(frozen=True)
+class Branch:
+    """The loss curve of an abandoned run: steps (M,) int64, losses (M,) float64."""
+    steps: np.ndarray
+    losses: np.ndarray
+    lr: float
+    fork_step: int
+
+    @property
+    def label(self) -> str:
+        return f"lr {self.lr:g} (left at step {self.fork_step})"
+
+
+def _compact_order(order: np.ndarray) -> np.ndarray:
+    dtype = np.uint16 if len(order) <= 1 << 16 else np.uint32
+    return order.astype(dtype)
+
+
+class Timeline:
+    def __init__(self, every: int = 100, max_bytes: int = 64 * 2**20, max_branches: int = 4):
+        if every < 1 or max_bytes < 1:
+            raise ValueError("every and max_bytes must be positive")
+        self.first_every = int(every)
+        self.max_bytes = int(max_bytes)
+        self.max_branches = int(max_branches)
+        self._lock = threading.Lock()
+        self.clear()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.every = self.first_every
+            self._states: dict[int, dict] = {}  # step -> compacted state
+            self._steps = np.zeros(1024, dtype=np.int64)
+            self._losses = np.zeros(1024, dtype=np.float64)
+            self._n = 0  # points in the curve
+            self._stride = 1  # steps averaged per curve point
+            self._pending: list[tuple[int, float]] = []
+            self._lr = float("nan")
+            self._branches: list[Branch] = []
+
+    # ---- recording (worker side) -------------------------------------------------------
+    def start(self, trainer) -> None:
+        """Forget everything and keep the trainer's current state as the first snapshot."""
+        self.clear()
+        self.add(trainer.get_state())
+
+    def after_step(self, trainer, report) -> None:
+        """Call after every ``trainer.step``: records the loss and, every ``every`` steps,
+        the state."""
+        self.record(report.step, report.loss, report.lr)
+        if self.wants(report.step):
+            self.add(trainer.get_state())
+
+    def wants(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def record(self, step: int, loss: float, lr: float | None = None) -> None:
+        with self._lock:
+            if lr is not None:
+                self._lr = float(lr)
+            self._pending.append((int(step), float(loss)))
+            if len(self._pending) < self._stride:
+                return
+            steps, losses = zip(*self._pending, strict=True)
+            self._pending = []
+            if self._n == len(self._steps):
+                if self._curve_bytes() * 2 > self.max_bytes // 4:
+                    self._halve_curve()
+                else:
+                    self._steps = np.concatenate([self._steps, np.zeros_like(self._steps)])
+                    self._losses = np.concatenate([self._losses, np.zeros_like(self._losses)])
+            self._steps[self._n] = steps[-1]
+            self._losses[self._n] = np.mean(losses)
+            self._n += 1
+
+    def _halve_curve(self) -> None:
+        m = self._n // 2 * 2
+        self._steps[:m // 2] = self._steps[1:m:2]
+        self._losses[:m // 2] = (self._losses[0:m:2] + self._losses[1:m:2]) / 2
+        if self._n % 2:
+            self._steps[m // 2] = self._steps[m]
+            self._losses[m // 2] = self._losses[m]
+        self._n = self._n - m // 2
+        self._stride *= 2
+
+    def add(self, state: dict) -> None:
+        """Keep a copy of ``Trainer.get_state()`` (thinning older ones to stay under the cap)."""
+        step = int(state["meta"]["step"])
+        kept = {"params": {k: v.copy() for k, v in state["params"].items()},
+                "velocity": {k: v.copy() for k, v in state["velocity"].items()},
+                "meta": copy.deepcopy(state["meta"])}
+        order = _compact_order(np.asarray(state["order"]))
+        with self._lock:
+            for other in self._states.values():  # one epoch shares one order
+                if np.array_equal(other["order"], order):
+                    order = other["order"]
+                    break
+            kept["order"] = order
+            self._states[step] = kept
+            while len(self._states) > 1 and self._state_bytes() > self._snapshot_budget():
+                self._thin()
+
+    def _thin(self) -> None:
+        self.every *= 2
+        steps = sorted(self._states)
+        keep = {steps[0]} | {s for s in steps if s % self.every == 0}
+        if len(keep) == len(steps):  # nothing on the grid to drop: drop the oldest but one
+            keep.discard(steps[1])
+        for s in steps:
+            if s not in keep:
+                del self._states[s]
+
+    # ---- memory ------------------------------------------------------------------------
+    def _state_bytes(self) -> int:
+        seen, total = set(), 0
+        for st in self._states.values():
+            arrays = list(st["params"].values()) + list(st["velocity"].values()) + [st["order"]]
+            for a in arrays:
+                if id(a) not in seen:
+                    seen.add(id(a))
+                    total += a.nbytes
+            total += STATE_OVERHEAD
+        return total
+
+    def _curve_bytes(self) -> int:
+        own = self._steps.nbytes + self._losses.nbytes
+        return own + sum(b.steps.nbytes + b.losses.nbytes for b in self._branches)
+
+    def _snapshot_budget(self) -> int:
+        return self.max_bytes - self._curve_bytes()
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes held by snapshots and loss curves."""
+        with self._lock:
+            return self._state_bytes() + self._curve_bytes()
+
+    @property
+    def snapshot_bytes(self) -> int:
+        with self._lock:
+            return self._state_bytes()
+
+    # ---- reading (GUI side) ------------------------------------------------------------
+    def snapshot_steps(self) -> list[int]:
+        with self._lock:
+            return sorted(self._states)
+
+    def nearest_step(self, step: int) -> int:
+        """The latest snapshot at or before ``step`` (the first one if none is)."""
+        steps = self.snapshot_steps()
+        if not steps:
+            raise LookupError("the timeline holds no snapshot yet")
+        before = [s for s in steps if s <= step]
+        return before[-1] if before else steps[0]
+
+    def state_at(self, step: int) -> dict:
+        """A full copy of the snapshot ``nearest_step(step)``, ready for ``Trainer.set_state``."""
+        s = self.nearest_step(step)
+        with self._lock:
+            st = self._states[s]
+            return {"params": {k: v.copy() for k, v in st["params"].items()},
+                    "velocity": {k: v.copy() for k, v in st["velocity"].items()},
+                    "order": st["order"].astype(np.intp),
+                    "meta": copy.deepcopy(st["meta"])}
+
+    def curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """The current run's (steps, losses) copies."""
+        with self._lock:
+            return self._steps[:self._n].copy(), self._losses[:self._n].copy()
+
+    def branches(self) -> list[Branch]:
+        with self._lock:
+            return list(self._branches)
+
+    @property
+    def lr(self) -> float:
+        return self._lr
+
+    # ---- forking -----------------------------------------------------------------------
+    def resume(self, step: int, lr: float | None = None) -> dict:
+        """The state of snapshot ``nearest_step(step)``, with ``lr`` if given, for
+        ``Trainer.set_state``. The losses recorded after it become an abandoned branch."""
+        state = self.state_at(step)
+        s = int(state["meta"]["step"])
+        if lr is not None:
+            state["meta"]["lr"] = float(lr)
+        with self._lock:
+            cut = int(np.searchsorted(self._steps[:self._n], s, side="right"))
+            if cut < self._n:
+                tail = Branch(self._steps[cut:self._n].copy(), self._losses[cut:self._n].copy(),
+                              self._lr, s)
+                self._branches = (self._branches + [tail])[-self.max_branches:]
+            self._n = cut
+            self._pending = []
+            for other in [t for t in self._states if t > s]:
+                del self._states[other]
+            self._lr = float(state["meta"]["lr"])
+        return state
