@@ -26,7 +26,7 @@ class DrawCanvas(QWidget):
     stroke_moved = pyqtSignal()
     ink_changed = pyqtSignal()
 
-    def __init__(self, parent=None, size: int = 280, brush_width: float = 20.0):
+    def __init__(self, parent=None, size: int = 280, brush_width: float = 22.0):
         super().__init__(parent)
         self.setFixedSize(size, size)
         self.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Fixed)

@@ -55,6 +55,15 @@ def saliency_rgb(digit: np.ndarray, grad: np.ndarray) -> np.ndarray:
     return (grey * (1 - alpha) + color * alpha).clip(0, 255).astype(np.uint8)
 
 
+def percent(p: float) -> str:
+    """0.999997 -> '>99.9%', 0.00001 -> '<0.1%', 0.4567 -> '45.7%'."""
+    if p > 0.999:
+        return ">99.9%"
+    if 0 < p < 0.0005:
+        return "<0.1%"
+    return f"{100 * p:.1f}%"
+
+
 class PixelView(QWidget):
     """A small image (grey (h, w) or RGB (h, w, 3) uint8) scaled up with square pixels."""
 
@@ -99,7 +108,7 @@ class ProbabilityBars(QWidget):
         self.class_names = list(DIGITS)
         self.paint_count = 0  # for the latency benchmark
         self.painted_at = 0.0
-        self.setMinimumSize(220, 10 * 18)
+        self.setMinimumSize(220, 10 * 20)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
 
     def set_probs(self, probs: np.ndarray | None) -> None:
@@ -111,7 +120,7 @@ class ProbabilityBars(QWidget):
         pal = self.palette()
         fm = p.fontMetrics()
         label_w = max(fm.horizontalAdvance(n) for n in self.class_names) + 8
-        pct_w = fm.horizontalAdvance("100.0%") + 6
+        pct_w = fm.horizontalAdvance(">99.9%") + 6
         row = self.height() / 10
         top = -1 if self.probs is None else int(np.argmax(self.probs))
         bar_x, bar_w = label_w, max(10, self.width() - label_w - pct_w)
@@ -127,8 +136,9 @@ class ProbabilityBars(QWidget):
             v = float(self.probs[k])
             color = pal.color(QPalette.Highlight) if k == top else pal.color(QPalette.Mid)
             p.fillRect(QRectF(bar_x, y + 3, bar_w * v, row - 6), color)
+            p.setPen(pal.color(QPalette.Text if k == top else QPalette.PlaceholderText))
             p.drawText(QRectF(bar_x + bar_w, y, pct_w, row), Qt.AlignRight | Qt.AlignVCenter,
-                       f"{100 * v:.1f}%")
+                       percent(v))
         p.end()
         self.paint_count += 1
         self.painted_at = time.perf_counter()
@@ -198,6 +208,8 @@ class DrawPanel(QWidget):
         self.saliency_combo.addItem("top class", None)
         for k, name in enumerate(DIGITS):
             self.saliency_combo.addItem(name, k)
+        self.saliency_legend = QLabel("red: ink here raises the score, blue: lowers it")
+        self.saliency_legend.setStyleSheet("color: gray;")
         self.prob_bars = ProbabilityBars()
 
         buttons = QGridLayout()
@@ -224,6 +236,7 @@ class DrawPanel(QWidget):
         views.addLayout(sal_caption, 0, 1)
         views.addWidget(self.input_view, 1, 0)
         views.addWidget(self.saliency_view, 1, 1)
+        views.addWidget(self.saliency_legend, 2, 0, 1, 2)
         right = QVBoxLayout()
         right.addLayout(verdict)
         right.addLayout(views)
@@ -411,7 +424,8 @@ class DrawPanel(QWidget):
         else:
             k, p = self.prediction()
             self.class_label.setText(names[k])
-            self.confidence_label.setText(f"{100 * p:.1f}% sure")
+            self.confidence_label.setText(f"{percent(p)} sure")
+        self.class_label.setVisible(bool(self.class_label.text()))
         self.prob_bars.set_probs(self.probs)
         if self.grad is None or self.digit is None:
             self.saliency_view.set_array(None)
