@@ -110,10 +110,11 @@ def emit(args, payload: dict, lines=()) -> None:
 
 def info(args, line: str) -> None:
     """An intermediate message: stdout normally; with --json only to an interactive stderr."""
+    from tqdm import tqdm
     if not getattr(args, "json", False):
-        print(line, flush=True)
+        tqdm.write(line, file=sys.stdout)  # clears and redraws a progress bar around it
     elif interactive():
-        print(line, file=sys.stderr, flush=True)
+        tqdm.write(line, file=sys.stderr)
 
 
 def interactive() -> bool:

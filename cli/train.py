@@ -62,12 +62,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _resolve(args):
     """Model, trainer state and settings from the options, or from the file to resume."""
-    from engine.checkpoint import load_model
-
     from engine.model import Model, build_config
 
     state, extra = None, {}
     if args.resume:
+        from engine.checkpoint import load_model
         model, state, extra = load_model(args.resume)
         extra = extra or {}
         cfg = model.config
