@@ -1,0 +1,236 @@
+"""Plots of the evaluation view: confusion matrix, per-class accuracy, one digit's
+probabilities. Each takes plain arrays through a ``set_...`` method and follows the app's theme
+(``apply_theme``)."""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5 import QtCore, QtGui, QtWidgets
+
+from .theme import Theme, resolve
+
+DIGITS = [str(i) for i in range(10)]
+
+
+# ---- small helpers -----------------------------------------------------------------------
+def digit_pixmap(image: np.ndarray, size: int = 56) -> QtGui.QPixmap:
+    """uint8 (28, 28) digit -> a grey pixmap of ``size`` pixels, blocky (no smoothing)."""
+    img = np.ascontiguousarray(image, dtype=np.uint8)
+    qimage = QtGui.QImage(img.data, img.shape[1], img.shape[0], img.shape[1],
+                          QtGui.QImage.Format_Grayscale8).copy()
+    return QtGui.QPixmap.fromImage(qimage.scaled(size, size, QtCore.Qt.KeepAspectRatio,
+                                                 QtCore.Qt.FastTransformation))
+
+
+def _blend(a: QtGui.QColor, b: QtGui.QColor, t: float) -> QtGui.QColor:
+    """The colour a fraction ``t`` (0..1) of the way from ``a`` to ``b``."""
+    return QtGui.QColor(*(round(x + (y - x) * t)
+                          for x, y in zip(a.getRgb()[:3], b.getRgb()[:3], strict=True)))
+
+
+class _ThemedPlot(pg.PlotWidget):
+    """A PlotWidget drawn in a ``visualizer.theme.Theme``'s colours; ``apply_theme`` restyles
+    it and redraws its data (``redraw``)."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plotItem.setMenuEnabled(False)
+        self.plotItem.hideButtons()
+        self.plotItem.setMouseEnabled(False, False)
+        self.theme = resolve("system")
+
+    def apply_theme(self, theme: Theme) -> None:
+        self.theme = theme
+        self.setBackground(theme.plot_bg)
+        for name in ("left", "bottom"):
+            axis = self.plotItem.getAxis(name)
+            axis.setPen(theme.muted)
+            axis.setTextPen(theme.text)
+            if axis.label.toPlainText():
+                axis.setLabel(axis.labelText, color=theme.text)
+        self.plotItem.titleLabel.setText(self.plotItem.titleLabel.text, color=theme.text)
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Redraw the data in the current theme."""
+
+
+class ConfusionPlot(_ThemedPlot):
+    """10x10 confusion matrix: counts as text, colour = share of the true class's row (sqrt
+    scale so small confusions show). Diagonal in the theme's "good" colour, confusions in its
+    "bad" colour. Clicking a cell emits ``cell_clicked(true, predicted)``."""
+    cell_clicked = QtCore.pyqtSignal(int, int)  # true, predicted
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        p = self.plotItem
+        p.setTitle("Confusion matrix")
+        p.setLabel("bottom", "predicted (colour: share of the true class)")
+        p.setLabel("left", "true")
+        p.invertY(True)
+        ticks = [[(i + 0.5, DIGITS[i]) for i in range(10)]]
+        p.getAxis("bottom").setTicks(ticks)
+        p.getAxis("left").setTicks(ticks)
+        self.image = pg.ImageItem(np.zeros((10, 10, 4), np.uint8), axisOrder="row-major")
+        self.image.setRect(QtCore.QRectF(0, 0, 10, 10))  # cell (r, c) covers [c, c+1] x [r, r+1]
+        p.addItem(self.image)
+        p.setRange(xRange=(0, 10), yRange=(0, 10), padding=0.02)
+        self.texts = []
+        for r in range(10):
+            for c in range(10):
+                t = pg.TextItem("", anchor=(0.5, 0.5))
+                t.setPos(c + 0.5, r + 0.5)
+                p.addItem(t)
+                self.texts.append(t)
+        self.selection = QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
+        self.selection.setPen(pg.mkPen(width=3))
+        self.selection.setVisible(False)
+        p.addItem(self.selection)
+        self.confusion = np.zeros((10, 10), dtype=np.int64)
+        self.scene().sigMouseClicked.connect(self._on_click)
+        self.scene().sigMouseMoved.connect(self._on_move)
+        self.apply_theme(self.theme)
+
+    def set_confusion(self, confusion: np.ndarray) -> None:
+        """Counts (10, 10), row = true class."""
+        self.confusion = np.asarray(confusion)
+        self.redraw()
+
+    def redraw(self) -> None:
+        rows = np.maximum(self.confusion.sum(axis=1, keepdims=True), 1)
+        share = np.sqrt(self.confusion / rows)  # (10, 10) in [0, 1]
+        base, good, bad = (QtGui.QColor(c) for c in (self.theme.plot_bg, self.theme.good,
+                                                       self.theme.bad))
+        rgba = np.zeros((10, 10, 4), dtype=np.uint8)
+        for r in range(10):
+            for c in range(10):
+                color = _blend(base, good if r == c else bad, share[r, c])
+                rgba[r, c] = color.getRgb()
+                count = int(self.confusion[r, c])
+                text = self.texts[r * 10 + c]
+                text.setText(str(count) if count else "")
+                text.setColor("w" if color.lightness() < 150 else "k")
+        self.image.setImage(rgba, autoLevels=False)
+        self.selection.setPen(pg.mkPen(self.theme.text, width=3))
+
+    def select(self, cell: tuple[int, int] | None) -> None:
+        self.selection.setVisible(cell is not None)
+        if cell is not None:
+            self.selection.setRect(cell[1], cell[0], 1, 1)
+
+    def _cell_at(self, scene_pos) -> tuple[int, int] | None:
+        pos = self.plotItem.vb.mapSceneToView(scene_pos)
+        r, c = int(np.floor(pos.y())), int(np.floor(pos.x()))
+        return (r, c) if 0 <= r < 10 and 0 <= c < 10 else None
+
+    def _on_click(self, event) -> None:
+        cell = self._cell_at(event.scenePos())
+        if cell is not None and event.button() == QtCore.Qt.LeftButton:
+            self.cell_clicked.emit(*cell)
+
+    def _on_move(self, scene_pos) -> None:
+        cell = self._cell_at(scene_pos)
+        if cell is None:
+            self.setToolTip("")
+            return
+        r, c = cell
+        n, total = int(self.confusion[r, c]), int(self.confusion[r].sum())
+        share = f" ({100 * n / total:.1f}% of the {r}s)" if total else ""
+        verb = "correctly classified" if r == c else f"taken for {c}"
+        self.setToolTip(f"true {r}, predicted {c}: {n} digits {verb}{share}\nclick to list them")
+
+
+class PerClassPlot(_ThemedPlot):
+    """Horizontal bars: accuracy of each true class, with the percentage written at the end."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        p = self.plotItem
+        p.setTitle("Per-class accuracy")
+        p.invertY(True)
+        p.setXRange(0, 1.18, padding=0)
+        p.setYRange(-0.6, 9.6, padding=0)
+        p.getAxis("bottom").setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.5, 1)]])
+        self.bars = pg.BarGraphItem(x0=np.zeros(10), y=np.arange(10), height=0.7,
+                                    width=np.zeros(10), pen=None)
+        p.addItem(self.bars)
+        self.texts = [pg.TextItem("", anchor=(0, 0.5)) for _ in range(10)]
+        for t in self.texts:
+            p.addItem(t)
+        self.accuracy = np.full(10, np.nan)
+        self.set_class_names(DIGITS)
+        self.apply_theme(self.theme)
+
+    def set_class_names(self, names) -> None:
+        self.plotItem.getAxis("left").setTicks([[(i, str(n)) for i, n in enumerate(names)]])
+
+    def set_accuracy(self, per_class: np.ndarray) -> None:
+        """Accuracy of each class (10,) in [0, 1], NaN for a class without digits."""
+        self.accuracy = np.asarray(per_class, dtype=float)
+        self.redraw()
+
+    def redraw(self) -> None:
+        acc = np.nan_to_num(self.accuracy, nan=0.0)
+        self.bars.setOpts(width=acc, brush=self.theme.accent)
+        for i, t in enumerate(self.texts):
+            t.setText("—" if np.isnan(self.accuracy[i]) else f"{100 * self.accuracy[i]:.1f}%")
+            t.setColor(self.theme.text)
+            t.setPos(acc[i] + 0.01, i)
+
+
+class ProbabilityPlot(_ThemedPlot):
+    """Ten probability bars of one digit: the true class in "good", a wrong prediction in
+    "bad", the others neutral."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        p = self.plotItem
+        p.setYRange(0, 1.08, padding=0)
+        p.setXRange(-0.6, 9.6, padding=0)
+        p.getAxis("bottom").setTicks([[(i, DIGITS[i]) for i in range(10)]])
+        p.getAxis("left").setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.5, 1)]])
+        self.bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7)
+        p.addItem(self.bars)
+        self.probs, self.true, self.predicted = np.zeros(10), -1, -1
+        self.apply_theme(self.theme)
+
+    def set_probs(self, probs: np.ndarray, true: int, predicted: int) -> None:
+        """probs (10,); -1 for no class."""
+        self.probs, self.true, self.predicted = np.asarray(probs, dtype=float), true, predicted
+        self.redraw()
+
+    def redraw(self) -> None:
+        t = self.theme
+        brushes = [t.good if i == self.true else t.bad if i == self.predicted else t.bar
+                   for i in range(10)]
+        self.bars.setOpts(height=self.probs, brushes=brushes, pen=None)
+
+
+class ThumbnailDelegate(QtWidgets.QStyledItemDelegate):
+    """Draws a gallery item: the digit's icon with two caption lines under it (the item's text,
+    split at the newline), both centred; full text width, no eliding."""
+    def sizeHint(self, option, index):  # noqa: N802 - Qt override
+        lines = option.fontMetrics.lineSpacing() * 2
+        side = option.decorationSize.width()
+        return QtCore.QSize(max(side, option.fontMetrics.horizontalAdvance("8 → 8 ")) + 16,
+                            side + lines + 14)
+
+    def paint(self, painter, option, index):
+        painter.save()
+        rect = option.rect.adjusted(2, 2, -2, -2)
+        pal = option.palette
+        if option.state & QtWidgets.QStyle.State_Selected:
+            painter.fillRect(rect, pal.color(QtGui.QPalette.Highlight))
+            painter.setPen(pal.color(QtGui.QPalette.HighlightedText))
+        else:
+            painter.setPen(pal.color(QtGui.QPalette.Text))
+        icon = index.data(QtCore.Qt.DecorationRole)
+        side = option.decorationSize.width()
+        if icon is not None:
+            icon.paint(painter, QtCore.QRect(rect.center().x() - side // 2, rect.top() + 3,
+                                             side, side))
+        text_rect = QtCore.QRect(rect.left(), rect.top() + side + 4, rect.width(),
+                                 rect.height() - side - 4)
+        painter.drawText(text_rect, QtCore.Qt.AlignHCenter | QtCore.Qt.AlignTop,
+                         str(index.data(QtCore.Qt.DisplayRole)))
+        painter.restore()
