@@ -23,6 +23,7 @@ Values are recomputed here in float64; ``stored`` is what the trace (float32) ho
 """
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,10 +44,10 @@ class Explanation:
     notes: tuple = ()  # winners, ties, what was left out
     sources: tuple = field(default=())  # ((trace key, index), ...) cells it is computed from
 
-    def text(self) -> str:
+    def text(self, width: int = 64) -> str:
         out = [self.title, self.formula, ""] + list(self.lines)
-        if self.notes:
-            out += [""] + list(self.notes)
+        for note in self.notes:
+            out += [""] + textwrap.wrap(note, width)
         return "\n".join(out)
 
 
