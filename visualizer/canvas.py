@@ -1,8 +1,8 @@
 """A drawing canvas: round anti-aliased strokes, undo, clear, crisp on high-DPI screens.
 
 Strokes are kept as lists of (x, y, width) in logical pixels and rendered into a QImage at
-the screen's device pixel ratio; a segment is drawn between consecutive mouse or tablet
-events, so fast moves give lines, never dots. The ink coverage (alpha) of that image is what
+the screen's device pixel ratio; a curved piece joins consecutive mouse or tablet events,
+so fast moves give smooth lines, never dots. The ink coverage (alpha) of that image is what
 ``ink_array()`` returns: uint8 (H, W) at device resolution, ink bright on 0, which is the
 polarity MNIST uses.
 
@@ -13,10 +13,18 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt5.QtCore import QEvent, QPointF, QRectF, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QImage, QKeySequence, QPainter, QPalette, QPen
+from PyQt5.QtGui import QColor, QImage, QKeySequence, QPainter, QPainterPath, QPalette, QPen
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
 Point = tuple[float, float, float]  # (x, y, width) in logical pixels
+
+
+def _at(point: Point) -> QPointF:
+    return QPointF(point[0], point[1])
+
+
+def _mid(a: Point, b: Point) -> QPointF:
+    return QPointF((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
 
 
 class DrawCanvas(QWidget):
@@ -111,8 +119,9 @@ class DrawCanvas(QWidget):
         self._image = img
         if self.base is not None:
             self._draw_base(img)
+        live = self.strokes[-1] if self._drawing else None  # the stroke being drawn now
         for stroke in self.strokes:
-            self._draw_stroke(stroke)
+            self._draw_stroke(stroke, finished=stroke is not live)
         self.update()
 
     def _draw_base(self, img: QImage) -> None:
@@ -134,34 +143,59 @@ class DrawCanvas(QWidget):
         p.drawImage(target, src)
         p.end()
 
-    def _pen(self, width: float) -> QPen:
-        return QPen(self._ink_color(), width, Qt.SolidLine, Qt.RoundCap, Qt.RoundJoin)
+    def _piece(self, stroke: list[Point], i: int) -> QPainterPath:
+        """The piece drawn when point i (>= 1) arrives, or the tail when i == len(stroke).
 
-    def _paint_segment(self, p: QPainter, a: Point, b: Point) -> None:
-        if a[:2] == b[:2]:  # a single dot
-            p.setPen(Qt.NoPen)
-            p.setBrush(self._ink_color())
-            p.drawEllipse(QPointF(b[0], b[1]), b[2] / 2, b[2] / 2)
+        Pieces run from midpoint to midpoint and bend through the point between (a quadratic
+        Bezier), so the corners between mouse events come out round; the tail reaches the
+        last point when the stroke ends.
+        """
+        path = QPainterPath()
+        if i == len(stroke):
+            path.moveTo(_mid(stroke[-2], stroke[-1]))
+            path.lineTo(_at(stroke[-1]))
+        elif i == 1:
+            path.moveTo(_at(stroke[0]))
+            path.lineTo(_mid(stroke[0], stroke[1]))
         else:
-            p.setPen(self._pen(b[2]))
-            p.drawLine(QPointF(a[0], a[1]), QPointF(b[0], b[1]))
+            path.moveTo(_mid(stroke[i - 2], stroke[i - 1]))
+            path.quadTo(_at(stroke[i - 1]), _mid(stroke[i - 1], stroke[i]))
+        return path
 
-    def _draw_segment(self, a: Point, b: Point) -> None:
-        """Draw one segment into the ink image and repaint only its neighbourhood."""
+    def _paint_dot(self, p: QPainter, point: Point) -> QRectF:
+        p.setPen(Qt.NoPen)
+        p.setBrush(self._ink_color())
+        p.drawEllipse(_at(point), point[2] / 2, point[2] / 2)
+        r = point[2] / 2 + 2
+        return QRectF(point[0] - r, point[1] - r, 2 * r, 2 * r)
+
+    def _paint_piece(self, p: QPainter, stroke: list[Point], i: int) -> QRectF:
+        width = stroke[min(i, len(stroke) - 1)][2]
+        path = self._piece(stroke, i)
+        p.strokePath(path, QPen(self._ink_color(), width, Qt.SolidLine, Qt.RoundCap,
+                                Qt.RoundJoin))
+        r = width / 2 + 2
+        return path.boundingRect().adjusted(-r, -r, r, r)
+
+    def _draw_now(self, stroke: list[Point], i: int | None) -> None:
+        """Draw the start dot (i None) or piece i into the ink image; repaint just there."""
         p = QPainter(self._image)
         p.setRenderHint(QPainter.Antialiasing)
-        self._paint_segment(p, a, b)
+        if i is None:
+            rect = self._paint_dot(p, stroke[0])
+        else:
+            rect = self._paint_piece(p, stroke, i)
         p.end()
-        r = max(a[2], b[2]) / 2 + 2
-        self.update(QRectF(min(a[0], b[0]) - r, min(a[1], b[1]) - r,
-                           abs(a[0] - b[0]) + 2 * r, abs(a[1] - b[1]) + 2 * r).toAlignedRect())
+        self.update(rect.toAlignedRect())
 
-    def _draw_stroke(self, stroke: list[Point]) -> None:
+    def _draw_stroke(self, stroke: list[Point], finished: bool) -> None:
+        """The same pieces, in the same order, as drawing it live (so pixels match)."""
         p = QPainter(self._image)
         p.setRenderHint(QPainter.Antialiasing)
-        self._paint_segment(p, stroke[0], stroke[0])
-        for a, b in zip(stroke, stroke[1:], strict=False):
-            self._paint_segment(p, a, b)
+        self._paint_dot(p, stroke[0])
+        last = len(stroke) if finished and len(stroke) > 1 else len(stroke) - 1
+        for i in range(1, last + 1):
+            self._paint_piece(p, stroke, i)
         p.end()
 
     def paintEvent(self, event):
@@ -188,7 +222,7 @@ class DrawCanvas(QWidget):
         self._drawing = True
         point = (x, y, width)
         self.strokes.append([point])
-        self._draw_segment(point, point)
+        self._draw_now(self.strokes[-1], None)
         self.stroke_moved.emit()
 
     def _extend(self, x: float, y: float, width: float) -> None:
@@ -198,14 +232,17 @@ class DrawCanvas(QWidget):
         point = (x, y, width)
         if point[:2] == stroke[-1][:2]:
             return
-        self._draw_segment(stroke[-1], point)
         stroke.append(point)
+        self._draw_now(stroke, len(stroke) - 1)
         self.stroke_moved.emit()
 
     def _end(self) -> None:
         if not self._drawing:
             return
         self._drawing = False
+        stroke = self.strokes[-1]
+        if len(stroke) > 1:
+            self._draw_now(stroke, len(stroke))  # the tail, up to the last point
         self.ink_changed.emit()
 
     def mousePressEvent(self, event):

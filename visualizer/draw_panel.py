@@ -130,7 +130,7 @@ class ProbabilityBars(QWidget):
             p.drawText(QRectF(0, y, label_w - 6, row), Qt.AlignRight | Qt.AlignVCenter,
                        self.class_names[k])
             back = QRectF(bar_x, y + 3, bar_w, row - 6)
-            p.fillRect(back, pal.color(QPalette.AlternateBase))
+            p.fillRect(back, pal.color(QPalette.Base))
             if self.probs is None:
                 continue
             v = float(self.probs[k])
@@ -281,6 +281,12 @@ class DrawPanel(QWidget):
         """Where "Test digit" picks from: uint8 (N, 28, 28) and labels (N,)."""
         self.test_images = images
         self.test_labels = labels
+
+    def apply_theme(self, theme) -> None:
+        """Follow a visualizer.theme.Theme (the rest of the panel follows the palette)."""
+        self.error_label.setStyleSheet(f"color: {theme.bad};")
+        for label in (self.source_label, self.saliency_legend):
+            label.setStyleSheet(f"color: {theme.muted};")
 
     def set_class_names(self, names: list[str]) -> None:
         self.prob_bars.class_names = list(names)
