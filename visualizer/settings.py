@@ -1,0 +1,161 @@
+"""What the app remembers between launches, through QSettings.
+
+Window geometry and dock layout, theme, last architecture/dataset/seed, last hyperparameters,
+recent model files and the last folder used. Every value is checked when read: a missing,
+corrupt or out-of-range value (or an unreadable settings file) gives the default, never an
+exception. ``CONVSCOPE_SETTINGS=/path/file.ini`` keeps the settings in that file instead of
+the user's (tests and CI use it).
+"""
+from __future__ import annotations
+
+import math
+import os
+
+from PyQt5.QtCore import QByteArray, QSettings
+
+from engine.model import PRESETS
+
+RECENT_MAX = 8
+THEMES = ("system", "dark", "light")
+POOLS = ("max", "avg", "min")
+
+
+def _positive_finite(v):
+    return math.isfinite(v) and 0 < v <= 100
+
+
+# key -> (kind, default, check); kind is int, float, bool, str or "opt_int" (None = default)
+RUN = {
+    "preset": (str, "seed", lambda v: v in PRESETS),
+    "filters": ("opt_int", None, lambda v: v is None or 1 <= v <= 64),
+    "pool": (str, "max", lambda v: v in POOLS),
+    "relu": ("opt_bool", None, lambda v: True),
+    "dataset": (str, "mini", lambda v: 0 < len(v) < 4096),
+    "seed": (int, 0, lambda v: 0 <= v < 2 ** 32),
+}
+HYPER = {
+    "lr": (float, 0.005, _positive_finite),
+    "batch_size": (int, 1, lambda v: 1 <= v <= 60000),
+    "momentum": (float, 0.0, lambda v: 0 <= v < 1),
+}
+
+
+def _convert(value, kind):
+    """A QSettings value (often a str from an INI file) -> ``kind``; raises on nonsense."""
+    if kind in ("opt_int", "opt_bool"):
+        if value in (None, "", "default"):
+            return None
+        kind = int if kind == "opt_int" else bool
+    if kind is bool:
+        text = str(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValueError(value)
+    if kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return int(str(value).strip())
+    if kind is float:
+        return float(str(value).strip())
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return value
+
+
+class Settings:
+    """Typed, validated access to the app's QSettings."""
+
+    def __init__(self, qsettings: QSettings | None = None):
+        if qsettings is None:
+            path = os.environ.get("CONVSCOPE_SETTINGS")
+            qsettings = (QSettings(path, QSettings.IniFormat) if path
+                         else QSettings("ConvScope", "ConvScope"))
+        self.qs = qsettings
+
+    def read(self, key: str, kind, default, check=lambda v: True):
+        """The stored value converted to ``kind`` if it passes ``check``, else ``default``."""
+        value = self.qs.value(key)
+        if value is None:
+            return default
+        try:
+            value = _convert(value, kind)
+            return value if check(value) else default
+        except (TypeError, ValueError, OverflowError):
+            return default
+
+    def _group(self, prefix: str, spec: dict) -> dict:
+        return {k: self.read(f"{prefix}/{k}", kind, default, check)
+                for k, (kind, default, check) in spec.items()}
+
+    def _write_group(self, prefix: str, spec: dict, values: dict) -> None:
+        for k, v in values.items():
+            if k in spec:
+                self.qs.setValue(f"{prefix}/{k}", "" if v is None else str(v))
+
+    # ---- run settings and hyperparameters ---------------------------------------------
+    def run_settings(self) -> dict:
+        """{preset, filters, pool, relu, dataset, seed} (keyword arguments of RunSettings)."""
+        return self._group("run", RUN)
+
+    def set_run_settings(self, **values) -> None:
+        self._write_group("run", RUN, values)
+
+    def hyperparameters(self) -> dict:
+        """{lr, batch_size, momentum} (keyword arguments of Hyper)."""
+        return self._group("hyper", HYPER)
+
+    def set_hyperparameters(self, **values) -> None:
+        self._write_group("hyper", HYPER, values)
+
+    # ---- appearance --------------------------------------------------------------------
+    def theme(self) -> str:
+        return self.read("view/theme", str, "system", lambda v: v in THEMES)
+
+    def set_theme(self, name: str) -> None:
+        self.qs.setValue("view/theme", name)
+
+    def save_window(self, window) -> None:
+        """Geometry and dock/toolbar layout of a QMainWindow."""
+        self.qs.setValue("window/geometry", window.saveGeometry())
+        self.qs.setValue("window/state", window.saveState())
+
+    def restore_window(self, window) -> bool:
+        """Restore what ``save_window`` stored; False (window unchanged) when nothing valid."""
+        geometry, state = self.qs.value("window/geometry"), self.qs.value("window/state")
+        ok = isinstance(geometry, QByteArray) and window.restoreGeometry(geometry)
+        if isinstance(state, QByteArray):
+            ok = window.restoreState(state) and ok
+        return bool(ok)
+
+    # ---- files -------------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        """Most recent first, at most RECENT_MAX, only files that still exist."""
+        value = self.qs.value("files/recent")
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            return []
+        paths = [p for p in value if isinstance(p, str) and p and os.path.isfile(p)]
+        return list(dict.fromkeys(paths))[:RECENT_MAX]
+
+    def add_recent_file(self, path: str) -> list[str]:
+        path = os.path.abspath(path)
+        paths = [path] + [p for p in self.recent_files() if p != path]
+        self.qs.setValue("files/recent", paths[:RECENT_MAX])
+        self.qs.setValue("files/last_dir", os.path.dirname(path))
+        return paths[:RECENT_MAX]
+
+    def clear_recent_files(self) -> None:
+        self.qs.setValue("files/recent", [])
+
+    def last_dir(self) -> str:
+        folder = self.read("files/last_dir", str, "", os.path.isdir)
+        return folder or os.path.expanduser("~")
+
+    def set_last_dir(self, folder: str) -> None:
+        self.qs.setValue("files/last_dir", folder)
+
+    def sync(self) -> None:
+        self.qs.sync()
