@@ -1,0 +1,89 @@
+"""Starting the app: ``run_app()`` for people, ``take_screenshot()`` for docs and checks."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from PyQt5.QtCore import QCoreApplication, QEventLoop, Qt, QTimer
+from PyQt5.QtWidgets import QApplication
+
+
+def make_app(argv=None) -> QApplication:
+    """The QApplication (created once, with high-DPI scaling)."""
+    app = QApplication.instance()
+    if app is None:
+        QCoreApplication.setAttribute(Qt.AA_EnableHighDpiScaling, True)
+        QCoreApplication.setAttribute(Qt.AA_UseHighDpiPixmaps, True)
+        app = QApplication(list(argv if argv is not None else sys.argv[:1]))
+        app.setApplicationName("ConvScope")
+        app.setOrganizationName("ConvScope")
+        if app.platformName() == "offscreen":  # no desktop settings: a typical desktop font
+            font = app.font()
+            font.setPointSize(10)
+            app.setFont(font)
+    return app
+
+
+def run_app(theme: str = "system") -> int:
+    """Show the main window and run until it is closed. Returns the exit status."""
+    app = make_app()
+    from .main_window import MainWindow
+
+    window = MainWindow(theme=theme)
+    window.show()
+    app.aboutToQuit.connect(window.shutdown)
+    # Ctrl+C in the terminal closes the window cleanly (Python sees the signal between
+    # events; the repaint timer wakes it several times a second)
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    return app.exec_()
+
+
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    """Process Qt events until ``predicate()`` is true or ``timeout`` seconds pass."""
+    loop = QEventLoop()
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            return False
+        QTimer.singleShot(10, loop.quit)
+        loop.exec_()
+    return True
+
+
+def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
+                    theme: str = "system") -> int:
+    """Train ``steps`` steps on the embedded data in the real main window (offscreen when
+    there is no display), wait until every panel shows that state, and save the whole
+    window as a PNG. ``size``: (width, height) or "WxH". Returns 0, or 1 on failure."""
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = make_app()
+    from .main_window import MainWindow
+
+    window = MainWindow(theme=theme)
+    if isinstance(size, str):
+        size = tuple(int(v) for v in size.lower().split("x"))
+    window.resize(*(size or (1600, 1000)))
+    window.show()
+    try:
+        if not wait_until(lambda: window.info is not None, 60):
+            print("the dataset did not load in time", file=sys.stderr)
+            return 1
+        window.set_probe_index(probe)
+        if steps > 0:
+            window.worker.submit("steps", int(steps))
+        if not wait_until(lambda: window.latest is not None
+                          and window.latest.step >= steps
+                          and window.status.values.get("step", 0) >= steps
+                          and all(window._painted.get(n) is window.latest
+                                  for n in window._painters()), 600):
+            print("training did not reach the requested step", file=sys.stderr)
+            return 1
+        wait_until(lambda: False, 0.3)  # let the last repaint and curves settle
+        ok = window.grab().save(str(out))
+        return 0 if ok else 1
+    finally:
+        window.close()
+        app.processEvents()

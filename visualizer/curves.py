@@ -1,0 +1,182 @@
+"""Loss and accuracy curves against samples seen.
+
+Loss: every step's batch loss (raw, faint), its light exponential smoothing, the train loss of
+each epoch and the test loss of each evaluation. Accuracy: running train accuracy (smoothed
+over about 500 samples), each epoch's train accuracy and each test accuracy. Histories are
+bounded (``History``) and the plots downsample and clip to the view, so long runs stay fast.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QColor
+from PyQt5.QtWidgets import QVBoxLayout, QWidget
+
+from .history import History, alpha_for, ema
+from .theme import Theme
+
+LOSS_WINDOW = 50.0  # samples the smoothed loss averages over (light smoothing)
+ACC_WINDOW = 500.0  # samples the running train accuracy averages over
+
+
+class _CurvePanel(QWidget):
+    """A PlotWidget with named curves created once and updated with setData."""
+
+    def __init__(self, y_label: str, legend_offset=(-6, 6), parent=None):
+        super().__init__(parent)
+        self.plot_widget = pg.PlotWidget()
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setLabel("bottom", "samples seen")
+        self.plot.setLabel("left", y_label)
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setClipToView(True)
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.getViewBox().setMouseEnabled(x=True, y=False)
+        self.legend = self.plot.addLegend(offset=legend_offset, labelTextSize="8pt",
+                                          colCount=2, verSpacing=-6, horSpacing=12)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.plot_widget)
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.histories: dict[str, History] = {}
+        self._dirty = False
+        self._theme: Theme | None = None
+
+    def _add(self, key: str, name: str | None, capacity: int = 8192, **style):
+        item = self.plot.plot(name=name, **style)
+        self.curves[key] = item
+        self.histories[key] = History(capacity)
+        return item
+
+    def clear(self) -> None:
+        for h in self.histories.values():
+            h.clear()
+        for item in self.curves.values():
+            item.setData([], [])
+        self._dirty = False
+
+    def refresh(self) -> None:
+        """Push new points to the plot (called from the main window's repaint timer)."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        for key, item in self.curves.items():
+            h = self.histories[key]
+            item.setData(h.x, h.y)
+
+    def point_count(self) -> int:
+        return sum(len(h) for h in self.histories.values())
+
+    def apply_theme(self, theme: Theme) -> None:
+        self._theme = theme
+        self.plot_widget.setBackground(theme.plot_bg)
+        for name in ("left", "bottom"):
+            axis = self.plot.getAxis(name)
+            axis.setPen(pg.mkPen(theme.muted))
+            axis.setTextPen(pg.mkPen(theme.text))
+        self.legend.setLabelTextColor(theme.text)
+        self.legend.setBrush(pg.mkBrush(QColor(theme.plot_bg).darker(100 if theme.dark else 103)))
+        self.legend.setPen(pg.mkPen(theme.muted, width=0.5))
+        self._style(theme)
+
+    def _style(self, theme: Theme) -> None:  # pragma: no cover - overridden
+        pass
+
+
+class LossPanel(_CurvePanel):
+    def __init__(self, parent=None):
+        super().__init__("loss (cross-entropy)", parent=parent)
+        self._add("raw", "step loss")
+        self._add("smooth", "smoothed")
+        self._add("epoch", "epoch train", capacity=1024, symbol="o", symbolSize=7)
+        self._add("test", "test", capacity=1024, symbol="s", symbolSize=7)
+        self.plot.enableAutoRange(y=False)
+        self._ema: float | None = None
+
+    def clear(self) -> None:
+        super().clear()
+        self._ema = None
+
+    def add_steps(self, batch) -> None:
+        """batch: a worker StepBatch."""
+        smooth, self._ema = ema(batch.loss, alpha_for(batch.batch, LOSS_WINDOW), self._ema)
+        self.histories["raw"].extend(batch.samples, batch.loss)
+        self.histories["smooth"].extend(batch.samples, smooth)
+        self._dirty = True
+
+    def add_epoch(self, samples: int, train_loss: float) -> None:
+        self.histories["epoch"].extend([samples], [train_loss])
+        self._dirty = True
+
+    def add_test(self, samples: int, test_loss: float) -> None:
+        self.histories["test"].extend([samples], [test_loss])
+        self._dirty = True
+
+    def refresh(self) -> None:
+        """As the base, but the y range follows the smoothed and test curves (raw spikes of
+        single samples would otherwise flatten everything)."""
+        dirty = self._dirty
+        super().refresh()
+        if not dirty:
+            return
+        tops = [h.y.max() for k, h in self.histories.items() if k != "raw" and len(h)]
+        if tops:
+            self.plot.setYRange(0, max(0.1, max(tops) * 1.15), padding=0)
+
+    def _style(self, theme: Theme) -> None:
+        raw = QColor(theme.curve)
+        raw.setAlpha(150)
+        self.curves["raw"].setPen(pg.mkPen(raw, width=1))
+        self.curves["smooth"].setPen(pg.mkPen(theme.curve2, width=2))
+        self.curves["epoch"].setPen(pg.mkPen(theme.accent, width=1.5, style=Qt.DashLine))
+        self.curves["epoch"].setSymbolBrush(theme.accent)
+        self.curves["epoch"].setSymbolPen(theme.plot_bg)
+        self.curves["test"].setPen(pg.mkPen(theme.good, width=1.5))
+        self.curves["test"].setSymbolBrush(theme.good)
+        self.curves["test"].setSymbolPen(theme.plot_bg)
+
+
+class AccuracyPanel(_CurvePanel):
+    def __init__(self, parent=None):
+        super().__init__("accuracy", legend_offset=(-6, -30), parent=parent)
+        self.plot.setYRange(0, 1, padding=0.02)
+        self.plot.getViewBox().setLimits(yMin=-0.02, yMax=1.02)
+        self.plot.getAxis("left").setTicks(
+            [[(v, f"{v:.0%}") for v in np.linspace(0, 1, 6)],
+             [(v, "") for v in np.linspace(0, 1, 11)]])
+        self._add("running", "running train")
+        self._add("epoch", "epoch train", capacity=1024, symbol="o", symbolSize=7)
+        self._add("test", "test", capacity=1024, symbol="s", symbolSize=7)
+        self.plot.enableAutoRange(y=False)
+        self._ema: float | None = None
+
+    def clear(self) -> None:
+        super().clear()
+        self._ema = None
+
+    @property
+    def running_accuracy(self) -> float | None:
+        return self._ema
+
+    def add_steps(self, batch) -> None:
+        smooth, self._ema = ema(batch.accuracy, alpha_for(batch.batch, ACC_WINDOW), self._ema)
+        self.histories["running"].extend(batch.samples, smooth)
+        self._dirty = True
+
+    def add_epoch(self, samples: int, train_accuracy: float) -> None:
+        self.histories["epoch"].extend([samples], [train_accuracy])
+        self._dirty = True
+
+    def add_test(self, samples: int, test_accuracy: float) -> None:
+        self.histories["test"].extend([samples], [test_accuracy])
+        self._dirty = True
+
+    def _style(self, theme: Theme) -> None:
+        self.curves["running"].setPen(pg.mkPen(theme.curve2, width=2))
+        self.curves["epoch"].setPen(pg.mkPen(theme.accent, width=1.5, style=Qt.DashLine))
+        self.curves["epoch"].setSymbolBrush(theme.accent)
+        self.curves["epoch"].setSymbolPen(theme.plot_bg)
+        self.curves["test"].setPen(pg.mkPen(theme.good, width=1.5))
+        self.curves["test"].setSymbolBrush(theme.good)
+        self.curves["test"].setSymbolPen(theme.plot_bg)

@@ -1,0 +1,192 @@
+"""The probe digit's feature maps, pooled maps and pooling argmax masks.
+
+From a probe trace (``Trainer.probe_trace()``) this panel shows, top to bottom, every conv layer's
+maps (after its ReLU when there is one: what pooling sees) and the pooled maps below them, each
+pooled cell drawn as large as the window it summarises so it lines up with it. For max and min
+pooling, the pixels that lost their window are dimmed: the bright pixels are the winners, the
+only places gradient flows back to. A conv layer and its pooled maps share one colour scale,
+symmetric around zero.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt5.QtCore import Qt
+from PyQt5.QtGui import QColor
+from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from .mosaic import MosaicView
+from .theme import Theme, colormap
+
+DIM_ALPHA = 120  # how strongly pixels that lost their pooling window are dimmed
+
+
+def map_layers(trace: dict) -> list[str]:
+    """Names of the (1, H, W, C) maps to show, in order: a conv layer (or the ReLU after it)
+    and each pooling layer."""
+    names = [k for k, v in trace.items()
+             if "." not in k and k != "input" and getattr(v, "ndim", 0) == 4]
+    shown = []
+    for i, name in enumerate(names):
+        following = names[i + 1] if i + 1 < len(names) else ""
+        if name.startswith("conv") and following.startswith("relu"):
+            continue  # the ReLU's output stands for its conv layer
+        shown.append(name)
+    return shown
+
+
+def dim_overlay(mask: np.ndarray, color: str, alpha: int = DIM_ALPHA) -> np.ndarray:
+    """mask (H, W, C) bool, True at winners -> RGBA (C, H, W, 4) dimming the losers."""
+    c = QColor(color)
+    rgba = np.zeros((mask.shape[2], mask.shape[0], mask.shape[1], 4), np.uint8)
+    rgba[..., :3] = (c.red(), c.green(), c.blue())
+    rgba[..., 3] = np.where(mask.transpose(2, 0, 1), 0, alpha)
+    return rgba
+
+
+class FeatureMapsPanel(QWidget):
+    """``set_architecture(config)`` after a Reset, then ``set_trace(trace)`` at each repaint."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.view = MosaicView(max_cols=16)
+        self.graphics.addItem(self.view, row=0, col=0)
+        self.graphics.ci.setContentsMargins(2, 2, 2, 2)
+        self.masks_box = QCheckBox("Show pooling winners")
+        self.masks_box.setChecked(True)
+        self.masks_box.setToolTip("Dim every pixel that lost its pooling window: the bright "
+                                  "ones are where the gradient flows back to.")
+        self.masks_box.toggled.connect(lambda _: self._draw())
+        self.hover_label = QLabel("Hover a pixel to read its value.")
+        self.hover_label.setObjectName("hover")
+        self.hover_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.hover_label, 1)
+        bottom.addWidget(self.masks_box)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        layout.addWidget(self.graphics, 1)
+        layout.addLayout(bottom)
+        self.pools: dict[str, dict] = {}  # pool layer name -> its config entry
+        self.names: list[str] = []
+        self.trace: dict | None = None
+        self._signature = None
+        self._theme: Theme | None = None
+        self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
+
+    def set_architecture(self, config: dict) -> None:
+        count, self.pools = 0, {}
+        for spec in config["layers"]:
+            if spec["type"] == "pool":
+                count += 1
+                self.pools[f"pool{count}"] = spec
+        self._signature = None
+
+    def set_trace(self, trace: dict) -> None:
+        """trace: the probe digit's trace (arrays with a leading batch axis of 1)."""
+        self.trace = trace
+        names = map_layers(trace)
+        signature = tuple((n, trace[n].shape) for n in names)
+        if signature != self._signature:
+            self._configure(names)
+            self._signature = signature
+        self._draw()
+
+    def _configure(self, names: list[str]) -> None:
+        self.view.clear_sections()
+        self.names = names
+        base = self.trace[names[0]].shape[1] if names else 1
+        for name in names:
+            _, h, w, c = self.trace[name].shape
+            section = self.view.add_section(name)
+            numbered = c <= 32 and not name.startswith("pool")
+            labels = [str(k + 1) for k in range(c)] if numbered else None
+            section.configure(c, h, w, factor=max(1, round(base / h)), labels=labels)
+        if self._theme is not None:
+            self.apply_theme(self._theme)
+        self.view.arrange()
+
+    def _title(self, name: str, c: int, h: int, w: int, peak: float) -> str:
+        if name.startswith("pool"):
+            spec = self.pools.get(name, {})
+            mode = spec.get("mode", "max")
+            size = spec.get("size", 2)
+            return f"{name}: {mode} of each {size}×{size} window → {c} maps {h}×{w}"
+        label = name if not name.startswith("relu") else f"conv{name[4:]} + ReLU"
+        return f"{label}: {c} feature maps {h}×{w}   (colour scale ±{peak:.3g})"
+
+    def _draw(self) -> None:
+        trace = self.trace
+        if trace is None or not self.names:
+            return
+        peak = 1.0
+        for section, name in zip(self.view.sections, self.names, strict=True):
+            maps = trace[name][0]  # (H, W, C)
+            if not name.startswith("pool"):  # a conv layer sets the scale of its group
+                finite = np.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
+                peak = max(float(np.abs(finite).max()), 1e-6)
+            h, w, c = maps.shape
+            section.title.setText(self._title(name, c, h, w, peak))
+            section.set_maps(maps.transpose(2, 0, 1), (-peak, peak))
+            pool = self._pool_after(name)
+            mask = trace.get(f"{pool}.mask") if pool else None
+            if mask is not None and self.masks_box.isChecked() and self._theme is not None:
+                section.set_overlay(dim_overlay(mask[0], self._theme.plot_bg))
+            else:
+                section.set_overlay(None)
+
+    def _pool_after(self, name: str) -> str | None:
+        i = self.names.index(name)
+        if i + 1 < len(self.names) and self.names[i + 1].startswith("pool"):
+            return self.names[i + 1]
+        return None
+
+    # ---- hover ---------------------------------------------------------------------------
+    def describe(self, name: str, k: int, i: int, j: int) -> str:
+        """The hover text for pixel (i, j) of map k of layer ``name``."""
+        trace = self.trace
+        value = float(trace[name][0, i, j, k])
+        text = f"{name} map {k + 1}, pixel ({i}, {j}) = {value:+.4f}"
+        if name.startswith("pool"):
+            spec = self.pools.get(name, {})
+            size, stride = spec.get("size", 2), spec.get("stride", 2)
+            src = self.names[self.names.index(name) - 1]
+            r0, c0 = i * stride, j * stride
+            text += f", from the {size}×{size} window at rows {r0}–{r0 + size - 1}, " \
+                    f"cols {c0}–{c0 + size - 1} of {src}"
+            mask = trace.get(f"{name}.mask")
+            if mask is not None:
+                window = mask[0, r0:r0 + size, c0:c0 + size, k]
+                wi, wj = np.argwhere(window)[0]
+                win_value = float(trace[src][0, r0 + wi, c0 + wj, k])
+                text += f"; winner ({r0 + wi}, {c0 + wj}) = {win_value:+.4f}"
+            else:
+                text += " (the average of all four)"
+            return text
+        pool = self._pool_after(name)
+        mask = trace.get(f"{pool}.mask") if pool else None
+        if mask is not None:
+            stride = self.pools.get(pool, {}).get("stride", 2)
+            won = bool(mask[0, i, j, k])
+            text += (f" — wins its window → {pool} ({i // stride}, {j // stride})" if won
+                     else " — lost its window: no gradient flows here")
+        return text
+
+    def _on_mouse(self, pos) -> None:
+        if self.trace is None:
+            return
+        hit = self.view.pixel_at(pos)
+        if hit is not None:
+            section, k, i, j = hit
+            self.hover_label.setText(self.describe(section.name, k, i, j))
+
+    def apply_theme(self, theme: Theme) -> None:
+        self._theme = theme
+        self.graphics.setBackground(theme.plot_bg)
+        self.view.set_colors(theme.text, theme.muted)
+        lut = colormap(theme.diverging).getLookupTable(0.0, 1.0, 256)
+        for section in self.view.sections:
+            section.image.setLookupTable(lut)
+        self._draw()

@@ -1,0 +1,386 @@
+"""The training worker: a QObject living on a QThread that owns the engine's Trainer.
+
+Architecture invariant: the worker never touches a widget and the GUI thread never runs a
+training step. The GUI talks to the worker through ``submit()`` (a thread-safe command queue,
+read between steps, so pause and step take effect at the next sample); the worker talks back
+through signals carrying copies:
+
+- ``progress(StepBatch)``: every step's loss and accuracy, batched, at most ~30 per second;
+- ``snapshot(Snapshot)``: weights and the probe digit's trace, at most ~30 per second;
+- ``epoch_ended(EpochReport)``, ``evaluated(EvalReport)``, ``state_changed(bool running)``,
+  ``run_started(RunInfo)`` after every Reset, ``error(str)`` for anything that went wrong
+  (``DivergenceError`` pauses training; the weights stay at the last finite state).
+
+Shut down with ``stop()`` then ``thread.quit(); thread.wait()`` (see ``start_worker``).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+from PyQt5.QtCore import QObject, QThread, pyqtSignal
+
+from engine.model import Model, build_config
+from engine.train import DivergenceError, Trainer, evaluate
+
+EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What Reset builds: architecture, data and seed (hyperparameters live in Hyper)."""
+    preset: str = "seed"
+    filters: int | None = None  # None: the preset's default
+    pool: str = "max"
+    relu: bool | None = None  # None: the preset's default
+    dataset: str = "mini"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Hyper:
+    """Hyperparameters applied at the next step."""
+    lr: float = 0.005
+    batch_size: int = 1
+    momentum: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Sent after a Reset: what is now training. x_test/y_test are read-only arrays."""
+    settings: RunSettings
+    config: dict
+    dataset: str
+    class_names: list
+    n_train: int
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclass(frozen=True)
+class StepBatch:
+    """Steps done since the last progress signal. Arrays have one entry per step."""
+    step: np.ndarray  # (n,) int64, step number after the step
+    samples: np.ndarray  # (n,) int64, samples seen after the step
+    loss: np.ndarray  # (n,) float32, mean loss of the step's batch
+    accuracy: np.ndarray  # (n,) float32, fraction of the batch classified right
+    batch: np.ndarray  # (n,) int32, batch size of the step
+    epoch: int
+    lr: float
+    samples_per_s: float  # over the span of this batch (0 when unknown)
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    step: int
+    samples: int
+    test_loss: float
+    test_accuracy: float
+
+
+class TrainWorker(QObject):
+    """Owns the Trainer. Create it, move it to a QThread, connect thread.started to run()."""
+
+    progress = pyqtSignal(object)  # StepBatch
+    snapshot = pyqtSignal(object)  # engine.train.Snapshot
+    epoch_ended = pyqtSignal(object)  # engine.train.EpochReport
+    evaluated = pyqtSignal(object)  # EvalReport
+    state_changed = pyqtSignal(bool)  # True while training continuously
+    run_started = pyqtSignal(object)  # RunInfo
+    loading = pyqtSignal(str)  # dataset spec being loaded
+    error = pyqtSignal(str)
+    finished = pyqtSignal()
+
+    def __init__(self, loader=None, hyper: Hyper | None = None):
+        super().__init__()
+        self._loader = loader
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self.hyper = hyper or Hyper()
+        self.trainer: Trainer | None = None  # touched only on the worker thread
+        self.settings: RunSettings | None = None
+        self.steps_per_s = 0.0  # 0 = full speed
+        self._running = False
+        self._pending: tuple | None = None  # ("steps", n, batch) or ("epoch", epoch)
+        self._stopping = False
+        self._datasets: dict = {}
+        self._probe: tuple | None = None  # ("probe", image, label) or ("probe_test", i)
+        self._next_due = 0.0
+        self._reset_buffer()
+
+    # ---- called from any thread ----------------------------------------------------------
+    def submit(self, command: str, *args) -> None:
+        """Queue a command for the worker thread: train, pause, toggle, step_samples(n),
+        step_batch, step_epoch, steps(n), reset(RunSettings), hyper(Hyper), speed(steps/s or
+        0), probe(image uint8 (28, 28), label or None), probe_test(index), stop."""
+        self._commands.put((command, args))
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.submit("stop")
+
+    # ---- the loop (worker thread) --------------------------------------------------------
+    def run(self) -> None:
+        while not self._stopping:
+            try:
+                command = self._next_command()
+                if command is not None:
+                    self._handle(*command)
+                elif self._busy():
+                    self._work()
+            except DivergenceError as e:
+                self._halt()
+                self.error.emit(f"Training diverged: {e}. The weights are kept at the last "
+                                f"finite step; lower the learning rate, then Train or Reset.")
+            except Exception as e:  # never let an exception escape the thread
+                traceback.print_exc()
+                self._halt()
+                self.error.emit(f"{type(e).__name__}: {e}")
+        self._flush()
+        self.finished.emit()
+
+    def _busy(self) -> bool:
+        return self.trainer is not None and (self._running or self._pending is not None)
+
+    def _next_command(self):
+        if not self._busy():
+            return self._commands.get()  # idle: sleep until told something
+        delay = self._next_due - time.perf_counter() if self._running else 0.0
+        try:
+            if delay > 0:
+                return self._commands.get(timeout=delay)
+            return self._commands.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _handle(self, command: str, args: tuple) -> None:
+        if command == "stop":
+            self._stopping = True
+        elif command in ("train", "pause", "toggle"):
+            run = {"train": True, "pause": False}.get(command, not self._running)
+            self._set_running(run and self.trainer is not None)
+            self._pending = None
+            self._flush()
+        elif command == "hyper":
+            self.hyper = args[0]
+            self._apply_hyper()
+        elif command == "speed":
+            self.steps_per_s = float(args[0])
+        elif command == "reset":
+            self._reset(args[0])
+        elif command in ("probe", "probe_test"):
+            self._probe = (command, *args)
+            self._apply_probe()
+            self._emit_snapshot()
+        elif self.trainer is None:
+            return
+        elif command == "step_samples":
+            self._start_pending(("steps", int(args[0]), 1))
+        elif command == "step_batch":
+            self._start_pending(("steps", 1, None))
+        elif command == "steps":
+            self._start_pending(("steps", int(args[0]), None))
+        elif command == "step_epoch":
+            self._start_pending(("epoch", self.trainer.epoch))
+        else:
+            raise ValueError(f"unknown worker command {command!r}")
+
+    def _start_pending(self, pending: tuple) -> None:
+        self._set_running(False)
+        self._pending = pending
+
+    def _work(self) -> None:
+        """One training step, then whatever the step finished."""
+        trainer = self.trainer
+        if self._running:
+            self._next_due = time.perf_counter() + (1 / self.steps_per_s
+                                                    if self.steps_per_s > 0 else 0.0)
+            trainer.step()
+            return
+        kind = self._pending[0]
+        if kind == "steps":
+            _, left, batch = self._pending
+            trainer.step(batch)
+            self._pending = ("steps", left - 1, batch) if left > 1 else None
+        else:
+            trainer.step()
+            if trainer.epoch != self._pending[1]:
+                self._pending = None
+        if self._pending is None:  # a discrete step just ended: show exactly this state
+            self._flush()
+            self._emit_snapshot()
+
+    def _set_running(self, running: bool) -> None:
+        if running == self._running:
+            return
+        self._running = running
+        if running:
+            self._next_due = self._t_last = time.perf_counter()
+            self._samples_last = self.trainer.samples_seen
+        else:  # show exactly the state training stopped at
+            self._flush()
+            self._emit_snapshot()
+        self.state_changed.emit(running)
+
+    def _halt(self) -> None:
+        self._pending = None
+        self._set_running(False)
+
+    # ---- reset ---------------------------------------------------------------------------
+    def _load(self, spec: str):
+        if spec not in self._datasets:
+            self.loading.emit(spec)
+            loader = self._loader
+            if loader is None:
+                from engine.datasets import load_dataset
+                loader = load_dataset
+            result: dict = {}
+
+            def target():
+                try:
+                    result["data"] = loader(spec)
+                except BaseException as e:  # reported below, on the worker thread
+                    result["error"] = e
+
+            # a download may be long: load aside so a stop request is still honoured
+            loading = threading.Thread(target=target, name="dataset-loader", daemon=True)
+            loading.start()
+            while loading.is_alive():
+                loading.join(0.05)
+                if self._stopping or not self._commands.empty() and self._stop_queued():
+                    raise InterruptedError("closing")
+            if "error" in result:
+                raise result["error"]
+            self._datasets = {spec: result["data"]}  # keep one: full MNIST is 47 MB
+        return self._datasets[spec]
+
+    def _stop_queued(self) -> bool:
+        """Look for a stop among queued commands without losing the others."""
+        kept, stop = [], False
+        while True:
+            try:
+                item = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            stop = stop or item[0] == "stop"
+            kept.append(item)
+        for item in kept:
+            self._commands.put(item)
+        if stop:
+            self._stopping = True
+        return stop
+
+    def _reset(self, settings: RunSettings) -> None:
+        self._halt()
+        try:
+            data = self._load(settings.dataset)
+        except InterruptedError:
+            return
+        config = build_config(settings.preset, settings.filters, settings.pool, settings.relu)
+        model = Model(config, settings.seed)
+        for layer in model.layers:  # Trainer.probe_trace needs gradients to exist before step 1
+            for k, v in layer.params.items():
+                layer.grads.setdefault(k, np.zeros_like(v))
+        hyper = self.hyper
+        trainer = Trainer(model, data.x_train, data.y_train, data.x_test, data.y_test,
+                          lr=hyper.lr, batch_size=self._clamp_batch(hyper.batch_size, data),
+                          momentum=hyper.momentum, seed=settings.seed,
+                          snapshot_interval=EMIT_INTERVAL)
+        trainer.on_step = self._on_step
+        trainer.on_snapshot = self.snapshot.emit
+        trainer.on_epoch_end = self.epoch_ended.emit
+        self.trainer, self.settings = trainer, settings
+        self._reset_buffer()
+        self._apply_probe()
+        x_test, y_test = _read_only(data.x_test), _read_only(data.y_test)
+        self.run_started.emit(RunInfo(settings, config, data.name, list(data.class_names),
+                                      len(data.x_train), x_test, y_test))
+        if len(x_test):  # where the untrained network starts (chance level)
+            loss, acc, _ = evaluate(model, x_test, y_test)
+            self.evaluated.emit(EvalReport(0, 0, loss, acc))
+        self._emit_snapshot()
+
+    @staticmethod
+    def _clamp_batch(batch_size: int, data) -> int:
+        return max(1, min(int(batch_size), len(data.x_train)))
+
+    def _apply_hyper(self) -> None:
+        if self.trainer is not None:
+            self.trainer.lr = self.hyper.lr
+            self.trainer.momentum = self.hyper.momentum
+            self.trainer.batch_size = max(1, min(int(self.hyper.batch_size),
+                                                 len(self.trainer.x_train)))
+
+    def _apply_probe(self) -> None:
+        """("probe", image, label) or ("probe_test", index into the test split)."""
+        trainer = self.trainer
+        if trainer is None or self._probe is None:
+            return
+        if self._probe[0] == "probe_test":
+            if trainer.x_test is None or not len(trainer.x_test):
+                return
+            index = min(max(int(self._probe[1]), 0), len(trainer.x_test) - 1)
+            image, label = trainer.x_test[index], trainer.y_test[index]
+        else:
+            image, label = self._probe[1], self._probe[2]
+        trainer.probe = np.ascontiguousarray(image, dtype=np.uint8).reshape(28, 28)
+        trainer.probe_label = None if label is None else int(label)
+
+    def _emit_snapshot(self) -> None:
+        if self.trainer is not None:
+            self.snapshot.emit(self.trainer.snapshot())
+
+    # ---- batched step reports ----------------------------------------------------------
+    def _reset_buffer(self) -> None:
+        self._buf: list = []
+        self._t_last = time.perf_counter()
+        self._samples_last = 0
+
+    def _on_step(self, report) -> None:
+        self._buf.append((report.step, report.samples_seen, report.loss,
+                          report.correct / report.batch_size, report.batch_size))
+        if time.perf_counter() - self._t_last >= EMIT_INTERVAL:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buf or self.trainer is None:
+            return
+        now = time.perf_counter()
+        rows = self._buf
+        self._buf = []
+        seen = self.trainer.samples_seen
+        rate = (seen - self._samples_last) / (now - self._t_last) if self._running else 0.0
+        self._t_last, self._samples_last = now, seen
+        cols = list(zip(*rows, strict=True))
+        self.progress.emit(StepBatch(
+            np.array(cols[0], np.int64), np.array(cols[1], np.int64),
+            np.array(cols[2], np.float32), np.array(cols[3], np.float32),
+            np.array(cols[4], np.int32), self.trainer.epoch, self.trainer.lr, rate))
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+def start_worker(worker: TrainWorker, parent=None) -> QThread:
+    """Move ``worker`` to a new QThread running its loop, and start it."""
+    thread = QThread(parent)
+    thread.setObjectName("training")
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    thread.start()
+    return thread
+
+
+def stop_worker(worker: TrainWorker, thread: QThread, timeout_ms: int = 3000) -> bool:
+    """Ask the loop to end at the next sample, then join the thread. True when it ended."""
+    worker.stop()
+    thread.quit()
+    return thread.wait(timeout_ms)
+
+
