@@ -401,3 +401,14 @@ def test_program_exit_statuses(tmp_path, trained):
     failed = _main("eval", "--model", tmp_path / "missing.npz", "--json")
     assert failed.returncode == 1 and failed.stdout == ""
     one_error_line(failed.stderr, "convscope eval: error:")
+
+
+def test_program_screenshot_of_the_real_window(tmp_path):
+    out_png = tmp_path / "window.png"
+    done = _main("screenshot", "--out", out_png, "--steps", "5", "--size", "1400x900",
+                 "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1])["out"] == str(out_png)
+    with Image.open(out_png) as im:
+        assert im.size == (1400, 900)
+        assert len(np.unique(np.asarray(im.convert("L")))) > 10  # a drawn window, not a blank image
