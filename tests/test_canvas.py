@@ -1,18 +1,19 @@
 """The drawing canvas and the draw panel, driven by synthetic mouse and key events."""
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from PyQt5.QtCore import QEvent, QPointF, Qt
+from PyQt5.QtCore import QEvent, QObject, QPointF, Qt, pyqtSignal
 from PyQt5.QtGui import QMouseEvent
 from PyQt5.QtTest import QTest
 from PyQt5.QtWidgets import QApplication
 
 from engine.datasets import load_dataset
 from engine.model import Model, build_config
-from engine.train import Trainer
+from engine.train import Snapshot, Trainer
 from visualizer.canvas import DrawCanvas
-from visualizer.draw_panel import DrawPanel
+from visualizer.draw_panel import DrawPanel, attach
 
 
 def mouse(widget, kind, x, y, button=Qt.LeftButton):
@@ -229,3 +230,80 @@ def test_panel_renders_something(panel):
     row = bars.height() // 20  # the middle of the first row: class 0, the top class
     assert sum(bars.pixel(x, row) == highlight for x in range(bars.width())) > 50
     assert image.width() >= 500 and image.height() >= 300
+
+
+def test_load_test_digit_announces_it_once_with_its_label(panel, qtbot):
+    data = load_dataset("mini", progress=False)
+    panel.set_test_digits(data.x_test, data.y_test)
+    seen = []
+    panel.probe_changed.connect(seen.append)
+    panel.load_test_digit(5)
+    assert len(seen) == 1 and panel.probe_label == int(data.y_test[5])
+    assert "test digit #5" in panel.probe_source
+    stroke(panel.canvas, one_points(30))  # drawn over: no longer that labelled digit
+    assert len(seen) == 2 and panel.probe_label is None
+
+
+class FakeWindow(QObject):
+    """The parts of visualizer.main_window.MainWindow that ``attach`` uses."""
+    run_started = pyqtSignal(object)
+    snapshot_shown = pyqtSignal(object)
+
+    def __init__(self):
+        super().__init__()
+        self.info = None
+        self.panels, self.probes = {}, []
+        self.probe_panel = SimpleNamespace(index_spin=SimpleNamespace(value=lambda: 4))
+
+    def add_panel(self, name, widget, area):
+        self.panels[name] = (widget, area)
+
+    def set_probe(self, image, label=None, source=""):
+        self.probes.append(("drawing", image, label, source))
+
+    def set_probe_index(self, index):
+        self.probes.append(("test", index))
+
+
+def test_attach_wires_weights_and_probe(qtbot, trained_model):
+    window = FakeWindow()
+    panel = attach(window)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert window.panels["Draw a digit"] == (panel, "tab")
+    data = load_dataset("mini", progress=False)
+    window.info = SimpleNamespace(config=trained_model.config, x_test=data.x_test,
+                                  y_test=data.y_test, class_names=list(data.class_names))
+    window.run_started.emit(window.info)
+    assert panel.test_images is data.x_test
+    params = {k: v.copy() for k, v in trained_model.params().items()}
+    window.snapshot_shown.emit(Snapshot(step=1, epoch=0, params=params))
+    assert panel.model is not None and panel.model.config == trained_model.config
+    stroke(panel.canvas, one_points())
+    assert panel.prediction()[0] == 1
+    kind, image, label, source = window.probes[-1]
+    assert kind == "drawing" and label is None and source == "your drawing"
+    np.testing.assert_array_equal(image, panel.digit)
+    panel.clear_button.click()
+    assert window.probes[-1] == ("test", 4)  # back to the chosen test digit
+
+
+def test_pen_tablet_pressure_sets_the_width(qtbot):
+    from PyQt5.QtGui import QTabletEvent
+    canvas = DrawCanvas(brush_width=20)
+    qtbot.addWidget(canvas)
+
+    def pen(kind, x, y, pressure):
+        event = QTabletEvent(kind, QPointF(x, y), QPointF(x, y), QTabletEvent.Stylus,
+                             QTabletEvent.Pen, pressure, 0, 0, 0.0, 0.0, 0, Qt.NoModifier,
+                             1, Qt.LeftButton, Qt.LeftButton)
+        QApplication.sendEvent(canvas, event)
+        return event.isAccepted()
+
+    assert pen(QEvent.TabletPress, 100, 60, 0.0)
+    pen(QEvent.TabletMove, 100, 140, 0.5)
+    pen(QEvent.TabletMove, 100, 220, 1.0)
+    pen(QEvent.TabletRelease, 100, 220, 1.0)
+    assert [round(w, 3) for _, _, w in canvas.strokes[0]] == [8.0, 14.0, 20.0]
+    ink = canvas.ink_array()
+    assert ink[140, 100] == 255 and ink[140, 115] == 0  # thinner than the full brush

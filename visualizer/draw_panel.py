@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PyQt5.QtCore import QRectF, Qt, QTimer, pyqtSignal
+from PyQt5.QtCore import QRectF, QSize, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QFont, QImage, QPainter, QPalette
 from PyQt5.QtWidgets import (
     QComboBox,
@@ -111,6 +111,9 @@ class ProbabilityBars(QWidget):
         self.setMinimumSize(220, 10 * 20)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
 
+    def sizeHint(self):
+        return QSize(300, 10 * 20)
+
     def set_probs(self, probs: np.ndarray | None) -> None:
         self.probs = None if probs is None else np.asarray(probs, dtype=np.float64)
         self.update()
@@ -160,9 +163,11 @@ class DrawPanel(QWidget):
         self.probs: np.ndarray | None = None  # (10,)
         self.grad: np.ndarray | None = None  # (28, 28) saliency of the shown class
         self.probe_label: int | None = None  # true label of a loaded test digit
+        self.probe_source = "your drawing"  # what the probe is, in words
         self.test_images: np.ndarray | None = None  # uint8 (N, 28, 28)
         self.test_labels: np.ndarray | None = None
-        self._emitted: np.ndarray | None = None
+        self._emitted: tuple = (None, None)  # (digit, label) last announced
+        self._stale = False
         self._last_classify = -np.inf
         self._rng = np.random.default_rng()
         self._build()
@@ -232,7 +237,8 @@ class DrawPanel(QWidget):
         views.addWidget(QLabel("network input 28×28"), 0, 0)
         sal_caption = QHBoxLayout()
         sal_caption.addWidget(QLabel("saliency for"))
-        sal_caption.addWidget(self.saliency_combo, 1)
+        sal_caption.addWidget(self.saliency_combo)
+        sal_caption.addStretch(1)
         views.addLayout(sal_caption, 0, 1)
         views.addWidget(self.input_view, 1, 0)
         views.addWidget(self.saliency_view, 1, 1)
@@ -245,7 +251,9 @@ class DrawPanel(QWidget):
 
         top = QHBoxLayout(self)
         top.addLayout(left)
-        top.addLayout(right, 1)
+        top.addSpacing(8)
+        top.addLayout(right)
+        top.addStretch(1)  # on a wide screen the panel keeps its shape, left-aligned
 
         self._throttle = QTimer(self)
         self._throttle.setSingleShot(True)
@@ -275,7 +283,16 @@ class DrawPanel(QWidget):
                     self.model.set_params(params)
                 except ValueError:  # another architecture (after a reset): wait for a Model
                     self.model = None
-        self._predict()
+        if self.isVisible():
+            self._predict()
+        else:  # hidden (another tab): classify when shown, not 30 times a second for nobody
+            self._stale = True
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        if self._stale:
+            self._stale = False
+            self._predict()
 
     def set_test_digits(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
         """Where "Test digit" picks from: uint8 (N, 28, 28) and labels (N,)."""
@@ -312,11 +329,11 @@ class DrawPanel(QWidget):
         i = int(self._rng.integers(n)) if index is None else int(index) % n
         label = None if self.test_labels is None else int(self.test_labels[i])
         self._clear_error()
-        self.canvas.set_base(self.test_images[i])
         self.probe_label = label
+        self.probe_source = f"test digit #{i} on the canvas"
         self.source_label.setText(f"test digit #{i}" + ("" if label is None else
                                                          f", labelled {label}"))
-        self._classify_canvas(settled=True, force_emit=True)
+        self.canvas.set_base(self.test_images[i])  # classifies and announces the probe
 
     def open_image(self, path) -> bool:
         """Classify an image file (PNG/JPG, any size, either polarity). A file that is not an
@@ -332,10 +349,10 @@ class DrawPanel(QWidget):
             self._fail(f"{Path(path).name}: no digit found (the image is blank)")
             return False
         self._clear_error()
-        self.canvas.set_base(digit)
         self.probe_label = None
+        self.probe_source = Path(path).name
         self.source_label.setText(Path(path).name)
-        self._classify_canvas(settled=True, force_emit=True)
+        self.canvas.set_base(digit)  # classifies and announces the probe
         return True
 
     def _choose_file(self) -> None:
@@ -365,12 +382,13 @@ class DrawPanel(QWidget):
             self._throttle.start(int(wait * 1000) + 1)
 
     def _on_ink_changed(self) -> None:
-        if self.canvas.is_empty():
+        if self.canvas.is_empty() or self.canvas.strokes:  # drawn over: the label no longer holds
             self.probe_label = None
+            self.probe_source = "your drawing"
             self.source_label.clear()
         self._classify_canvas(settled=True)
 
-    def _classify_canvas(self, settled: bool, force_emit: bool = False) -> None:
+    def _classify_canvas(self, settled: bool) -> None:
         """Preprocess the canvas and classify it; when ``settled``, announce the probe."""
         from engine.preprocess import preprocess_digit
         self._throttle.stop()
@@ -378,12 +396,15 @@ class DrawPanel(QWidget):
         self.digit = None if self.canvas.is_empty() else preprocess_digit(self.canvas.ink_array())
         self._predict()
         if settled:
-            same = (self._emitted is None and self.digit is None) or (
-                self._emitted is not None and self.digit is not None
-                and np.array_equal(self._emitted, self.digit))
-            if force_emit or not same:
-                self._emitted = None if self.digit is None else self.digit.copy()
-                self.probe_changed.emit(self._emitted)
+            old, old_label = self._emitted
+            same = old_label == self.probe_label and (
+                (old is None and self.digit is None) or (
+                    old is not None and self.digit is not None
+                    and np.array_equal(old, self.digit)))
+            if not same:
+                image = None if self.digit is None else self.digit.copy()
+                self._emitted = (image, self.probe_label)
+                self.probe_changed.emit(image)
 
     def _predict(self) -> None:
         if self.digit is None or self.model is None:
@@ -437,3 +458,30 @@ class DrawPanel(QWidget):
             self.saliency_view.set_array(None)
         else:
             self.saliency_view.set_array(saliency_rgb(self.digit, self.grad))
+
+
+def attach(window, name: str = "Draw a digit") -> DrawPanel:
+    """Add a DrawPanel to a visualizer MainWindow as a tab and wire it both ways: the weights
+    the window has just painted -> the panel's private model; the settled drawing -> the
+    window's probe digit (an empty canvas gives the probe back to the chosen test digit)."""
+    panel = DrawPanel()
+    window.add_panel(name, panel, "tab")
+
+    def on_run(info) -> None:
+        panel.set_test_digits(info.x_test, info.y_test)
+        panel.set_class_names(info.class_names)
+
+    def on_snapshot(snapshot) -> None:
+        if window.info is not None:
+            panel.set_model(snapshot.params, window.info.config)
+
+    def on_probe(image) -> None:
+        if image is None:
+            window.set_probe_index(window.probe_panel.index_spin.value())
+        else:
+            window.set_probe(image, panel.probe_label, panel.probe_source)
+
+    window.run_started.connect(on_run)
+    window.snapshot_shown.connect(on_snapshot)
+    panel.probe_changed.connect(on_probe)
+    return panel
