@@ -1,0 +1,216 @@
+"""Export: curve histories as CSV, the run's settings as JSON, any panel as PNG or SVG.
+
+Every file is written atomically (a temporary file in the same folder, then a rename), so a
+failed export never leaves half a file. PNG and SVG of a panel holding one pyqtgraph view go
+through pyqtgraph's exporters; a panel made of several widgets is saved as PNG from its
+on-screen rendering (SVG is offered only where pyqtgraph can export the whole panel).
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters  # noqa: F401 - registers pg.exporters
+from PyQt5.QtCore import QObject, pyqtSignal
+from PyQt5.QtWidgets import QMenu
+
+from . import dialogs
+
+
+class ExportError(OSError):
+    """An export that could not be written (one-line message)."""
+
+
+@contextmanager
+def atomic_path(path: str):
+    """Yields a temporary path beside ``path`` (same suffix); renamed over ``path`` on success,
+    removed on failure."""
+    path = os.path.abspath(os.fspath(path))
+    folder, name = os.path.split(path)
+    suffix = os.path.splitext(name)[1]
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + name + ".", suffix=suffix)
+    except OSError as e:
+        raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---- history ---------------------------------------------------------------------------
+def history_series(panels: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"loss/raw": (samples (n,), values (n,)), ...} from panels that keep ``histories``
+    (a dict of ``visualizer.history.History``), e.g. {"loss": LossPanel, "accuracy": ...}."""
+    series = {}
+    for panel_name, panel in panels.items():
+        for key, h in panel.histories.items():
+            series[f"{panel_name}/{key}"] = (np.asarray(h.x), np.asarray(h.y))
+    return series
+
+
+def write_history_csv(path, series: dict) -> int:
+    """Long-format CSV ``series,samples_seen,value`` (one row per point, series in the given
+    order, points in time order). Long runs are stored downsampled, so ``samples_seen`` may be
+    a bucket's mean. Returns the number of data rows."""
+    rows = 0
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["series", "samples_seen", "value"])
+        for name, (xs, ys) in series.items():
+            for x, y in zip(np.asarray(xs, float), np.asarray(ys, float), strict=True):
+                out.writerow([name, f"{x:.10g}", f"{y:.10g}"])
+                rows += 1
+    return rows
+
+
+# ---- settings --------------------------------------------------------------------------
+def _plain(value):
+    """Dataclasses, numpy scalars/arrays and tuples -> JSON-able values (NaN -> None)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_settings_json(path, settings: dict) -> None:
+    """The run's settings (architecture, dataset, seed, hyperparameters, ...) as indented
+    JSON."""
+    text = json.dumps(_plain(settings), indent=2, sort_keys=False) + "\n"
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+# ---- panels ----------------------------------------------------------------------------
+def _single_view(widget):
+    """The one pyqtgraph GraphicsView a panel is made of, or None."""
+    if isinstance(widget, pg.GraphicsView):
+        return widget
+    views = [v for v in widget.findChildren(pg.GraphicsView) if v.isVisibleTo(widget)]
+    return views[0] if len(views) == 1 else None
+
+
+def svg_supported(widget) -> bool:
+    """True when pyqtgraph can export the whole panel as SVG (it holds one pyqtgraph view)."""
+    return _single_view(widget) is not None
+
+
+def export_panel(path, widget) -> None:
+    """Save a panel as .png (pyqtgraph's ImageExporter, or the widget's rendering when it is
+    made of several views) or .svg (pyqtgraph's SVGExporter)."""
+    path = os.fspath(path)
+    kind = os.path.splitext(path)[1].lower()
+    view = _single_view(widget)
+    if kind not in (".png", ".svg"):
+        raise ExportError(f"cannot export a panel as {kind or 'a file without extension'} "
+                          f"(use .png or .svg)")
+    if kind == ".svg" and view is None:
+        raise ExportError("this panel holds several plots; export it as PNG")
+    with atomic_path(path) as tmp:
+        if view is None:
+            ok = widget.grab().save(tmp, "PNG")
+        else:
+            exporter_class = (pg.exporters.SVGExporter if kind == ".svg"
+                              else pg.exporters.ImageExporter)
+            exporter = exporter_class(view.scene())
+            if kind == ".png":  # at least the on-screen size, in whole pixels
+                exporter.parameters()["width"] = max(int(view.width()), 1)
+            ok = exporter.export(tmp) is not False and os.path.getsize(tmp) > 0
+        if not ok:
+            raise ExportError(f"cannot write {path}")
+
+
+# ---- the File > Export menu --------------------------------------------------------------
+class Exports(QObject):
+    """File > Export: history as CSV, run settings as JSON, each panel as PNG (and SVG where
+    pyqtgraph supports it). The main window supplies three callables returning plain data:
+    ``panels() -> {title: QWidget}``, ``history() -> {name: (x, y)}`` (see
+    ``history_series``) and ``run_settings() -> dict``."""
+    exported = pyqtSignal(str)  # path
+    error = pyqtSignal(str)
+
+    def __init__(self, parent_widget, settings, panels, history, run_settings):
+        super().__init__(parent_widget)
+        self.parent_widget = parent_widget
+        self.settings = settings
+        self.panels, self.history, self.run_settings = panels, history, run_settings
+        self.menu: QMenu | None = None
+
+    def install_menu(self, menu: QMenu) -> QMenu:
+        """Add an Export submenu to ``menu``; its panel entries follow the current panels."""
+        self.menu = menu.addMenu("&Export")
+        self.menu.aboutToShow.connect(self._fill)
+        self._fill()
+        return self.menu
+
+    def _fill(self) -> None:
+        m = self.menu
+        m.clear()
+        m.addAction("History as &CSV...", self.export_history)
+        m.addAction("Run settings as &JSON...", self.export_settings)
+        m.addSeparator()
+        for title, widget in self.panels().items():
+            m.addAction(f"{title} as PNG...", lambda t=title: self.export_panel(t, ".png"))
+            if svg_supported(widget):
+                m.addAction(f"{title} as SVG...", lambda t=title: self.export_panel(t, ".svg"))
+
+    def _ask(self, title: str, name: str, filters: str) -> str | None:
+        path = dialogs.ask_save_path(self.parent_widget, title,
+                                     os.path.join(self.settings.last_dir(), name), filters)
+        if path and not os.path.splitext(path)[1]:
+            path += os.path.splitext(name)[1]
+        return path
+
+    def _run(self, path: str | None, write) -> bool:
+        if not path:
+            return False
+        try:
+            write(path)
+        except (OSError, ValueError, TypeError) as e:
+            message = str(e) if isinstance(e, ExportError) else \
+                f"cannot write {path}: {getattr(e, 'strerror', None) or e}"
+            self.error.emit(message)
+            dialogs.show_error(self.parent_widget, "Export failed", message)
+            return False
+        self.settings.set_last_dir(os.path.dirname(os.path.abspath(path)))
+        self.exported.emit(os.path.abspath(path))
+        return True
+
+    def export_history(self, path: str | None = None) -> bool:
+        path = path or self._ask("Export history", "history.csv", "CSV files (*.csv)")
+        return self._run(path, lambda p: write_history_csv(p, self.history()))
+
+    def export_settings(self, path: str | None = None) -> bool:
+        path = path or self._ask("Export run settings", "run.json", "JSON files (*.json)")
+        return self._run(path, lambda p: write_settings_json(p, self.run_settings()))
+
+    def export_panel(self, title: str, kind: str = ".png", path: str | None = None) -> bool:
+        widget = self.panels().get(title)
+        if widget is None:
+            return False
+        name = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-") + kind
+        path = path or self._ask(f"Export {title}", name,
+                                 "PNG images (*.png)" if kind == ".png" else "SVG images (*.svg)")
+        return self._run(path, lambda p: export_panel(p, widget))
