@@ -1,7 +1,9 @@
 """Shared fixtures. Real data from ../shared/data is optional: tests using it skip without it."""
 from __future__ import annotations
 
+import gc
 import gzip
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,3 +25,20 @@ def official_test_set():
     if not (images.exists() and labels.exists()):
         pytest.skip("../shared/data/mnist is not available")
     return _read_idx(images, 16).reshape(-1, 28, 28), _read_idx(labels, 8)
+
+
+@pytest.fixture(autouse=True)
+def no_qthread_left_running():
+    """Fail any test that leaves a QThread running (the thread is joined first, so one
+    careless test cannot abort the whole run with "QThread: Destroyed while running")."""
+    yield
+    if "PyQt5.QtCore" not in sys.modules:
+        return
+    from PyQt5.QtCore import QThread
+
+    running = [t for t in gc.get_objects() if isinstance(t, QThread) and t.isRunning()]
+    for thread in running:
+        thread.quit()
+        thread.wait(5000)
+    names = [t.objectName() or type(t).__name__ for t in running]
+    assert not running, f"the test left {len(running)} QThread(s) running: {names}"
