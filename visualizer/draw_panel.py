@@ -37,6 +37,7 @@ from visualizer.canvas import DrawCanvas
 
 DIGITS = [str(d) for d in range(10)]
 MIN_INTERVAL = 1 / 30  # seconds between classifications while a stroke grows
+VIEW_SIDE = 4 * 28  # the 28x28 views, 4 screen pixels per input pixel
 
 
 def saliency_rgb(digit: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -108,11 +109,11 @@ class ProbabilityBars(QWidget):
         self.class_names = list(DIGITS)
         self.paint_count = 0  # for the latency benchmark
         self.painted_at = 0.0
-        self.setMinimumSize(220, 10 * 20)
+        self.setMinimumSize(200, 10 * 17)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
 
     def sizeHint(self):
-        return QSize(300, 10 * 20)
+        return QSize(240, 10 * 18)
 
     def set_probs(self, probs: np.ndarray | None) -> None:
         self.probs = None if probs is None else np.asarray(probs, dtype=np.float64)
@@ -184,7 +185,7 @@ class DrawPanel(QWidget):
         self.brush_spin.setRange(4, 48)
         self.brush_spin.setValue(int(self.canvas.brush_width))
         self.brush_spin.setPrefix("brush ")
-        self.brush_spin.setSuffix(" px")
+        self.brush_spin.setToolTip("Brush width in pixels")
         self.test_digit_button = QPushButton("Test digit")
         self.test_digit_button.setToolTip("Start from a random digit of the test set")
         self.open_button = QPushButton("Open image…")
@@ -204,20 +205,24 @@ class DrawPanel(QWidget):
         font = QFont(self.font())
         font.setPointSizeF(font.pointSizeF() * 1.4)
         self.confidence_label.setFont(font)
-        self.input_view = PixelView("empty")
+        self.input_view = PixelView("empty", side=VIEW_SIDE)
         self.input_view.setToolTip("The 28x28 image the network receives")
-        self.saliency_view = PixelView("empty")
+        self.saliency_view = PixelView("empty", side=VIEW_SIDE)
         self.saliency_view.setToolTip("Red: brightening the pixel raises the class score; "
                                       "blue: it lowers it")
         self.saliency_combo = QComboBox()
         self.saliency_combo.addItem("top class", None)
         for k, name in enumerate(DIGITS):
             self.saliency_combo.addItem(name, k)
-        self.saliency_legend = QLabel("red: ink here raises the score, blue: lowers it")
+        self.saliency_legend = QLabel("red ↑ score · blue ↓ score")
         self.saliency_legend.setStyleSheet("color: gray;")
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 0.9)
+        self.saliency_legend.setFont(font)
         self.prob_bars = ProbabilityBars()
 
         buttons = QGridLayout()
+        buttons.setSpacing(4)
         buttons.addWidget(self.clear_button, 0, 0)
         buttons.addWidget(self.undo_button, 0, 1)
         buttons.addWidget(self.brush_spin, 0, 2)
@@ -234,24 +239,29 @@ class DrawPanel(QWidget):
         verdict.addWidget(self.class_label)
         verdict.addWidget(self.confidence_label, 1, Qt.AlignLeft | Qt.AlignVCenter)
         views = QGridLayout()
-        views.addWidget(QLabel("network input 28×28"), 0, 0)
+        views.setHorizontalSpacing(6)
+        views.setVerticalSpacing(2)
+        views.addWidget(QLabel("network input"), 0, 0)
+        views.addWidget(QLabel("saliency"), 0, 1)
+        views.addWidget(self.input_view, 1, 0)
+        views.addWidget(self.saliency_view, 1, 1)
         sal_caption = QHBoxLayout()
         sal_caption.addWidget(QLabel("saliency for"))
         sal_caption.addWidget(self.saliency_combo)
         sal_caption.addStretch(1)
-        views.addLayout(sal_caption, 0, 1)
-        views.addWidget(self.input_view, 1, 0)
-        views.addWidget(self.saliency_view, 1, 1)
-        views.addWidget(self.saliency_legend, 2, 0, 1, 2)
+        views.addLayout(sal_caption, 2, 0, 1, 2)
+        views.addWidget(self.saliency_legend, 3, 0, 1, 2)
         right = QVBoxLayout()
         right.addLayout(verdict)
-        right.addLayout(views)
         right.addWidget(self.prob_bars)
+        right.addSpacing(4)
+        right.addLayout(views)
         right.addStretch(1)
 
         top = QHBoxLayout(self)
+        top.setContentsMargins(6, 6, 6, 6)
         top.addLayout(left)
-        top.addSpacing(8)
+        top.addSpacing(6)
         top.addLayout(right)
         top.addStretch(1)  # on a wide screen the panel keeps its shape, left-aligned
 
