@@ -45,7 +45,11 @@ class Explanation:
     sources: tuple = field(default=())  # ((trace key, index), ...) cells it is computed from
 
     def text(self, width: int = 64) -> str:
-        out = [self.title, self.formula, ""] + list(self.lines)
+        """Plain text, long lines wrapped at ``width`` with an indent."""
+        out = []
+        for line in [self.title, self.formula, ""] + list(self.lines):
+            out += textwrap.wrap(line, width, subsequent_indent="      ",
+                                 drop_whitespace=False) or [""]
         for note in self.notes:
             out += [""] + textwrap.wrap(note, width)
         return "\n".join(out)
@@ -133,6 +137,8 @@ def _sum_lines(values, labels, what: str) -> list:
     lines = []
     if len(values) <= 12:
         lines += [f"  {lab} = {fmt(v)}" for lab, v in zip(labels, values, strict=True)]
+    elif nonzero == 0:
+        lines.append(f"all {len(values)} {what} are 0")
     else:
         lines.append(f"{len(values)} {what}, {nonzero} non-zero; the {min(SHOWN_TERMS, nonzero)} "
                      "largest:")
@@ -342,6 +348,11 @@ def _dense_grad(model, trace, name, index, n, params):
         value = float(terms.sum())
         lines = [f"x[{r}] * {gname}[{k}] = {fmt(x[s, r])} * {fmt(g[s, k] * nb)}{mean} = "
                  f"{fmt(terms[s])}" for s in range(nb)][:SHOWN_TERMS]
+        src = _input_key(model, layer)
+        if src == "flatten":  # which pooled value x[r] is
+            pooled = _input_key(model, "flatten")
+            cell = np.unravel_index(r, trace[pooled].shape[1:])
+            lines.append(f"(x[{r}] is {pooled}[{', '.join(str(int(v)) for v in cell)}])")
         total = (f"sum over the batch = {fmt(value)}",) if nb > 1 else ()
         return Explanation(name, index, f"dL/dw[{r},{k}] ({layer})", f"dL/dw[r,k] = x[r] * "
                            f"{gname}[k]", tuple(lines) + total, value,
@@ -391,7 +402,7 @@ def _pool_grad(model, trace, name, index, n, params):
             terms.append(gv if won else 0.0)
             lines.append(f"window ({wi},{wj}): winner is ({wr},{wc}) -> "
                          + (f"this pixel gets dL/dpooled[{wi},{wj},{c}] = {fmt(gv)}" if won else
-                            "this pixel lost, it gets 0"))
+                            f"this pixel lost, it gets 0 (all {fmt(gv)} goes to the winner)"))
     value = float(np.sum(terms))
     lines.append(f"gradient = {fmt(value)}")
     return Explanation(name, index, f"pool-routed gradient at row {i}, col {j}, channel {c}",
@@ -453,8 +464,16 @@ def _conv_grad(model, trace, name, index, n, params):
              f"({di},{dj}), x[i+{di},j+{dj}], times dL/dout[i,j,{f}] of the output it produced"]
     lines += _sum_lines(terms, labels, "terms") + [f"sum = {fmt(value)}"]
     notes = ()
-    if nb == 1 and np.count_nonzero(g[..., f]) < g[..., f].size:
-        notes = ("most terms are 0: pooling passed gradient only to each window's winner.",)
+    zeros = int(g[..., f].size - np.count_nonzero(g[..., f]))
+    if zeros:
+        after = {layer.kind if layer.kind != "pool" else f"{layer.mode}-pool"
+                 for layer in model.layers[_pos(model, layer_name) + 1:]}
+        why = [w for k, w in (("max-pool", "max-pooling sends it only to each window's "
+                               "winner"), ("min-pool", "min-pooling sends it only to each "
+                               "window's winner"), ("relu", "ReLU blocks it where its input was "
+                               "negative")) if k in after]
+        notes = (f"{zeros} of {g[..., f].size} values of dL/dout[:,:,{f}] are 0"
+                 + (f": {' and '.join(why)}." if why else "."),)
     return Explanation(name, index, f"dL/dfilter[{di},{dj},{c},{f}] ({layer_name})",
                        "dL/dW[di,dj,c,f] = sum over regions (i,j) of region[di,dj,c] * "
                        "dL/dout[i,j,f]", tuple(lines), value, float(trace[name][index]),

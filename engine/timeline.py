@@ -59,6 +59,7 @@ class Timeline:
             self._pending: list[tuple[int, float]] = []
             self._lr = float("nan")
             self._branches: list[Branch] = []
+            self._owed = False  # a snapshot is due at the next step
 
     # ---- recording (worker side) -------------------------------------------------------
     def start(self, trainer) -> None:
@@ -67,11 +68,14 @@ class Timeline:
         self.add(trainer.get_state())
 
     def after_step(self, trainer, report) -> None:
-        """Call after every ``trainer.step``: records the loss and, every ``every`` steps,
-        the state."""
+        """Call after every ``trainer.step`` (or from its ``on_step``): records the loss and,
+        every ``every`` steps, the state. Inside ``on_step`` of an epoch's last step the epoch
+        has not been closed yet, so that snapshot waits for the next step."""
         self.record(report.step, report.loss, report.lr)
-        if self.wants(report.step):
-            self.add(trainer.get_state())
+        if self.wants(report.step) or self._owed:
+            self._owed = trainer.cursor >= len(trainer.order)
+            if not self._owed:
+                self.add(trainer.get_state())
 
     def wants(self, step: int) -> bool:
         return step % self.every == 0
@@ -214,6 +218,7 @@ class Timeline:
                 self._branches = (self._branches + [tail])[-self.max_branches:]
             self._n = cut
             self._pending = []
+            self._owed = False
             for other in [t for t in self._states if t > s]:
                 del self._states[other]
             self._lr = float(state["meta"]["lr"])

@@ -61,6 +61,17 @@ def test_resume_with_another_learning_rate_forks_the_run():
     assert "0.02" in branch.label and timeline.lr == 0.2
 
 
+def test_snapshots_taken_inside_on_step_wait_for_the_end_of_the_epoch():
+    trainer = make_trainer(n=20, batch_size=4)  # 5 steps an epoch
+    timeline = Timeline(every=5)
+    timeline.start(trainer)
+    trainer.on_step = lambda report: timeline.after_step(trainer, report)
+    losses = [trainer.step().loss for _ in range(12)]
+    assert timeline.snapshot_steps() == [0, 6, 11]  # 5 and 10 end epochs: taken one step later
+    trainer.set_state(timeline.resume(6))
+    assert [trainer.step().loss for _ in range(6)] == losses[6:]
+
+
 def test_snapshots_stay_under_the_memory_cap_and_cover_the_whole_run():
     trainer = make_trainer(n=200)
     one = Timeline(every=1)

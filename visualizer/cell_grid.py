@@ -92,17 +92,23 @@ class CellGrid(QWidget):
         self.update()
 
     # ---- geometry ----------------------------------------------------------------------
-    def _label_h(self) -> int:
-        return 16 if (self.tile_labels or self.col_labels) else 0
-
     def _left(self) -> int:
-        return 22 if self.row_labels else 0
+        if not self.row_labels:
+            return 0
+        return 6 + max(self.fontMetrics().horizontalAdvance(t) for t in self.row_labels)
+
+    def _band(self, row: int) -> int:
+        """Height of the label band above tile row ``row`` (none when its labels are empty)."""
+        if self.col_labels and row == 0:
+            return 16
+        labels = self.tile_labels[row * self.cols:(row + 1) * self.cols]
+        return 16 if any(labels) else 0
 
     def tile_origin(self, k: int) -> QPoint:
         _, h, w = self.maps.shape
         r, c = divmod(k, self.cols)
         x = self._left() + c * (w * self.cell_w + self.gap)
-        y = self._label_h() + r * (h * self.cell_h + self.gap + self._label_h())
+        y = sum(self._band(q) for q in range(r + 1)) + r * (h * self.cell_h + self.gap)
         return QPoint(x, y)
 
     def cell_rect(self, k: int, i: int, j: int) -> QRect:
@@ -116,7 +122,8 @@ class CellGrid(QWidget):
         cols = min(self.cols, n)
         rows = -(-n // self.cols)
         width = self._left() + cols * (w * self.cell_w + self.gap) - self.gap + 1
-        height = rows * (h * self.cell_h + self.gap + self._label_h()) - self.gap + 1
+        height = sum(self._band(q) for q in range(rows)) + rows * (h * self.cell_h + self.gap) \
+            - self.gap + 1
         return QSize(width, height)
 
     def locate(self, x: int, y: int) -> tuple | None:
@@ -158,8 +165,8 @@ class CellGrid(QWidget):
                 bold.setBold(k in self.emphasis)
                 p.setFont(bold)
                 p.setPen(self.accent if k in self.emphasis else self.text_color)
-                p.drawText(QRect(o.x(), o.y() - self._label_h(), w * self.cell_w,
-                                 self._label_h()), Qt.AlignLeft | Qt.AlignVCenter,
+                p.drawText(QRect(o.x(), o.y() - 16, w * self.cell_w, 16),
+                           Qt.AlignLeft | Qt.AlignVCenter,
                            self.tile_labels[k])
                 p.setFont(font)
             if k % self.cols == 0 and k // self.cols < len(self.row_labels):
@@ -169,7 +176,7 @@ class CellGrid(QWidget):
         for j, text in enumerate(self.col_labels[:w]):
             r = self.cell_rect(0, 0, j)
             p.setPen(self.accent if j in self.emphasis else self.text_color)
-            p.drawText(QRect(r.x(), 0, r.width(), self._label_h()), Qt.AlignCenter, text)
+            p.drawText(QRect(r.x(), 0, r.width(), 16), Qt.AlignCenter, text)
         for k, i, j in self.sources:
             if 0 <= k < n:
                 p.setPen(QPen(QColor(SOURCE_COLOR), 2))

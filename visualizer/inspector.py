@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from PyQt5.QtCore import QObject, QRunnable, Qt, QThreadPool, pyqtSignal
+from PyQt5.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontDatabase
 from PyQt5.QtWidgets import (
     QFrame,
@@ -69,6 +69,12 @@ def maps_layout(a: np.ndarray, name: str = "ch") -> Layout:
                   [f"{name} {k}" for k in range(c)])
 
 
+def auto_layout(a: np.ndarray) -> Layout:
+    """Maps (h, w, c) as tiles, a vector as a strip of 32."""
+    return maps_layout(a) if a.ndim == 3 else image_layout(a) if a.ndim == 2 else \
+        vector_layout(a, 32)
+
+
 def vector_layout(a: np.ndarray, width: int, labels=()) -> Layout:
     """(n,) -> one strip, ``width`` cells a row."""
     n = len(a)
@@ -84,11 +90,14 @@ def kernel_layout(w: np.ndarray, cols: int = 4) -> Layout:
     """(k, k, C_in, C_out) -> one k x k tile per (C_in, C_out)."""
     k, _, cin, cout = w.shape
     maps = w.transpose(2, 3, 0, 1).reshape(cin * cout, k, k).astype(np.float32)
-    names = [f"filter {f}" if cin == 1 else f"in {c} -> {f}" for c in range(cin)
-             for f in range(cout)]
+    if cin == 1:
+        names, rows = [f"filter {f}" for f in range(cout)], []
+    else:  # a row per input channel, a column per filter
+        names, rows = [f"f{f}" if c == 0 else "" for c in range(cin) for f in range(cout)], \
+            [f"in {c}" for c in range(cin)]
     return Layout(maps, lambda t, i, j: (i, j, t // cout, t % cout),
                   lambda ix: (ix[2] * cout + ix[3], ix[0], ix[1]),
-                  min(cols, cout) if cin == 1 else cout, names)
+                  min(cols, cout) if cin == 1 else cout, names, rows)
 
 
 def class_layout(w: np.ndarray, shape: tuple) -> Layout:
@@ -166,8 +175,8 @@ def build_stages(model: Model, st: StepTrace, n: int = 0) -> list[Stage]:
         elif layer.kind == "relu":
             stages.append(Stage(layer.name, "forward", f"{layer.name}: max(0, x) "
                                 f"({_dims(out.shape)})", "negative values become 0",
-                                maps_layout(out), ex(layer.name), (layer.name,),
-                                cell=(_map_cell(out.shape[0]),) * 2))
+                                auto_layout(out), ex(layer.name), (layer.name,),
+                                cell=(_map_cell(out.shape[0]) if out.ndim == 3 else 10,) * 2))
         elif layer.kind == "pool":
             src = tr[layers[pos - 1].name][n]
             if f"{layer.name}.mask" in tr:
@@ -230,7 +239,6 @@ def _backward_stages(model, tr, layers, pos, n, ex) -> list[Stage]:
     layer = layers[pos]
     name = layer.name
     out = []
-    digits = [str(k) for k in range(10)]
     if layer.kind == "dense":
         dw = tr[f"{name}.dW"]
         prev = layers[pos - 1] if pos else None
@@ -247,11 +255,10 @@ def _backward_stages(model, tr, layers, pos, n, ex) -> list[Stage]:
                          f"dL/dw[r,k] = x[r] * {g}[k]  (one row per class, one tile per "
                          "channel)" if lay.row_labels else f"x[r] * {g}[k]", lay,
                          ex(f"{name}.dW"), (f"{name}.dW",), cell=cell))
+        lay, cell, numbers = _small_vector(tr[f"{name}.db"], last)
         out.append(Stage(f"{name}.db", "backward", f"{name}: dL/db ({dw.shape[1]})",
-                         f"dL/db = {g}", vector_layout(tr[f"{name}.db"], 10, digits if last
-                                                       else ()),
-                         ex(f"{name}.db"), (f"{name}.db",), cell=(56, 24) if last else (10, 10),
-                         numbers=last))
+                         f"dL/db = {g}", lay, ex(f"{name}.db"), (f"{name}.db",), cell=cell,
+                         numbers=numbers))
         if prev is not None and prev.kind == "flatten" and "flatten.dx" in tr:
             dx = tr["flatten.dx"][n]
             out.append(Stage("flatten.dx", "backward", f"{name}: dL/dinput reshaped to "
@@ -271,9 +278,9 @@ def _backward_stages(model, tr, layers, pos, n, ex) -> list[Stage]:
         note = ("zero except at each window's winner" if layer.kind == "pool" and
                 layer.mode != "avg" else "each window's gradient shared equally"
                 if layer.kind == "pool" else "passes where x > 0, else 0")
-        out.append(Stage(f"{name}.dx", "backward", title, note, maps_layout(dx),
+        out.append(Stage(f"{name}.dx", "backward", title, note, auto_layout(dx),
                          ex(f"{name}.dx"), (f"{name}.dx",),
-                         cell=(_map_cell(dx.shape[0]),) * 2))
+                         cell=(_map_cell(dx.shape[0]) if dx.ndim == 3 else 10,) * 2))
     elif layer.kind == "conv":
         dw = tr[f"{name}.dW"]
         out.append(Stage(f"{name}.dW", "backward", f"{name}: dL/dfilters ({_dims(dw.shape)})",
@@ -281,9 +288,10 @@ def _backward_stages(model, tr, layers, pos, n, ex) -> list[Stage]:
                          ex(f"{name}.dW"), (f"{name}.dW",), cell=_kernel_cell(dw),
                          numbers=_kernel_cell(dw)[0] >= 30))
         if f"{name}.db" in tr:
+            lay, cell, numbers = _small_vector(tr[f"{name}.db"])
             out.append(Stage(f"{name}.db", "backward", f"{name}: dL/db ({dw.shape[3]})",
-                             "sum of dL/dout over each map", vector_layout(tr[f"{name}.db"], 16),
-                             ex(f"{name}.db"), (f"{name}.db",), cell=(10, 10)))
+                             "sum of dL/dout over each map", lay, ex(f"{name}.db"),
+                             (f"{name}.db",), cell=cell, numbers=numbers))
         if f"{name}.dx" in tr:
             dx = tr[f"{name}.dx"][n]
             out.append(Stage(f"{name}.dx", "backward", f"{name}: dL/dinput "
@@ -294,7 +302,21 @@ def _backward_stages(model, tr, layers, pos, n, ex) -> list[Stage]:
 
 
 def _kernel_cell(w) -> tuple:
-    return (52, 22) if w.shape[2] == 1 and w.shape[3] <= 16 else (4, 4)
+    """Cells big enough for numbers when the filters are few, else as big as fits."""
+    k, _, cin, cout = w.shape
+    if cin == 1 and cout <= 16:
+        return (52, 22)
+    c = max(2, min(8, 640 // (cout * (k + 1))))
+    return (c, c)
+
+
+def _small_vector(a: np.ndarray, classes: bool = False):
+    """(layout, cell, numbers) for a bias or its gradient: numbers when there are few."""
+    if classes and len(a) == 10:
+        return vector_layout(a, 10, [str(k) for k in range(10)]), (56, 24), True
+    if len(a) <= 16:
+        return vector_layout(a, 8), (52, 22), True
+    return vector_layout(a, 32), (10, 10), False
 
 
 def _update_stages(model, st: StepTrace, tr) -> list[Stage]:
@@ -317,9 +339,7 @@ def _update_stages(model, st: StepTrace, tr) -> list[Stage]:
                     matrix_layout(arr)
                 cell, numbers = ((2, 2) if shape and arr.shape[1] <= 16 else (1, 4)), False
             else:
-                lay = vector_layout(arr, 10 if len(arr) == 10 else 16,
-                                    [str(k) for k in range(10)] if len(arr) == 10 else ())
-                cell, numbers = ((52, 22), True) if len(arr) <= 10 else ((10, 10), False)
+                lay, cell, numbers = _small_vector(arr, layer is model.layers[-1])
             out.append(Stage(
                 f"update:{key}:{part}", "update", f"{key} {part}",
                 {"before": f"the weights the forward pass used ({_dims(arr.shape)})",
@@ -400,18 +420,28 @@ def _summary(stage: Stage) -> str:
     return text
 
 
+def _fit_cols(stage: Stage, width: int) -> int:
+    """Tiles per row: the layout's choice, fewer when the width is short (never for class
+    rows or input-channel rows, whose rows mean something)."""
+    lay = stage.layout
+    if lay.row_labels:
+        return lay.cols
+    tile = lay.maps.shape[2] * stage.cell[0] + 6
+    return max(1, min(lay.cols, width // tile))
+
+
 def _per_row(stages: list[Stage], width: int = 720) -> int:
     """How many grids of a group fit side by side in ``width`` pixels."""
     n, h, w = stages[0].layout.maps.shape
     cols = min(stages[0].layout.cols, n)
     one = cols * (w * stages[0].cell[0] + 6) + (22 if stages[0].layout.row_labels else 0)
-    return max(1, min(len(stages), width // (one + 18)))
+    return max(1, min(len(stages), (width - 20) // (one + 18)))
 
 
 class StageCard(QFrame):
     """One stage, or a weight's before / after / change: title, formula, grid(s), summary."""
 
-    def __init__(self, stages: list[Stage], on_click, parent=None):
+    def __init__(self, stages: list[Stage], on_click, width: int = 640, parent=None):
         super().__init__(parent)
         self.setObjectName("stageCard")
         self.keys = [s.key for s in stages]
@@ -432,7 +462,7 @@ class StageCard(QFrame):
         row = QGridLayout()
         row.setHorizontalSpacing(18)
         row.setVerticalSpacing(8)
-        per_row = _per_row(stages)
+        per_row = _per_row(stages, width)
         self.grids: dict[str, CellGrid] = {}
         self.captions: dict[str, QLabel] = {}
         self.summaries: dict[str, QLabel] = {}
@@ -457,25 +487,27 @@ class StageCard(QFrame):
         row.setColumnStretch(per_row, 1)
         layout.addLayout(row)
 
-    def update_stages(self, stages: list[Stage], luts: dict) -> None:
+    def update_stages(self, stages: list[Stage], luts: dict, width: int = 640) -> None:
+        """Redraw from ``stages``; tiles wrap to fit ``width`` pixels (not class rows)."""
         first = stages[0]
         if first.group:
             self.title_label.setText(f"{first.group}: before and after the step")
-            self.note_label.setText(f"w -= lr * dL/dw   ({stages[1].note[len('after '):]})"
-                                    if len(stages) > 1 else first.note)
+            self.note_label.setText(f"{stages[1].note[len('after '):]};  change = after - "
+                                    "before" if len(stages) > 1 else first.note)
         else:
             self.title_label.setText(first.title)
             self.note_label.setText(first.note)
         for s in stages:
             lay = s.layout
+            cell = s.cell
+            if lay.maps.shape[0] == 1 and not s.numbers and lay.maps.shape[2] * cell[0] > width:
+                cell = (max(1, width // lay.maps.shape[2]),) * 2  # one wide strip: shrink it
             self.grids[s.key].set_data(lay.maps, luts[s.style], s.levels, numbers=s.numbers,
                                        tile_labels=lay.tile_labels, row_labels=lay.row_labels,
                                        col_labels=lay.col_labels, window=s.window,
-                                       cell=s.cell[0], cell_h=s.cell[1], cols=lay.cols)
+                                       cell=cell[0], cell_h=cell[1], cols=_fit_cols(s, width))
             if s.key in self.captions:
-                part = s.key.rsplit(":", 1)[1]
-                self.captions[s.key].setText(f"{part}  ({s.note})" if part == "change"
-                                             else part)
+                self.captions[s.key].setText(s.key.rsplit(":", 1)[1])
             summary = _summary(s)
             self.summaries[s.key].setText(summary)
             self.summaries[s.key].setVisible(bool(summary))
@@ -555,15 +587,40 @@ class InspectorView(QWidget):
         for w in (self.gradcheck_button, self.gradcheck_status, self.gradcheck_table):
             side_layout.addWidget(w)
 
-        splitter = QSplitter(Qt.Horizontal)
-        splitter.addWidget(self.scroll)
-        splitter.addWidget(side)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setSizes([780, 500])
+        self.splitter = QSplitter(Qt.Horizontal)
+        self.splitter.addWidget(self.scroll)
+        self.splitter.addWidget(side)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setSizes([780, 500])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        layout.addWidget(self.splitter)
+        self._fit_timer = QTimer(self)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.setInterval(60)
+        self._fit_timer.timeout.connect(self._fit)
+        self._width = 640  # pixels the stage grids may use
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_timer.start()
+
+    def _fit(self) -> None:
+        """Side by side when wide, the arithmetic below the stages when narrow; tiles wrap."""
+        wide = self.width() >= 1100
+        orientation = Qt.Horizontal if wide else Qt.Vertical
+        if self.splitter.orientation() != orientation:
+            self.splitter.setOrientation(orientation)
+            total = self.width() if wide else self.height()
+            self.splitter.setSizes([int(total * 0.62), int(total * 0.38)])
+        width = max(200, self.scroll.viewport().width() - 60)
+        if abs(width - self._width) > 8:
+            self._width = width
+            if self.step_trace is not None:
+                self._rebuild_cards(list(self.stages.values()))
+                self._refresh_cards()
+                self.select(*self.selection)
 
     # ---- theme --------------------------------------------------------------------------
     def apply_theme(self, theme) -> None:
@@ -596,6 +653,8 @@ class InspectorView(QWidget):
         stages = build_stages(self.model, st)
         keys = [s.key for s in stages]
         self.stages = {s.key: s for s in stages}
+        if self.isVisible():
+            self._width = max(200, self.scroll.viewport().width() - 60)
         if keys != [k for card in self.cards for k in card.keys]:
             self._rebuild_cards(stages)
         self._refresh_cards()
@@ -642,7 +701,7 @@ class InspectorView(QWidget):
             while s.group and i + len(group) < len(stages) and \
                     stages[i + len(group)].group == s.group:
                 group.append(stages[i + len(group)])
-            card = StageCard(group, self._on_click)
+            card = StageCard(group, self._on_click, self._width)
             self.cards.append(card)
             self.grids.update(card.grids)
             self.content_layout.addWidget(card)
@@ -654,7 +713,7 @@ class InspectorView(QWidget):
     def _refresh_cards(self) -> None:
         label = int(self.step_trace.trace["labels"][0])
         for card in self.cards:
-            card.update_stages([self.stages[k] for k in card.keys], self.luts)
+            card.update_stages([self.stages[k] for k in card.keys], self.luts, self._width)
         for key, grid in self.grids.items():
             grid.emphasis = {label} if self.stages[key].layout.col_labels else set()
 

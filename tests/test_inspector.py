@@ -1,0 +1,206 @@
+"""The Inspector and the Timeline panel, offscreen: clicks show the right arithmetic, the
+gradient check runs off the GUI thread and fails when a gradient is corrupted, resuming from a
+scrubbed moment replays or forks the run."""
+import numpy as np
+import pytest
+from PyQt5.QtCore import Qt
+
+from engine.explain import fmt, traced_step
+from engine.model import Model, build_config
+from engine.timeline import Timeline
+from engine.train import Trainer
+from visualizer.inspector import InspectorView, class_layout, kernel_layout, vector_layout
+from visualizer.timeline_panel import TimelinePanel
+
+
+def digits(n, seed=0):
+    """uint8 (n, 28, 28): bright vertical strokes on black (constant background: pool ties)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, 28, 28), dtype=np.uint8)
+    for img in out:
+        for _ in range(3):
+            r, c = rng.integers(4, 24, 2)
+            img[r - 3:r + 4, c - 1:c + 2] = rng.integers(120, 256)
+    return out
+
+
+def trainer_for(preset="seed", pool="max", n=40):
+    model = Model(build_config(preset, pool=pool), seed=11)
+    return Trainer(model, digits(n), np.arange(n) % 10, lr=0.01, seed=2)
+
+
+@pytest.fixture
+def view(qtbot):
+    v = InspectorView()
+    qtbot.addWidget(v)
+    v.resize(1280, 800)
+    v.show()
+    yield v
+    assert v.shutdown()
+
+
+def click(qtbot, view, key, index):
+    """A real mouse click on the cell of ``index`` in the grid of stage ``key``."""
+    grid = view.grids[key]
+    rect = grid.cell_rect(*view.stages[key].layout.to_cell(index))
+    view.scroll.ensureWidgetVisible(grid)
+    qtbot.mouseClick(grid, Qt.LeftButton, pos=rect.center())
+    assert view.selection == (key, tuple(index))
+    return view.arithmetic_text.toPlainText()
+
+
+def test_clicked_cells_show_arithmetic_equal_to_an_independent_recomputation(qtbot, view):
+    trainer = trainer_for()
+    for _ in range(5):
+        trainer.step()
+    st = traced_step(trainer)
+    view.set_step(st)
+    x = st.trace["input"][0].astype(np.float64)
+    w = st.params_before["conv1.W"].astype(np.float64)
+    conv = np.stack([[[np.sum(x[i:i + 3, j:j + 3] * w[:, :, 0, f]) for f in range(8)]
+                      for j in range(26)] for i in range(26)])
+    # conv cell: the nine products and their sum
+    text = click(qtbot, view, "conv1", (9, 14, 5))
+    assert "9 products" in text and f"sum = {fmt(conv[9, 14, 5])}" in text
+    assert view.explanation.value == pytest.approx(conv[9, 14, 5], abs=1e-9)
+    # the 3x3 input region and the filter are outlined as its sources
+    assert sorted(view.grids["input"].sources) == [(0, r, c) for r in range(9, 12)
+                                                   for c in range(14, 17)]
+    # pooled value: the max of its four candidates, ties called out
+    for index in [(4, 7, 1), (0, 0, 3)]:
+        i, j, c = index
+        window = conv[2 * i:2 * i + 2, 2 * j:2 * j + 2, c]
+        text = click(qtbot, view, "pool1", index)
+        assert view.explanation.value == pytest.approx(window.max(), abs=1e-6)
+        assert ("tie:" in text) == (np.sum(np.isclose(window, window.max(), atol=0)) > 1)
+    assert "tie:" in text  # the black corner: four equal candidates
+    # softmax entry from the exponentials
+    t = st.trace["logits"][0].astype(np.float64)
+    text = click(qtbot, view, "probs", (3,))
+    assert view.explanation.value == pytest.approx(np.exp(t[3]) / np.exp(t).sum(), rel=1e-6)
+    assert text.count("\n  exp(t[") == 10
+    # a filter-gradient entry: sum over regions of region value x dL/dout
+    g = st.trace["pool1.dx"][0]
+    text = click(qtbot, view, "conv1.dW", (2, 1, 0, 6))
+    expected = np.sum(x[2:28, 1:27] * g[:, :, 6])
+    assert view.explanation.value == pytest.approx(expected, abs=1e-9)
+    assert "676 terms" in text
+    # dL/dout: only the label entry is non-zero
+    label = int(st.trace["labels"][0])
+    click(qtbot, view, "dL_dout", (label,))
+    assert view.explanation.value == pytest.approx(-1 / st.trace["probs"][0, label], rel=1e-6)
+    # the update: before - lr * grad = after
+    text = click(qtbot, view, "update:dense1.W:after", (77, label))
+    assert view.explanation.stored == st.params_after["dense1.W"][77, label]
+    assert view.explanation.value == view.explanation.stored
+    assert "after" in text and "change" in text
+
+
+def test_the_view_draws_every_stage(qtbot, view):
+    view.set_step(traced_step(trainer_for()))
+    keys = list(view.stages)
+    for key in ["input", "conv1", "pool1.mask", "pool1", "flatten", "logits", "probs", "loss",
+                "dL_dout", "dout_dt", "dL_dt", "dense1.dW", "dense1.db", "flatten.dx",
+                "pool1.dx", "conv1.dW", "update:conv1.W:before", "update:conv1.W:change",
+                "update:dense1.W:after", "update:dense1.b:change"]:
+        assert key in keys
+    assert keys.index("conv1") < keys.index("loss") < keys.index("dL_dout") \
+        < keys.index("conv1.dW") < keys.index("update:conv1.W:before")
+    assert view.stages["dense1.dW"].layout.maps.shape == (80, 13, 13)  # 10 class images x 8
+    image = view.grab().toImage()
+    colors = {image.pixel(x, y) for x in range(0, image.width(), 7)
+              for y in range(0, image.height(), 7)}
+    assert len(colors) > 50
+
+
+def test_layouts_map_cells_to_elements_and_back():
+    rng = np.random.default_rng(0)
+    for lay, shape in [(class_layout(rng.random((1352, 10)), (13, 13, 8)), (1352, 10)),
+                       (kernel_layout(rng.random((3, 3, 4, 6))), (3, 3, 4, 6)),
+                       (vector_layout(rng.random(1352), 104), (1352,))]:
+        for _ in range(20):
+            index = tuple(int(rng.integers(s)) for s in shape)
+            k, i, j = lay.to_cell(index)
+            assert lay.to_index(k, i, j) == index
+
+
+@pytest.mark.parametrize("preset", ["seed", "deep", "lenet"])
+@pytest.mark.parametrize("pool", ["max", "avg", "min"])
+def test_gradient_check_button_passes_for_every_preset_and_pooling(qtbot, view, preset, pool):
+    view.gradcheck_entries = 8 if preset == "lenet" else 20
+    view.set_step(traced_step(trainer_for(preset, pool)))
+    with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
+        view.gradcheck_button.click()
+    report = blocker.args[0]
+    assert report["passed"], report["layers"]
+    table = view.gradcheck_table
+    assert table.rowCount() == len(report["layers"]) >= 2
+    assert all(table.item(r, 2).text().endswith("pass") for r in range(table.rowCount()))
+    assert "passed" in view.gradcheck_status.text()
+
+
+def test_gradient_check_is_shown_failing_when_a_gradient_is_corrupted(qtbot, view):
+    view.gradcheck_entries = 20
+    view.set_step(traced_step(trainer_for()))
+
+    def corrupt(grads):
+        grads["conv1.W"] = grads["conv1.W"] * 1.01  # a 1% bug in the filter gradient
+        return grads
+
+    view.grad_hook = corrupt
+    with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
+        view.gradcheck_button.click()
+    report = blocker.args[0]
+    assert not report["passed"] and report["layers"]["conv1"] > 1e-3
+    rows = {view.gradcheck_table.item(r, 0).text(): view.gradcheck_table.item(r, 2).text()
+            for r in range(view.gradcheck_table.rowCount())}
+    assert rows["conv1"].endswith("FAIL") and rows["dense1"].endswith("pass")
+    assert "FAILED" in view.gradcheck_status.text()
+
+
+def test_timeline_panel_scrubs_and_resumes_exactly_or_forks(qtbot):
+    trainer = trainer_for(n=30)
+    trainer.probe, trainer.probe_label = digits(1, seed=9)[0], 3
+    timeline = Timeline(every=10)
+    timeline.start(trainer)
+    panel = TimelinePanel(timeline)
+    qtbot.addWidget(panel)
+    panel.set_config(trainer.model.config)
+
+    def run(steps):
+        losses = []
+        for _ in range(steps):
+            report = trainer.step()
+            timeline.after_step(trainer, report)
+            losses.append(report.loss)
+        return losses
+
+    def on_resume(step, lr):  # what the worker does with the request
+        trainer.lr = lr
+        trainer.set_state(timeline.resume(step, lr), hyperparameters=False)
+
+    panel.resume_requested.connect(on_resume)
+    first = run(40)
+    panel.set_live_snapshot(trainer.snapshot())
+    panel.refresh()
+    assert panel.steps == [0, 10, 20, 30, 40] and panel.slider.maximum() == 5
+    with qtbot.waitSignal(panel.scrubbed) as blocker:
+        panel.slider.setValue(2)  # step 20
+    moment = blocker.args[0]
+    assert moment.step == 20 and panel.marker.isVisible()
+    assert moment.probe_trace["probs"].shape == (1, 10)
+    assert not np.array_equal(moment.params["conv1.W"], trainer.model.params()["conv1.W"])
+    assert panel.lr_spin.value() == pytest.approx(0.01)
+    panel.resume_button.click()  # same lr: the same losses, bit for bit
+    assert run(20) == first[20:]
+    panel.refresh()
+    panel.show_step(10)
+    panel.lr_spin.setValue(0.1)
+    assert "forks" in panel.fork_label.text()
+    panel.resume_button.click()
+    forked = run(30)
+    assert forked[1:] != first[11:]
+    panel.refresh()
+    assert len(panel.branch_curves) == 2  # the replayed tail and the lr 0.01 run
+    assert "0.01" in timeline.branches()[-1].label
+    assert panel.slider.value() == panel.slider.maximum()  # back to live
