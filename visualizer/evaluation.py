@@ -140,6 +140,10 @@ class EvaluationView(QtWidgets.QWidget):
         self.summary_label = QtWidgets.QLabel("Press Evaluate to measure the current weights "
                                               "on the test split.")
         self.summary_label.setTextFormat(QtCore.Qt.RichText)
+        # no word wrap (it would make the whole view height-for-width in a scroll area): a
+        # narrow view clips the line instead, and the tooltip has it all
+        self.summary_label.setSizePolicy(QtWidgets.QSizePolicy.Ignored,
+                                         QtWidgets.QSizePolicy.Preferred)
         top = QtWidgets.QHBoxLayout()
         top.addWidget(self.evaluate_button)
         top.addWidget(self.progress_bar, 1)
@@ -154,6 +158,8 @@ class EvaluationView(QtWidgets.QWidget):
         charts.setStretchFactor(1, 2)
 
         self.gallery_label = QtWidgets.QLabel("Mistakes")
+        self.gallery_label.setSizePolicy(QtWidgets.QSizePolicy.Ignored,
+                                         QtWidgets.QSizePolicy.Preferred)
         self.mistakes_button = QtWidgets.QPushButton("Show all mistakes")
         self.mistakes_button.clicked.connect(lambda: self.show_cell(None))
         self.mistakes_button.setEnabled(False)
@@ -174,7 +180,7 @@ class EvaluationView(QtWidgets.QWidget):
         detail.addWidget(self.probability_plot, 1)
         detail_box = QtWidgets.QWidget()
         detail_box.setLayout(detail)
-        detail_box.setMinimumWidth(200)
+        detail_box.setMinimumWidth(150)
         head = QtWidgets.QHBoxLayout()
         head.addWidget(self.gallery_label, 1)
         head.addWidget(self.mistakes_button)
@@ -279,17 +285,29 @@ class EvaluationView(QtWidgets.QWidget):
             return  # a cancelled run that still finished
         self.set_result(result)
 
+    def note_step(self, step: int) -> None:
+        """The weights are now at ``step``: say so when the numbers shown are older."""
+        r = self.result
+        if r is None or r.step is None or self.running or not self.isVisible():
+            return
+        text = f"evaluated {len(r.labels):,} digits at step {r.step:,}"
+        if step != r.step:
+            text += f"; training is now at step {step:,}"
+        self.progress_bar.setFormat(text)
+
     # ---- showing ---------------------------------------------------------------------
     def set_result(self, result: EvaluationResult) -> None:
         self.result = result
         n = len(result.labels)
         self.progress_bar.setRange(0, max(n, 1))
         self.progress_bar.setValue(n)
-        self.progress_bar.setFormat(f"evaluated {n:,} digits")
-        step = "" if result.step is None else f" · weights of step {result.step:,}"
+        at = "" if result.step is None else f" at step {result.step:,}"
+        self.progress_bar.setFormat(f"evaluated {n:,} digits{at}")
         self.summary_label.setText(
             f"Test accuracy <b>{100 * result.accuracy:.2f}%</b> · loss <b>{result.loss:.4f}</b>"
-            f" · {n - int(np.trace(result.confusion)):,} mistakes in {n:,} digits{step}")
+            f" · {n - int(np.trace(result.confusion)):,} mistakes in {n:,} digits")
+        self.summary_label.setToolTip(self.summary_label.text().replace("<b>", "")
+                                      .replace("</b>", ""))
         self.confusion_plot.set_confusion(result.confusion)
         self.per_class_plot.set_accuracy(result.per_class)
         self.show_cell(None)
@@ -311,8 +329,8 @@ class EvaluationView(QtWidgets.QWidget):
             title = f"True {true}, predicted {predicted}: {len(indices):,} {kind} digits"
         shown = indices[:GALLERY_LIMIT]
         more = f" (the first {len(shown)})" if len(shown) < len(indices) else ""
-        self.gallery_label.setText(f"<b>{title}</b>, most confident first{more}. "
-                                   "Click one to make it the probe digit.")
+        self.gallery_label.setText(f"<b>{title}</b>, most confident first{more}: "
+                                   "click one to probe it")
         self._fill_gallery(shown)
 
     def _fill_gallery(self, indices: np.ndarray) -> None:

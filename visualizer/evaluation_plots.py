@@ -148,7 +148,7 @@ class PerClassPlot(_ThemedPlot):
         p = self.plotItem
         p.setTitle("Per-class accuracy")
         p.invertY(True)
-        p.setXRange(0, 1.18, padding=0)
+        p.setXRange(0, 1.0, padding=0.02)
         p.setYRange(-0.6, 9.6, padding=0)
         p.getAxis("bottom").setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.5, 1)]])
         self.bars = pg.BarGraphItem(x0=np.zeros(10), y=np.arange(10), height=0.7,
@@ -172,10 +172,12 @@ class PerClassPlot(_ThemedPlot):
     def redraw(self) -> None:
         acc = np.nan_to_num(self.accuracy, nan=0.0)
         self.bars.setOpts(width=acc, brush=self.theme.accent)
-        for i, t in enumerate(self.texts):
+        for i, t in enumerate(self.texts):  # inside a long bar, after a short one
             t.setText("—" if np.isnan(self.accuracy[i]) else f"{100 * self.accuracy[i]:.1f}%")
-            t.setColor(self.theme.text)
-            t.setPos(acc[i] + 0.01, i)
+            inside = acc[i] >= 0.4
+            t.setAnchor((1, 0.5) if inside else (0, 0.5))
+            t.setColor("#ffffff" if inside else self.theme.text)
+            t.setPos(acc[i] - 0.01 if inside else acc[i] + 0.01, i)
 
 
 class ProbabilityPlot(_ThemedPlot):

@@ -36,6 +36,7 @@ from .controls import ControlsPanel
 from .curves import AccuracyPanel, LossPanel
 from .draw_panel import attach as attach_draw_panel
 from .feature_maps import FeatureMapsPanel
+from .file_actions import attach as attach_file_actions
 from .filters import FiltersPanel
 from .probe import ProbePanel
 from .probs import ProbsPanel
@@ -141,6 +142,7 @@ class MainWindow(QMainWindow):
         w.submit("speed", c.speed())
         w.submit("probe_test", 0)
         w.submit("reset", settings)
+        self.file_actions = attach_file_actions(self)  # Evaluation tab, File > Open/Save/Export
 
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)

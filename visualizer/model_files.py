@@ -67,6 +67,30 @@ def read_model_file(path: str) -> LoadedModel:
     return LoadedModel(model, state, extra, os.path.abspath(path))
 
 
+def saved_run_of(trainer, dataset_spec: str, class_names) -> SavedRun:
+    """A copy of ``trainer``'s run to save (called on the worker thread, between steps)."""
+    report = trainer.last_epoch_report
+    extra = {"dataset": dataset_spec, "train_size": len(trainer.x_train),
+             "test_size": 0 if trainer.x_test is None else len(trainer.x_test),
+             "class_names": [str(n) for n in class_names],
+             "test_loss": None if report is None else report.test_loss,
+             "test_accuracy": None if report is None else report.test_accuracy}
+    return SavedRun(trainer.model.copy(), trainer.get_state(), extra)
+
+
+def restore_position(trainer, state: dict | None) -> str | None:
+    """Resume ``trainer`` from a saved state when it fits its training set. Returns None, or a
+    sentence saying why only the weights were kept (the model already holds them)."""
+    if state is None:
+        return None
+    try:
+        trainer.set_state(state)
+    except (ValueError, KeyError, TypeError) as e:
+        return (f"Opened the weights only: the training position could not be restored "
+                f"({e}); training starts a new epoch from these weights.")
+    return None
+
+
 def write_model_file(path: str, run: SavedRun) -> None:
     """Atomic save (engine.checkpoint); raises CheckpointError or OSError."""
     save_model(path, run.model, run.trainer_state, run.extra)

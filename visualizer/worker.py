@@ -27,6 +27,8 @@ from PyQt5.QtCore import QObject, QThread, pyqtSignal
 from engine.model import Model, build_config
 from engine.train import DivergenceError, Trainer, evaluate
 
+from .model_files import restore_position, saved_run_of
+
 EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
 
 
@@ -94,6 +96,7 @@ class TrainWorker(QObject):
     loading = pyqtSignal(str)  # dataset spec being loaded
     error = pyqtSignal(str)
     finished = pyqtSignal()
+    state_ready = pyqtSignal(object)  # model_files.SavedRun (or None) after "save_state"
 
     def __init__(self, loader=None, hyper: Hyper | None = None):
         super().__init__()
@@ -115,7 +118,8 @@ class TrainWorker(QObject):
     def submit(self, command: str, *args) -> None:
         """Queue a command for the worker thread: train, pause, toggle, step_samples(n),
         step_batch, step_epoch, steps(n), reset(RunSettings), hyper(Hyper), speed(steps/s or
-        0), probe(image uint8 (28, 28), label or None), probe_test(index), stop."""
+        0), probe(image uint8 (28, 28), label or None), probe_test(index), stop,
+        save_state (answered by ``state_ready``), load(RunSettings, model_files.LoadedModel)."""
         self._commands.put((command, args))
 
     def stop(self) -> None:
@@ -171,6 +175,12 @@ class TrainWorker(QObject):
             self.steps_per_s = float(args[0])
         elif command == "reset":
             self._reset(args[0])
+        elif command == "load":  # a validated model file: its weights and position
+            self._reset(args[0], loaded=args[1])
+        elif command == "save_state":
+            self.state_ready.emit(self.trainer and saved_run_of(
+                self.trainer, self.settings.dataset, self._datasets[self.settings.dataset]
+                .class_names))
         elif command in ("probe", "probe_test"):
             self._probe = (command, *args)
             self._apply_probe()
@@ -273,14 +283,17 @@ class TrainWorker(QObject):
             self._stopping = True
         return stop
 
-    def _reset(self, settings: RunSettings) -> None:
+    def _reset(self, settings: RunSettings, loaded=None) -> None:
         self._halt()
         try:
             data = self._load(settings.dataset)
         except InterruptedError:
             return
-        config = build_config(settings.preset, settings.filters, settings.pool, settings.relu)
-        model = Model(config, settings.seed)
+        if loaded is None:
+            config = build_config(settings.preset, settings.filters, settings.pool, settings.relu)
+            model = Model(config, settings.seed)
+        else:
+            model, config = loaded.model, loaded.model.config
         for layer in model.layers:  # Trainer.probe_trace needs gradients to exist before step 1
             for k, v in layer.params.items():
                 layer.grads.setdefault(k, np.zeros_like(v))
@@ -289,6 +302,7 @@ class TrainWorker(QObject):
                           lr=hyper.lr, batch_size=self._clamp_batch(hyper.batch_size, data),
                           momentum=hyper.momentum, seed=settings.seed,
                           snapshot_interval=EMIT_INTERVAL)
+        note = None if loaded is None else restore_position(trainer, loaded.trainer_state)
         trainer.on_step = self._on_step
         trainer.on_snapshot = self.snapshot.emit
         trainer.on_epoch_end = self.epoch_ended.emit
@@ -298,10 +312,12 @@ class TrainWorker(QObject):
         x_test, y_test = _read_only(data.x_test), _read_only(data.y_test)
         self.run_started.emit(RunInfo(settings, config, data.name, list(data.class_names),
                                       len(data.x_train), x_test, y_test))
-        if len(x_test):  # where the untrained network starts (chance level)
+        if len(x_test):  # where the network starts (chance level for new weights)
             loss, acc, _ = evaluate(model, x_test, y_test)
-            self.evaluated.emit(EvalReport(0, 0, loss, acc))
+            self.evaluated.emit(EvalReport(trainer.step_count, trainer.samples_seen, loss, acc))
         self._emit_snapshot()
+        if note:
+            self.error.emit(note)
 
     @staticmethod
     def _clamp_batch(batch_size: int, data) -> int:
