@@ -23,7 +23,7 @@ ACC_WINDOW = 500.0  # samples the running train accuracy averages over
 class _CurvePanel(QWidget):
     """A PlotWidget with named curves created once and updated with setData."""
 
-    def __init__(self, y_label: str, legend_offset=(-6, 6), parent=None):
+    def __init__(self, y_label: str, parent=None):
         super().__init__(parent)
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
@@ -33,8 +33,6 @@ class _CurvePanel(QWidget):
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
-        self.legend = self.plot.addLegend(offset=legend_offset, labelTextSize="8pt",
-                                          colCount=2, verSpacing=-6, horSpacing=12)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.plot_widget)
@@ -43,8 +41,9 @@ class _CurvePanel(QWidget):
         self._dirty = False
         self._theme: Theme | None = None
 
-    def _add(self, key: str, name: str | None, capacity: int = 8192, **style):
-        item = self.plot.plot(name=name, **style)
+    def _add(self, key: str, name: str, capacity: int = 8192, **style):
+        item = self.plot.plot(**style)
+        item.legend_name = name
         self.curves[key] = item
         self.histories[key] = History(capacity)
         return item
@@ -75,10 +74,22 @@ class _CurvePanel(QWidget):
             axis = self.plot.getAxis(name)
             axis.setPen(pg.mkPen(theme.muted))
             axis.setTextPen(pg.mkPen(theme.text))
-        self.legend.setLabelTextColor(theme.text)
-        self.legend.setBrush(pg.mkBrush(QColor(theme.plot_bg).darker(100 if theme.dark else 103)))
-        self.legend.setPen(pg.mkPen(theme.muted, width=0.5))
         self._style(theme)
+        self.plot.setTitle(self.legend_html(theme), size="8pt")
+
+    def legend_html(self, theme: Theme) -> str:
+        """The legend as the plot's title line, so it never covers a curve."""
+        parts = []
+        for item in self.curves.values():
+            if item.opts.get("symbol"):
+                color = item.opts["symbolBrush"].color().name()
+                mark = "●" if item.opts["symbol"] == "o" else "■"
+            else:
+                color = item.opts["pen"].color().name()
+                mark = "━"
+            parts.append(f"<span style='color:{color}'>{mark}</span>"
+                         f"<span style='color:{theme.text}'>&nbsp;{item.legend_name}</span>")
+        return "&nbsp;&nbsp;".join(parts)
 
     def _style(self, theme: Theme) -> None:  # pragma: no cover - overridden
         pass
@@ -87,7 +98,7 @@ class _CurvePanel(QWidget):
 class LossPanel(_CurvePanel):
     def __init__(self, parent=None):
         super().__init__("loss (cross-entropy)", parent=parent)
-        self._add("raw", "step loss")
+        self._add("raw", "step")
         self._add("smooth", "smoothed")
         self._add("epoch", "epoch train", capacity=1024, symbol="o", symbolSize=7)
         self._add("test", "test", capacity=1024, symbol="s", symbolSize=7)
@@ -139,7 +150,7 @@ class LossPanel(_CurvePanel):
 
 class AccuracyPanel(_CurvePanel):
     def __init__(self, parent=None):
-        super().__init__("accuracy", legend_offset=(-6, -30), parent=parent)
+        super().__init__("accuracy", parent=parent)
         self.plot.setYRange(0, 1, padding=0.02)
         self.plot.getViewBox().setLimits(yMin=-0.02, yMax=1.02)
         self.plot.getAxis("left").setTicks(

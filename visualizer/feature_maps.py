@@ -101,8 +101,7 @@ class FeatureMapsPanel(QWidget):
         for name in names:
             _, h, w, c = self.trace[name].shape
             section = self.view.add_section(name)
-            numbered = c <= 32 and not name.startswith("pool")
-            labels = [str(k + 1) for k in range(c)] if numbered else None
+            labels = [str(k + 1) for k in range(c)] if c <= 64 else None
             section.configure(c, h, w, factor=max(1, round(base / h)), labels=labels)
         if self._theme is not None:
             self.apply_theme(self._theme)

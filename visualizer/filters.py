@@ -66,10 +66,15 @@ class FiltersPanel(QWidget):
         self.rows = []
         convs = [(k, s) for k, s in shapes.items() if k.endswith(".W") and len(s) == 4]
         for r, (key, (k1, k2, c_in, c_out)) in enumerate(convs):
-            view = MosaicView(max_cols=c_out, fixed_cols=c_out)
+            # a single input map: wrap freely; stacked layers: one column per output filter
+            view = MosaicView(max_cols=c_out, fixed_cols=c_out if c_in > 1 else None)
             section = view.add_section(key)
-            labels = [f"{o + 1}" for o in range(c_out)] if c_out <= 16 else None
-            section.configure(c_in * c_out, k1, k2, factor=max(1, 8 // k1), labels=labels)
+            if c_in == 1:  # label every kernel with its filter number
+                labels = [f"{o + 1}" for o in range(c_out)]
+            else:  # label the first row: columns are output filters
+                labels = [f"{o + 1}" for o in range(c_out)] if c_out <= 32 else None
+            section.configure(c_in * c_out, k1, k2, factor=max(1, 12 // k1), labels=labels,
+                              every_row=c_in == 1)
             name = key.split(".")[0]
             section.title.setText(f"{name}: {c_out} filters of {k1}×{k2}" +
                                   (f" × {c_in} input maps (rows)" if c_in > 1 else ""))
@@ -104,7 +109,7 @@ class FiltersPanel(QWidget):
                 continue
             section, k, i, j = hit
             maps = section.last_maps
-            c_out = section.view.fixed_cols
+            c_out = int(self._shapes[key][3])
             c_in_idx, out_idx = divmod(k, c_out)
             name = key.split(".")[0]
             value = float(maps[k, i, j]) if maps is not None else float("nan")

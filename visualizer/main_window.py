@@ -12,6 +12,8 @@ painted, at most ~30 per second) and ``run_started`` (a RunInfo after each Reset
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
@@ -38,11 +40,13 @@ from .draw_panel import attach as attach_draw_panel
 from .feature_maps import FeatureMapsPanel
 from .file_actions import attach as attach_file_actions
 from .filters import FiltersPanel
+from .inspector import InspectorView
 from .probe import ProbePanel
 from .probs import ProbsPanel
 from .status import TrainingStatusBar
 from .templates import TemplatesPanel
 from .theme import Theme, apply_palette, resolve
+from .timeline_panel import TimelinePanel
 from .worker import Hyper, RunInfo, RunSettings, TrainWorker, start_worker, stop_worker
 
 REPAINT_MS = 33  # ~30 Hz
@@ -115,6 +119,10 @@ class MainWindow(QMainWindow):
         self.add_panel("Loss", self.loss_panel, "bottom")
         self.add_panel("Accuracy", self.accuracy_panel, "bottom")
         self.splitDockWidget(self.docks["Loss"], self.docks["Accuracy"], Qt.Horizontal)
+        self.inspector = InspectorView()  # one sample's pass, number by number
+        self.add_panel("Inspector", self.inspector, "tab")
+        self.timeline_panel = TimelinePanel()
+        self.add_panel("Timeline", self.timeline_panel, "tab")
         self.draw_panel = attach_draw_panel(self)  # a tab; its drawing becomes the probe
         self._default_state = None
 
@@ -129,6 +137,13 @@ class MainWindow(QMainWindow):
         w.run_started.connect(self._on_run_started)
         w.loading.connect(lambda spec: self.status.set_values(state=f"loading {spec}…"))
         w.error.connect(self.show_error)
+        self.timeline_panel.timeline = w.timeline
+        w.traced.connect(self.inspector.set_step)
+        w.resumed.connect(lambda step: self._show_moment(None))
+        self.timeline_panel.scrubbed.connect(self._show_moment)
+        self.timeline_panel.resume_requested.connect(self._resume)
+        self.run_started.connect(lambda info: self.timeline_panel.set_config(info.config))
+        self.snapshot_shown.connect(self.timeline_panel.set_live_snapshot)
         c = self.controls
         c.train_toggled.connect(lambda: w.submit("toggle"))
         c.step_sample.connect(lambda: w.submit("step_samples", 1))
@@ -160,8 +175,12 @@ class MainWindow(QMainWindow):
         self.panels[name] = widget
         if hasattr(widget, "apply_theme"):
             widget.apply_theme(self.theme)
-        if area == "tab":
-            self.tabs.addTab(widget, name)
+        if area == "tab":  # in a scroll area: a large page never forces the window to grow
+            scroll = QScrollArea()
+            scroll.setWidget(widget)
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.NoFrame)
+            self.tabs.addTab(scroll, name)
             return None
         if area not in AREAS:
             raise ValueError(f"unknown area {area!r}: use tab, {', '.join(AREAS)}")
@@ -237,7 +256,7 @@ class MainWindow(QMainWindow):
         self._status_dirty = True
 
     def _on_snapshot(self, snapshot) -> None:
-        self.latest = snapshot
+        self.latest = finite_snapshot(snapshot)
 
     def _on_epoch(self, report) -> None:
         samples = self.status.values.get("samples", 0)
@@ -257,6 +276,8 @@ class MainWindow(QMainWindow):
 
     def _on_state(self, running: bool) -> None:
         self.running = running
+        if running:
+            self.timeline_panel.go_live()
         self.controls.set_running(running)
         self.status.values["state"] = "training" if running else "paused"
         if not running:
@@ -270,6 +291,22 @@ class MainWindow(QMainWindow):
         self.status.showMessage(message.split(". ")[0], 8000)
 
     # ---- painting --------------------------------------------------------------------------
+    moment = None  # a past Snapshot from the Timeline shown instead of the live one
+
+    def _show_moment(self, snapshot) -> None:
+        """Paint a past moment from the Timeline (pausing training), or None: live."""
+        if snapshot is not None and self.running:
+            self.worker.submit("pause")
+        self.moment = snapshot
+        self._force_repaint()
+
+    def _resume(self, step: int, lr: float) -> None:
+        """Continue from the Timeline's snapshot at ``step`` with learning rate ``lr``."""
+        self.controls.lr_spin.setValue(lr)  # reaches the worker before the resume
+        self.worker.submit("resume", step)
+        self.loss_panel.clear()  # the curves restart there; the Timeline shows both runs
+        self.accuracy_panel.clear()
+
     _status_dirty = False
 
     def _repaint(self) -> None:
@@ -279,7 +316,7 @@ class MainWindow(QMainWindow):
         for panel in (self.loss_panel, self.accuracy_panel):
             if panel.isVisible():
                 panel.refresh()
-        snap = self.latest
+        snap = self.moment or self.latest
         if snap is None:
             return
         painted = False
@@ -425,7 +462,7 @@ class MainWindow(QMainWindow):
         self._force_repaint()
 
     def restore_layout(self) -> None:
-        if self._default_state is not None:
+        if self._default_state:
             self.restoreState(self._default_state)
         for dock in self.docks.values():
             dock.setVisible(True)
@@ -433,20 +470,28 @@ class MainWindow(QMainWindow):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().showEvent(event)
         if self._default_state is None:
+            self._default_state = b""
             self._size_docks()
-            self._default_state = self.saveState()
+            QTimer.singleShot(0, self._first_layout)  # again once the layout has settled
+
+    def _first_layout(self) -> None:
+        self._size_docks()
+        self._default_state = self.saveState()
 
     def _size_docks(self) -> None:
-        w, h = self.width(), self.height()
+        """Default layout: the controls at their natural height, the big views share the rest."""
+        w = self.width()
         left = [self.docks["Controls"], self.docks["Probe digit"]]
         right = [self.docks[n] for n in ("Prediction", "Filters", "Class templates")]
-        controls_w = self.controls.sizeHint().width() + 12
-        controls_h = self.controls.sizeHint().height() + 4
-        self.resizeDocks(left[:1], [max(controls_w, int(w * 0.19))], Qt.Horizontal)
+        hint = self.controls.sizeHint()
+        self.resizeDocks(left[:1], [max(hint.width() + 14, int(w * 0.19))], Qt.Horizontal)
         self.resizeDocks(right[:1], [max(320, int(w * 0.26))], Qt.Horizontal)
-        self.resizeDocks(left, [controls_h, max(150, h - controls_h)], Qt.Vertical)
-        self.resizeDocks(right, [int(h * 0.34), int(h * 0.22), int(h * 0.44)], Qt.Vertical)
-        self.resizeDocks([self.docks["Loss"]], [int(h * 0.3)], Qt.Vertical)
+        left_h = sum(d.height() for d in left)
+        top = min(hint.height() + 30, left_h - 180)
+        self.resizeDocks(left, [top, left_h - top], Qt.Vertical)
+        right_h = sum(d.height() for d in right)
+        self.resizeDocks(right, [int(right_h * f) for f in (0.36, 0.22, 0.42)], Qt.Vertical)
+        self.resizeDocks([self.docks["Loss"]], [int(self.height() * 0.3)], Qt.Vertical)
 
     # ---- shutdown --------------------------------------------------------------------------
     def shutdown(self) -> bool:
@@ -455,11 +500,29 @@ class MainWindow(QMainWindow):
             return True
         self._closed = True
         self.timer.stop()
+        self.inspector.shutdown()
         return stop_worker(self.worker, self.thread)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.shutdown()
         super().closeEvent(event)
+
+
+def finite_snapshot(snapshot):
+    """The snapshot with any NaN or infinity of the probe trace (weights that are finite but
+    huge, just before a divergence) replaced by 0 or the largest float: never draw NaN."""
+    trace = snapshot.probe_trace
+    if not trace:
+        return snapshot
+    bad = [k for k, v in trace.items()
+           if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.isfinite(v).all()]
+    if not bad:
+        return snapshot
+    clean = dict(trace)
+    for k in bad:
+        big = np.finfo(trace[k].dtype).max
+        clean[k] = np.nan_to_num(trace[k], nan=0.0, posinf=big, neginf=-big)
+    return dataclasses.replace(snapshot, probe_trace=clean)
 
 
 def stylesheet(theme: Theme) -> str:

@@ -98,11 +98,11 @@ class TemplatesPanel(QWidget):
         if cols > 1:
             labels = [short_name(c, 5) for c in self.class_names]
             factor = max(1, 14 // h)
-            title = f"{layer} weights: class × input map"
+            title = f"{layer}: classes × input maps"
         else:
             labels, factor = None, max(1, 4)
-            title = f"{layer} weights: class × hidden unit"
-        self.section.configure(n, h, w, factor=factor, labels=labels)
+            title = f"{layer}: classes × hidden units"
+        self.section.configure(n, h, w, factor=factor, labels=labels, every_row=False)
         self.section.title.setText(title)
         if self._theme is not None:
             self.apply_theme(self._theme)

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
+from engine.explain import traced_step
 from engine.model import Model, build_config
+from engine.timeline import Timeline
 from engine.train import DivergenceError, Trainer, evaluate
 
 from .model_files import restore_position, saved_run_of
@@ -96,6 +98,8 @@ class TrainWorker(QObject):
     loading = pyqtSignal(str)  # dataset spec being loaded
     error = pyqtSignal(str)
     finished = pyqtSignal()
+    traced = pyqtSignal(object)  # engine.explain.StepTrace of a single-sample step
+    resumed = pyqtSignal(int)  # the step training went back to ("resume")
     state_ready = pyqtSignal(object)  # model_files.SavedRun (or None) after "save_state"
 
     def __init__(self, loader=None, hyper: Hyper | None = None):
@@ -113,6 +117,7 @@ class TrainWorker(QObject):
         self._probe: tuple | None = None  # ("probe", image, label) or ("probe_test", i)
         self._next_due = 0.0
         self._reset_buffer()
+        self.timeline = Timeline()  # states to scrub back to and resume from
 
     # ---- called from any thread ----------------------------------------------------------
     def submit(self, command: str, *args) -> None:
@@ -128,6 +133,13 @@ class TrainWorker(QObject):
 
     # ---- the loop (worker thread) --------------------------------------------------------
     def run(self) -> None:
+        # divergence is detected by the Trainer (DivergenceError), not by numpy warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self._loop()
+        self._flush()
+        self.finished.emit()
+
+    def _loop(self) -> None:
         while not self._stopping:
             try:
                 command = self._next_command()
@@ -143,15 +155,18 @@ class TrainWorker(QObject):
                 traceback.print_exc()
                 self._halt()
                 self.error.emit(f"{type(e).__name__}: {e}")
-        self._flush()
-        self.finished.emit()
 
     def _busy(self) -> bool:
         return self.trainer is not None and (self._running or self._pending is not None)
 
     def _next_command(self):
-        if not self._busy():
-            return self._commands.get()  # idle: sleep until told something
+        if QThread.currentThread().isInterruptionRequested():
+            return ("stop", ())
+        if not self._busy():  # idle: sleep until told something (or interrupted)
+            try:
+                return self._commands.get(timeout=0.25)
+            except queue.Empty:
+                return None
         delay = self._next_due - time.perf_counter() if self._running else 0.0
         try:
             if delay > 0:
@@ -187,6 +202,13 @@ class TrainWorker(QObject):
             self._emit_snapshot()
         elif self.trainer is None:
             return
+        elif command == "resume":  # back to the timeline's snapshot at a step
+            self._halt()
+            self.trainer.set_state(self.timeline.resume(int(args[0]), self.hyper.lr),
+                                   hyperparameters=False)
+            self._reset_buffer()
+            self.resumed.emit(self.trainer.step_count)
+            self._emit_snapshot()
         elif command == "step_samples":
             self._start_pending(("steps", int(args[0]), 1))
         elif command == "step_batch":
@@ -199,7 +221,12 @@ class TrainWorker(QObject):
             raise ValueError(f"unknown worker command {command!r}")
 
     def _start_pending(self, pending: tuple) -> None:
+        """Pause and queue discrete steps; repeated step requests add up (12 quick clicks on
+        "1 sample" are 12 samples)."""
         self._set_running(False)
+        old = self._pending
+        if old is not None and old[0] == pending[0] == "steps" and old[2] == pending[2]:
+            pending = ("steps", old[1] + pending[1], pending[2])
         self._pending = pending
 
     def _work(self) -> None:
@@ -213,7 +240,10 @@ class TrainWorker(QObject):
         kind = self._pending[0]
         if kind == "steps":
             _, left, batch = self._pending
-            trainer.step(batch)
+            if left == 1 and (batch or trainer.batch_size) == 1:  # for the inspector
+                self.traced.emit(traced_step(trainer))
+            else:
+                trainer.step(batch)
             self._pending = ("steps", left - 1, batch) if left > 1 else None
         else:
             trainer.step()
@@ -260,7 +290,8 @@ class TrainWorker(QObject):
             loading.start()
             while loading.is_alive():
                 loading.join(0.05)
-                if self._stopping or not self._commands.empty() and self._stop_queued():
+                if (self._stopping or QThread.currentThread().isInterruptionRequested()
+                        or not self._commands.empty() and self._stop_queued()):
                     raise InterruptedError("closing")
             if "error" in result:
                 raise result["error"]
@@ -310,6 +341,7 @@ class TrainWorker(QObject):
         self._reset_buffer()
         self._apply_probe()
         x_test, y_test = _read_only(data.x_test), _read_only(data.y_test)
+        self.timeline.start(trainer)
         self.run_started.emit(RunInfo(settings, config, data.name, list(data.class_names),
                                       len(data.x_train), x_test, y_test))
         if len(x_test):  # where the network starts (chance level for new weights)
@@ -356,6 +388,7 @@ class TrainWorker(QObject):
         self._samples_last = 0
 
     def _on_step(self, report) -> None:
+        self.timeline.after_step(self.trainer, report)
         self._buf.append((report.step, report.samples_seen, report.loss,
                           report.correct / report.batch_size, report.batch_size))
         if time.perf_counter() - self._t_last >= EMIT_INTERVAL:
@@ -396,6 +429,7 @@ def start_worker(worker: TrainWorker, parent=None) -> QThread:
 def stop_worker(worker: TrainWorker, thread: QThread, timeout_ms: int = 3000) -> bool:
     """Ask the loop to end at the next sample, then join the thread. True when it ended."""
     worker.stop()
+    thread.requestInterruption()
     thread.quit()
     return thread.wait(timeout_ms)
 
