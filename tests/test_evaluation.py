@@ -171,3 +171,23 @@ def test_nothing_to_evaluate_is_reported(qtbot, make_view, trained):
     with qtbot.waitSignal(view.error) as blocker:
         assert not view.evaluate()
     assert "no weights" in blocker.args[0]
+
+
+def test_window_evaluates_the_latest_weights_and_probes_a_mistake(qtbot, window, run_steps,
+                                                                  dialog_errors):
+    w = window
+    run_steps(w, 100)
+    view = w.file_actions.evaluation
+    with qtbot.waitSignal(view.evaluated, timeout=20000) as blocker:
+        view.evaluate_button.click()
+    r = blocker.args[0]
+    assert r.step == w.latest.step == 100
+    expected = evaluate_weights(w.info.config, w.latest.params, w.info.x_test, w.info.y_test)
+    assert (r.loss, r.accuracy) == (expected.loss, expected.accuracy)
+    index = int(view.gallery.item(0).data(QtCore.Qt.UserRole))
+    with qtbot.waitSignal(w.worker.snapshot, timeout=10000) as blocker:
+        view._on_item_clicked(view.gallery.item(0))
+    assert w.probe_panel.index_spin.value() == index
+    trace = blocker.args[0].probe_trace
+    np.testing.assert_array_equal(trace["labels"], [w.info.y_test[index]])
+    assert dialog_errors == []

@@ -24,14 +24,6 @@ def data():
 
 
 @pytest.fixture
-def errors(monkeypatch):
-    """Dialog messages, captured instead of shown."""
-    shown = []
-    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: shown.append(text))
-    return shown
-
-
-@pytest.fixture
 def settings(tmp_path):
     return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
 
@@ -57,7 +49,7 @@ def files_for(tmp_path, settings, run=None):
 
 
 def test_save_open_round_trip_predicts_and_resumes_identically(qtbot, tmp_path, settings,
-                                                              errors, data):
+                                                              dialog_errors, data):
     a = make_trainer(data)
     for _ in range(30):
         a.step()
@@ -65,7 +57,7 @@ def test_save_open_round_trip_predicts_and_resumes_identically(qtbot, tmp_path, 
     files, opened = files_for(tmp_path, settings, saved_run(a))
     with qtbot.waitSignal(files.saved):
         assert files.save_to(path)
-    assert errors == [] and os.path.isfile(path)
+    assert dialog_errors == [] and os.path.isfile(path)
     assert [p for p in os.listdir(tmp_path) if p.endswith(".tmp")] == []
 
     assert files.open_path(path)
@@ -118,7 +110,7 @@ def _crafted(tmp_path, kind: str) -> str:
     ("pickled", "pickled"), ("wrong_shape", "shape"), ("future", "newer"),
     ("truncated", "truncated"), ("text", "not a model file")])
 def test_bad_files_are_refused_and_the_current_model_is_kept(qtbot, tmp_path, settings,
-                                                             errors, kind, reason):
+                                                             dialog_errors, kind, reason):
     files, opened = files_for(tmp_path, settings)
     good = str(tmp_path / "good.npz")
     save_model(good, Model(build_config("seed"), seed=5))
@@ -129,8 +121,8 @@ def test_bad_files_are_refused_and_the_current_model_is_kept(qtbot, tmp_path, se
     bad = _crafted(tmp_path, kind)
     with qtbot.waitSignal(files.error) as blocker:
         assert not files.open_path(bad)
-    assert len(errors) == 1 and errors[0] == blocker.args[0]
-    assert reason in errors[0] and "\n" not in errors[0] and bad in errors[0]
+    assert len(dialog_errors) == 1 and dialog_errors[0] == blocker.args[0]
+    assert reason in dialog_errors[0] and "\n" not in dialog_errors[0] and bad in dialog_errors[0]
     assert opened == [current]  # nothing new was handed on
     assert files.current_path == good
     for k, v in current.model.params().items():
@@ -138,10 +130,11 @@ def test_bad_files_are_refused_and_the_current_model_is_kept(qtbot, tmp_path, se
     assert settings.recent_files() == [good]
 
 
-def test_failed_save_keeps_the_old_file(qtbot, tmp_path, settings, errors, data, monkeypatch):
+def test_failed_save_keeps_the_old_file(qtbot, tmp_path, settings, dialog_errors, data,
+                                        monkeypatch):
     path = str(tmp_path / "model.npz")
     files, _ = files_for(tmp_path, settings, saved_run(make_trainer(data)))
-    assert files.write(path, saved_run(make_trainer(data))) and errors == []
+    assert files.write(path, saved_run(make_trainer(data))) and dialog_errors == []
     old = Path(path).read_bytes()
 
     def broken_savez(f, **arrays):
@@ -150,19 +143,19 @@ def test_failed_save_keeps_the_old_file(qtbot, tmp_path, settings, errors, data,
 
     monkeypatch.setattr(np, "savez", broken_savez)
     assert not files.write(path, saved_run(make_trainer(data)))
-    assert "No space left" in errors[0]
+    assert "No space left" in dialog_errors[0]
     assert Path(path).read_bytes() == old
     assert [n for n in os.listdir(tmp_path) if "model" in n] == ["model.npz"]  # no temporary
 
 
-def test_nothing_to_save_is_reported(qtbot, tmp_path, settings, errors):
+def test_nothing_to_save_is_reported(qtbot, tmp_path, settings, dialog_errors):
     files, _ = files_for(tmp_path, settings, None)
     files.save_to(str(tmp_path / "x.npz"))
-    assert errors == ["there is no model to save yet"]
+    assert dialog_errors == ["there is no model to save yet"]
     assert not os.path.exists(tmp_path / "x.npz")
 
 
-def test_menu_dialogs_and_recent_files(qtbot, tmp_path, settings, errors, data, monkeypatch):
+def test_menu_dialogs_and_recent_files(qtbot, tmp_path, settings, dialog_errors, data, monkeypatch):
     files, opened = files_for(tmp_path, settings, saved_run(make_trainer(data)))
     menu = QMenu()
     actions = files.install_menu(menu)
@@ -172,10 +165,46 @@ def test_menu_dialogs_and_recent_files(qtbot, tmp_path, settings, errors, data, 
     assert files.current_path == target + ".npz" and os.path.isfile(target + ".npz")
     monkeypatch.setattr(dialogs, "ask_open_path", lambda *a: None)
     actions["open"].trigger()  # cancelled: nothing happens
-    assert opened == [] and errors == []
+    assert opened == [] and dialog_errors == []
 
     files.recent_menu.aboutToShow.emit()
     recent = [a for a in files.recent_menu.actions() if a.toolTip() == target + ".npz"]
     assert len(recent) == 1
     recent[0].trigger()
     assert len(opened) == 1 and opened[0].path == target + ".npz"
+
+
+# ---- through the main window and its training worker ----------------------------------------
+def test_window_saves_while_paused_and_resumes_identically(qtbot, window, run_steps, tmp_path,
+                                                          dialog_errors, monkeypatch):
+    w, files = window, window.file_actions.model_files
+    run_steps(w, 20)
+    path = str(tmp_path / "kept.npz")
+    monkeypatch.setattr(dialogs, "ask_save_path", lambda *a: path)
+    with qtbot.waitSignal(files.saved, timeout=10000):
+        files.save_as()
+    later = run_steps(w, 10)
+
+    with qtbot.waitSignal(w.run_started, timeout=30000):
+        assert files.open_path(path)
+    qtbot.waitUntil(lambda: w.latest is not None and w.latest.step == 20, timeout=30000)
+    assert run_steps(w, 10) == later
+    assert dialog_errors == [] and w.controls.hyper().momentum == 0.9
+
+
+def test_window_refuses_a_bad_file_and_keeps_training_the_same_model(qtbot, window, run_steps,
+                                                                    tmp_path, dialog_errors):
+    w, files = window, window.file_actions.model_files
+    run_steps(w, 5)
+    before = w.latest
+    started = []
+    w.run_started.connect(started.append)
+    for kind in ("pickled", "wrong_shape", "truncated", "text"):
+        assert not files.open_path(_crafted(tmp_path, kind))
+    assert len(dialog_errors) == 4
+    with qtbot.waitSignal(w.worker.snapshot, timeout=10000) as blocker:
+        w.worker.submit("probe_test", 1)  # any command that sends a fresh snapshot
+    now = blocker.args[0]
+    assert started == [] and now.step == before.step == 5
+    for k, v in before.params.items():
+        np.testing.assert_array_equal(now.params[k], v)
