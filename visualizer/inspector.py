@@ -601,6 +601,7 @@ class InspectorView(QWidget):
         self._fit_timer.setInterval(60)
         self._fit_timer.timeout.connect(self._fit)
         self._width = 640  # pixels the stage grids may use
+        self._fitted = False
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
@@ -608,12 +609,14 @@ class InspectorView(QWidget):
 
     def _fit(self) -> None:
         """Side by side when wide, the arithmetic below the stages when narrow; tiles wrap."""
-        wide = self.width() >= 1100
+        wide = self.width() >= 900
         orientation = Qt.Horizontal if wide else Qt.Vertical
-        if self.splitter.orientation() != orientation:
+        if self.splitter.orientation() != orientation or not self._fitted:
+            self._fitted = True
             self.splitter.setOrientation(orientation)
             total = self.width() if wide else self.height()
-            self.splitter.setSizes([int(total * 0.62), int(total * 0.38)])
+            side = min(460, int(total * 0.4)) if wide else int(total * 0.38)
+            self.splitter.setSizes([total - side, side])
         width = max(200, self.scroll.viewport().width() - 60)
         if abs(width - self._width) > 8:
             self._width = width

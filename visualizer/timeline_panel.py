@@ -63,6 +63,7 @@ class TimelinePanel(QWidget):
         self.theme = themes.DARK
 
         self.plot_widget = pg.PlotWidget()
+        self.plot_widget.setMinimumSize(240, 120)
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setLabel("bottom", "step")
         self.plot.setLabel("left", "loss")
@@ -87,7 +88,6 @@ class TimelinePanel(QWidget):
                                "the right end is the live run")
         self.slider.valueChanged.connect(self._on_slider)
         self.step_label = QLabel("live")
-        self.step_label.setMinimumWidth(180)
         self.memory_label = QLabel("")
         self.memory_label.setObjectName("muted")
         self.lr_spin = QDoubleSpinBox()
@@ -100,28 +100,30 @@ class TimelinePanel(QWidget):
         self.resume_button = QPushButton("Resume from here")
         self.resume_button.setEnabled(False)
         self.resume_button.clicked.connect(self.resume)
-        self.live_button = QPushButton("Back to live")
+        self.live_button = QPushButton("Live")
         self.live_button.setEnabled(False)
         self.live_button.clicked.connect(self.go_live)
         self.fork_label = QLabel("")
-        self.fork_label.setWordWrap(True)
 
         row = QHBoxLayout()
         row.addWidget(self.slider, 1)
         row.addWidget(self.step_label)
         actions = QHBoxLayout()
-        actions.addWidget(QLabel("continue with lr"))
+        actions.addWidget(QLabel("with lr"))
         actions.addWidget(self.lr_spin)
         actions.addWidget(self.resume_button)
         actions.addWidget(self.live_button)
         actions.addStretch(1)
-        actions.addWidget(self.memory_label)
+        notes = QHBoxLayout()
+        notes.addWidget(self.fork_label)
+        notes.addStretch(1)
+        notes.addWidget(self.memory_label)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.plot_widget, 1)
         layout.addLayout(row)
         layout.addLayout(actions)
-        layout.addWidget(self.fork_label)
+        layout.addLayout(notes)
 
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
@@ -179,8 +181,9 @@ class TimelinePanel(QWidget):
                 self.slider.setValue(self._position(self.chosen))
             self.slider.blockSignals(False)
         self.memory_label.setText(
-            f"{len(snap_steps)} snapshots, every {self.timeline.every} steps; "
-            f"{megabytes(self.timeline.memory_used)} of {megabytes(self.timeline.max_bytes)}")
+            f"{len(snap_steps)} snapshots, every {self.timeline.every} steps\n"
+            f"memory {megabytes(self.timeline.memory_used)} of "
+            f"{megabytes(self.timeline.max_bytes)}")
 
     @staticmethod
     def _loss_at(snap_steps, steps, losses) -> np.ndarray:
@@ -249,13 +252,12 @@ class TimelinePanel(QWidget):
             self.step_label.setText("live")
             self.fork_label.setText("")
             return
-        self.step_label.setText(f"step {self.chosen} (lr {self._moment_lr:g})")
+        self.step_label.setText(f"step {self.chosen}")
         lr = self.lr_spin.value()
         if abs(lr - self._moment_lr) <= 1e-12 * max(1.0, lr):
-            self.fork_label.setText("Resuming with the same settings replays the run exactly.")
+            self.fork_label.setText("same lr: replays\nthe run exactly")
         else:
-            self.fork_label.setText(f"Resuming with lr {lr:g} forks the run: the curve after "
-                                    f"step {self.chosen} is kept, dashed, for comparison.")
+            self.fork_label.setText(f"lr {lr:g}: forks the run\n(the old curve stays, dashed)")
 
     def go_live(self) -> None:
         self.chosen = None
@@ -285,7 +287,7 @@ class TimelinePanel(QWidget):
             ax.setPen(theme.muted)
             ax.setTextPen(theme.text)
         raw = pg.mkColor(theme.curve)
-        raw.setAlpha(110)
+        raw.setAlpha(70)
         self.raw_curve.setPen(pg.mkPen(raw, width=1))
         self.curve.setPen(pg.mkPen(theme.curve2, width=2))
         self.marker.setPen(pg.mkPen(theme.accent, width=2))
