@@ -1,6 +1,8 @@
 """Settings persist between launches; corrupt values fall back to defaults."""
 from __future__ import annotations
 
+import gc
+
 from PyQt5.QtCore import QByteArray, QSettings
 from PyQt5.QtWidgets import QDockWidget, QLabel, QMainWindow
 
@@ -104,3 +106,43 @@ def test_recent_files_are_deduplicated_bounded_and_existing(tmp_path):
     (tmp_path / "m10.npz").unlink()
     assert paths[-1] not in s.recent_files()
     assert s.last_dir() == str(tmp_path)
+
+
+def test_the_app_comes_back_as_it_was_left(qtbot, tmp_path):
+    from PyQt5.QtCore import QCoreApplication, QEvent
+
+    from visualizer.file_actions import launch_options, persist
+    from visualizer.main_window import MainWindow
+
+    def launch():
+        s = settings_at(tmp_path / "app.ini")
+        w = MainWindow(**launch_options(s))
+        persist(w, s)
+        w.show()
+        qtbot.waitUntil(lambda: w.info is not None, timeout=30000)
+        return w
+
+    def close(w):
+        w.close()
+        w.deleteLater()
+        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+        gc.collect()
+
+    first = launch()
+    first.set_theme("dark")
+    first.controls.lr_spin.setValue(0.05)
+    first.controls.seed_spin.setValue(11)
+    first.resize(1100, 700)
+    qtbot.wait(50)  # let the first layout settle, then change it
+    first.docks["Filters"].hide()
+    close(first)
+
+    again = launch()
+    try:
+        assert again.theme_choice == "dark"
+        assert again.controls.hyper().lr == 0.05 and again.controls.settings().seed == 11
+        assert (again.width(), again.height()) == (1100, 700)
+        qtbot.waitUntil(lambda: again.docks["Filters"].isHidden(), timeout=5000)
+        assert again.docks["Loss"].isVisible()
+    finally:
+        close(again)

@@ -26,12 +26,17 @@ def make_app(argv=None) -> QApplication:
     return app
 
 
-def run_app(theme: str = "system") -> int:
-    """Show the main window and run until it is closed. Returns the exit status."""
+def run_app(theme: str | None = None) -> int:
+    """Show the main window and run until it is closed. Returns the exit status. The window
+    comes back as it was left (layout, theme, settings; ``theme`` overrides the saved one)."""
     app = make_app()
+    from .file_actions import launch_options, persist
     from .main_window import MainWindow
+    from .settings import Settings
 
-    window = MainWindow(theme=theme)
+    settings = Settings()
+    window = MainWindow(**launch_options(settings, theme))
+    persist(window, settings)
     window.show()
     app.aboutToQuit.connect(window.shutdown)
     # Ctrl+C in the terminal closes the window cleanly (Python sees the signal between
