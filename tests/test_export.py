@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import gc
 import json
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -121,6 +122,9 @@ def test_single_plot_panel_as_png_and_svg(tmp_path, widgets):
     root = ET.parse(tmp_path / "curve.svg").getroot()
     assert root.tag.endswith("svg") and len(list(root.iter())) > 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curve.png", "curve.svg"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "curve.png").stat().st_mode & 0o777 == 0o666 & ~umask  # not 0600
 
 
 def test_composite_panel_as_png_but_not_svg(tmp_path, widgets):
@@ -148,11 +152,14 @@ def test_export_menu(tmp_path, widgets, monkeypatch):
     file_menu = QMenu()
     menu = exports.install_menu(file_menu)
     texts = [a.text() for a in menu.actions() if a.text()]
-    assert texts == ["History as &CSV...", "Run settings as &JSON...", "Loss curve as PNG...",
-                     "Loss curve as SVG...", "Evaluation as PNG..."]
+    assert texts == ["History as &CSV...", "Run settings as &JSON...", "Panel as &PNG",
+                     "Panel as &SVG"]
+    png, svg = (a.menu() for a in menu.actions()[-2:])
+    assert [a.text() for a in png.actions()] == ["Loss curve...", "Evaluation..."]
+    assert [a.text() for a in svg.actions()] == ["Loss curve..."]
     menu.actions()[0].trigger()
     assert (tmp_path / "h.csv").read_text().splitlines()[1] == "loss/raw,0,1"
-    next(a for a in menu.actions() if a.text() == "Loss curve as SVG...").trigger()
+    svg.actions()[0].trigger()
     assert ET.parse(tmp_path / "loss.svg").getroot().tag.endswith("svg")
     assert errors == [] and settings.last_dir() == str(tmp_path)
     assert not exports.export_panel("Evaluation", ".png")  # into a folder that does not exist

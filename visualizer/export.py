@@ -42,6 +42,9 @@ def atomic_path(path: str):
     os.close(fd)
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's owner-only one
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -147,15 +150,17 @@ class Exports(QObject):
     """File > Export: history as CSV, run settings as JSON, each panel as PNG (and SVG where
     pyqtgraph supports it). The main window supplies three callables returning plain data:
     ``panels() -> {title: QWidget}``, ``history() -> {name: (x, y)}`` (see
-    ``history_series``) and ``run_settings() -> dict``."""
+    ``history_series``) and ``run_settings() -> dict``; ``reveal(title)``, if given, brings a
+    hidden panel on screen (laid out at its real size) before it is exported."""
     exported = pyqtSignal(str)  # path
     error = pyqtSignal(str)
 
-    def __init__(self, parent_widget, settings, panels, history, run_settings):
+    def __init__(self, parent_widget, settings, panels, history, run_settings, reveal=None):
         super().__init__(parent_widget)
         self.parent_widget = parent_widget
         self.settings = settings
         self.panels, self.history, self.run_settings = panels, history, run_settings
+        self.reveal = reveal
         self.menu: QMenu | None = None
 
     def install_menu(self, menu: QMenu) -> QMenu:
@@ -171,10 +176,13 @@ class Exports(QObject):
         m.addAction("History as &CSV...", self.export_history)
         m.addAction("Run settings as &JSON...", self.export_settings)
         m.addSeparator()
-        for title, widget in self.panels().items():
-            m.addAction(f"{title} as PNG...", lambda t=title: self.export_panel(t, ".png"))
+        panels = self.panels()
+        png, svg = m.addMenu("Panel as &PNG"), m.addMenu("Panel as &SVG")
+        for title, widget in panels.items():
+            png.addAction(f"{title}...", lambda t=title: self.export_panel(t, ".png"))
             if svg_supported(widget):
-                m.addAction(f"{title} as SVG...", lambda t=title: self.export_panel(t, ".svg"))
+                svg.addAction(f"{title}...", lambda t=title: self.export_panel(t, ".svg"))
+        svg.setEnabled(not svg.isEmpty())
 
     def _ask(self, title: str, name: str, filters: str) -> str | None:
         path = dialogs.ask_save_path(self.parent_widget, title,
@@ -213,4 +221,6 @@ class Exports(QObject):
         name = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-") + kind
         path = path or self._ask(f"Export {title}", name,
                                  "PNG images (*.png)" if kind == ".png" else "SVG images (*.svg)")
+        if path and self.reveal is not None and not widget.isVisible():
+            self.reveal(title)
         return self._run(path, lambda p: export_panel(p, widget))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 
 from PyQt5.QtCore import QEvent, QObject, QTimer
+from PyQt5.QtWidgets import QApplication
 
 from .evaluation import EvaluationView
 from .export import Exports, history_series
@@ -30,7 +31,7 @@ class FileActions(QObject):
         window.add_panel("Evaluation", self.evaluation, "tab")
         self.model_files = ModelFiles(window, self.settings, self._request_state)
         self.exports = Exports(window, self.settings, self._panels, self._history,
-                               self._run_settings)
+                               self._run_settings, self._reveal)
 
         window.worker.state_ready.connect(self._on_state_ready)
         window.run_started.connect(self._on_run_started)
@@ -105,6 +106,18 @@ class FileActions(QObject):
     def _panels(self) -> dict:
         return {name: widget for name, widget in self.window.panels.items()
                 if name != "Controls"}
+
+    def _reveal(self, title: str) -> None:
+        """Show a panel's dock or tab so it is laid out at its real size."""
+        w = self.window
+        widget = w.panels[title]
+        if title in w.docks:
+            w.docks[title].show()
+        for i in range(w.tabs.count()):
+            page = w.tabs.widget(i)
+            if page is widget or page.isAncestorOf(widget):
+                w.tabs.setCurrentIndex(i)
+        QApplication.processEvents()
 
     def _history(self) -> dict:
         return history_series({"loss": self.window.loss_panel,
