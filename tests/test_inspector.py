@@ -4,6 +4,7 @@ scrubbed moment replays or forks the run."""
 import numpy as np
 import pytest
 from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import QApplication
 
 from engine.explain import fmt, traced_step
 from engine.model import Model, build_config
@@ -204,3 +205,64 @@ def test_timeline_panel_scrubs_and_resumes_exactly_or_forks(qtbot):
     assert len(panel.branch_curves) == 2  # the replayed tail and the lr 0.01 run
     assert "0.01" in timeline.branches()[-1].label
     assert panel.slider.value() == panel.slider.maximum()  # back to live
+
+
+# ---- in the main window ----------------------------------------------------------------------
+def test_right_arrow_steps_one_sample_and_the_inspector_shows_it(window, qtbot):
+    window.show()
+    qtbot.waitExposed(window)
+    QApplication.setActiveWindow(window)
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)
+    window.inspector.arithmetic_text.setFocus()  # reading the arithmetic must not eat the key
+    with qtbot.waitSignal(window.worker.traced, timeout=30000) as blocker:
+        qtbot.keyClick(window.focusWidget() or window, Qt.Key_Right)
+    st = blocker.args[0]
+    qtbot.waitUntil(lambda: window.inspector.step_trace is st)
+    assert st.step == 1 and st.trace["input"].shape == (1, 28, 28)  # one sample, not a batch
+    assert window.worker.trainer.step_count == 1
+    x = st.trace["input"][0].astype(np.float64)
+    w = st.params_before["conv1.W"].astype(np.float64)
+    e = window.inspector.select("conv1", (3, 4, 2))
+    assert e.value == pytest.approx(np.sum(x[3:6, 4:7] * w[:, :, 0, 2]), abs=1e-9)
+    assert not np.array_equal(st.params_after["conv1.W"], st.params_before["conv1.W"])
+    # Shift+Right: one batch (8 here), which the inspector does not show
+    window.progress_seen.clear()
+    qtbot.keyClick(window.focusWidget(), Qt.Key_Right, Qt.ShiftModifier)
+    qtbot.waitUntil(lambda: any(8 in b.batch for b in window.progress_seen), timeout=30000)
+    assert window.worker.trainer.step_count == 2 and window.inspector.step_trace is st
+    # Space: train, Space again: pause
+    with qtbot.waitSignal(window.worker.state_changed, timeout=30000) as started:
+        qtbot.keyClick(window.focusWidget(), Qt.Key_Space)
+    with qtbot.waitSignal(window.worker.state_changed, timeout=30000) as paused:
+        qtbot.keyClick(window.focusWidget(), Qt.Key_Space)
+    assert started.args == [True] and paused.args == [False]
+    shortcuts = {window.train_action.shortcut().toString(),
+                 window.step_sample_action.shortcut().toString(),
+                 window.step_batch_action.shortcut().toString()}
+    assert shortcuts == {"Space", "Right", "Shift+Right"}
+    menus = {m.text().replace("&", ""): [a.text() for a in m.menu().actions()]
+             for m in window.menuBar().actions()}
+    assert "Keyboard shortcuts" in menus["Help"]
+
+
+def test_resuming_from_the_timeline_tab_replays_the_losses_or_forks(window, run_steps, qtbot):
+    window.worker.timeline.every = 10
+    first = run_steps(window, 30)
+    panel = window.timeline_panel
+    panel.refresh()
+    assert panel.steps == [0, 10, 20, 30]
+    panel.show_step(10)
+    assert window.moment is not None and window.moment.step == 10  # the panels show step 10
+    panel.resume_button.click()
+    qtbot.waitUntil(lambda: window.latest.step == 10 and window.moment is None, timeout=30000)
+    assert run_steps(window, 20) == first[10:]  # batch 8, momentum 0.9: bit for bit
+    panel.refresh()
+    panel.show_step(10)
+    panel.lr_spin.setValue(0.05)
+    panel.resume_button.click()
+    qtbot.waitUntil(lambda: window.latest.step == 10 and window.moment is None, timeout=30000)
+    forked = run_steps(window, 20)
+    assert window.controls.hyper().lr == pytest.approx(0.05)
+    assert forked[0] == first[10] and forked[1:] != first[11:]
+    branches = window.worker.timeline.branches()
+    assert len(branches) == 2 and "0.01" in branches[-1].label
