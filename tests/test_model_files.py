@@ -188,6 +188,7 @@ def test_window_saves_while_paused_and_resumes_identically(qtbot, window, run_st
     with qtbot.waitSignal(w.run_started, timeout=30000):
         assert files.open_path(path)
     qtbot.waitUntil(lambda: w.latest is not None and w.latest.step == 20, timeout=30000)
+    assert w.status.values["step"] == 20 and w.status.values["samples"] == 160
     assert run_steps(w, 10) == later
     assert dialog_errors == [] and w.controls.hyper().momentum == 0.9
 

@@ -27,6 +27,7 @@ class FileActions(QObject):
         self.window = window
         self.settings = settings or Settings()
         self._waiting: list = []  # callbacks for the worker's next state_ready, in order
+        self._opening = None  # the trainer state of a model file being opened
         self.evaluation = EvaluationView(weights_source=self._weights)
         window.add_panel("Evaluation", self.evaluation, "tab")
         self.model_files = ModelFiles(window, self.settings, self._request_state)
@@ -71,6 +72,12 @@ class FileActions(QObject):
 
     def _on_run_started(self, info) -> None:
         self.evaluation.set_test_set(info.x_test, info.y_test, info.class_names)
+        state, self._opening = self._opening, None
+        if state is not None and len(state["order"]) == info.n_train:  # resumed: say where
+            m = state["meta"]
+            self.window.status.set_values(step=int(m["step"]), epoch=int(m["epoch"]),
+                                          samples=int(m["samples_seen"]), lr=float(m["lr"]),
+                                          epoch_progress=int(m["cursor"]) / info.n_train)
 
     def _on_epoch(self, report) -> None:
         """A finished epoch refreshes an evaluation that is on screen."""
@@ -97,6 +104,7 @@ class FileActions(QObject):
             c.batch_spin.setValue(hyper["batch_size"])
             c.momentum_spin.setValue(hyper["momentum"])
             w.worker.submit("hyper", Hyper(**hyper))
+        self._opening = loaded.trainer_state
         w.worker.submit("load", RunSettings(**loaded.run_settings()), loaded)
         step = (loaded.trainer_state or {}).get("meta", {}).get("step")
         at = "" if step is None else f" (step {step:,})"
