@@ -166,8 +166,8 @@ def _conv(model, trace, name, index, n, params):
              + (" (outside the image counts as 0)" if p else "")]
     if region.shape[2] == 1:  # the region and the filter side by side, as grids
         lines.append(f"{'region':<{9 * k}}   filter {f}")
-        lines += ["".join(f"{fmt(v):>9}" for v in region[r, :, 0]) + "   "
-                  + "".join(f"{fmt(v):>9}" for v in w[r, :, 0]) for r in range(k)]
+        lines += ["".join(f"{v:>9.3g}" for v in region[r, :, 0]) + "   "
+                  + "".join(f"{v:>9.3g}" for v in w[r, :, 0]) for r in range(k)]
     labels, terms = [], []
     for di in range(k):
         for dj in range(k):

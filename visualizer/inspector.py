@@ -185,7 +185,7 @@ def build_stages(model: Model, st: StepTrace, n: int = 0) -> list[Stage]:
                 stages.append(Stage(
                     f"{layer.name}.mask", "forward", f"{layer.name}: argmax masks "
                     f"({_dims(mask.shape)})", f"the one winner of each {layer.size}x{layer.size}"
-                    " window (white); only it will receive gradient", maps_layout(mask),
+                    " window (marked); only it will receive gradient", maps_layout(mask),
                     lambda ix, name=layer.name, s=s: explain(model, tr, name,
                                                              (ix[0] // s, ix[1] // s, ix[2]),
                                                              n, before),
@@ -615,7 +615,7 @@ class InspectorView(QWidget):
             self._fitted = True
             self.splitter.setOrientation(orientation)
             total = self.width() if wide else self.height()
-            side = min(460, int(total * 0.4)) if wide else int(total * 0.38)
+            side = min(500, int(total * 0.4)) if wide else int(total * 0.38)
             self.splitter.setSizes([total - side, side])
         width = max(200, self.scroll.viewport().width() - 60)
         if abs(width - self._width) > 8:
@@ -634,8 +634,9 @@ class InspectorView(QWidget):
                                     (lo.blue(), hi.blue())]):
             gray[:, c] = np.linspace(a, b, 256).astype(np.uint8)
         gray[:, 3] = 255
-        mask = gray.copy()
+        mask = gray.copy()  # losers in the background colour, winners in the accent
         mask[:128, :3] = QColor(theme.base).getRgb()[:3]
+        mask[128:, :3] = QColor(theme.accent).getRgb()[:3]
         self.luts = {"diverging": themes.lut(theme.diverging), "gray": gray, "mask": mask}
         self.setStyleSheet(
             f"QFrame#stageCard {{ border: 1px solid {theme.muted}; border-radius: 4px; }}"
