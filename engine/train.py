@@ -149,7 +149,12 @@ class Trainer:
         if self.augment:
             images = shift_images(images, self.rng)
         labels = self.y_train[idx]
-        losses, probs = self.model.loss_and_grads(prepare_input(images), labels, trace)
+        try:
+            losses, probs = self.model.loss_and_grads(prepare_input(images), labels, trace)
+        except (FloatingPointError, RuntimeWarning) as e:  # NumPy set to raise on overflow
+            raise DivergenceError(
+                f"the network overflowed at step {self.step_count + 1} (learning rate "
+                f"{self.lr:g}); try a lower learning rate") from e
         loss_sum = float(losses.sum())
         grads = self.model.grads()
         if not math.isfinite(loss_sum) or not all(
