@@ -6,12 +6,76 @@ Every layer: ``forward(x) -> out`` keeps in ``self.cache`` what backward needs;
 
 Shapes: images (N, 28, 28) or maps (N, H, W, C); conv weights (k, k, C_in, C_out);
 dense weights (n_in, n_out), bias (n_out,).
+
+Speed: the layers are tiny matrix products, so memory traffic and the number of NumPy calls
+decide the time, not arithmetic. Large per-step arrays live in reusable work buffers (see
+``Buffers``): an array handed out is reused only once nothing outside the layer refers to it,
+so results a caller keeps are never overwritten. A layer object is not thread-safe: give each
+thread its own model (``Model.copy()``).
 """
 from __future__ import annotations
+
+import math
+import sys
 
 import numpy as np
 
 DTYPE = np.float32
+_BOOL = np.dtype(bool)
+BUFFER_MIN_BYTES = 16384  # smaller arrays come from malloc's free lists, faster than a lookup
+# OpenBLAS runs a product M x K @ K x N on several threads once M*N*K reaches 2 * 65536 * 4.
+# For these thin products that gains little on an idle machine and costs milliseconds per call
+# when the other core is busy (the app's GUI thread, other programs): the threads wait for
+# each other's time slices. Products are cut into row blocks below that size instead.
+ONE_THREAD_MNK = 2 * 65536 * 4
+
+
+def _refcount(a) -> int:
+    return sys.getrefcount(a)
+
+
+def _free_refcount() -> int:
+    """References to a slot array that nobody else holds, counted exactly as Buffers.get does."""
+    slots = [np.empty(1)]
+    for buf in slots:
+        return _refcount(buf)
+    raise AssertionError  # pragma: no cover
+
+
+_FREE = _free_refcount()
+
+
+class Buffers:
+    """Work arrays reused from one call to the next, so a training step allocates (almost)
+    nothing. After a process has freed a block over 32 MB (loading a dataset does), glibc maps
+    and unmaps every temporary over 128 kB on each use; reusing buffers avoids those page
+    faults.
+
+    ``get(role, shape, dtype)`` returns a C-contiguous array of that shape whose contents are
+    garbage (or zeros with ``zero=True``, kept zero by callers that only write the interior).
+    A buffer is handed out again only when nothing else refers to it or to a view of it: a
+    caller still holding an earlier result keeps it, and another array is used. At most two
+    arrays per role (the last two shapes asked for).
+    """
+
+    def __init__(self):
+        self._slots: dict = {}
+
+    def get(self, role, shape: tuple, dtype: np.dtype, zero: bool = False) -> np.ndarray:
+        """An array of ``shape`` (a tuple) and ``dtype`` (a np.dtype) for ``role``."""
+        if not zero and math.prod(shape) * dtype.itemsize < BUFFER_MIN_BYTES:
+            return np.empty(shape, dtype)
+        slots = self._slots.get(role)
+        if slots is None:
+            slots = self._slots[role] = []
+        for buf in slots:
+            if buf.shape == shape and buf.dtype == dtype and _refcount(buf) <= _FREE:
+                return buf
+        new = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
+        slots.append(new)
+        if len(slots) > 2:  # forget one (whoever still holds it keeps it alive)
+            del slots[0]
+        return new
 
 
 class Layer:
@@ -22,6 +86,7 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.cache: dict = {}
+        self.buffers = Buffers()
 
     def forward(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -33,8 +98,38 @@ class Layer:
         return in_shape
 
 
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out = a @ b for a (M, K), b (K, N), out (M, N) C-contiguous of the result's dtype, in
+    row blocks of one BLAS thread each."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * k * n < ONE_THREAD_MNK:
+        return np.dot(a, b, out=out)
+    rows = max(1, (ONE_THREAD_MNK - 1) // (k * n))
+    for i in range(0, m, rows):
+        np.dot(a[i:i + rows], b, out=out[i:i + rows])
+    return out
+
+
+def matmul_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """a.T @ b for a (M, K), b (M, N) -> (K, N): a sum over row blocks of one BLAS thread."""
+    m, k = a.shape
+    n = b.shape[1]
+    if m * k * n < ONE_THREAD_MNK:
+        return np.dot(a.T, b, out=out)
+    rows = max(1, (ONE_THREAD_MNK - 1) // (k * n))
+    total = np.dot(a[:rows].T, b[:rows], out=out)
+    for i in range(rows, m, rows):
+        total += np.dot(a[i:i + rows].T, b[i:i + rows])
+    return total
+
+
 def _out_size(size: int, k: int, stride: int, pad: int = 0) -> int:
     return (size + 2 * pad - k) // stride + 1
+
+
+def _common_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
+    return a.dtype if a.dtype == b.dtype else np.result_type(a.dtype, b.dtype)
 
 
 class Conv2D(Layer):
@@ -85,38 +180,52 @@ class Conv2D(Layer):
         return self._idx, self._geom
 
     def forward(self, x):
-        squeeze = x.ndim == 3
-        if squeeze:  # (N, 28, 28) images are one channel
-            x = x[..., None]
-        n, h, w, c = x.shape
+        self.cache = {}  # drop the previous step's arrays so their buffers can be reused
+        squeeze = x.ndim == 3  # (N, 28, 28) images are one channel
+        n, h, w = x.shape[:3]
+        c = 1 if squeeze else x.shape[3]
         idx, (hp, wp, ho, wo) = self._index(h, w)
+        wts = self.params["W"]
+        dtype = _common_dtype(x, wts)
         if self.pad:
-            x = np.pad(x, ((0, 0), (self.pad, self.pad), (self.pad, self.pad), (0, 0)))
-        flat = x.reshape(n, hp * wp * c)
+            p = self.pad
+            xp = self.buffers.get(("pad", hp, wp, c), (n, hp, wp, c), dtype, zero=True)
+            xp[:, p:p + h, p:p + w, :] = x.reshape(n, h, w, c)  # the border stays zero
+            flat = xp.reshape(n, hp * wp * c)
+        else:
+            flat = x.reshape(n, h * w * c)
+            if flat.dtype != dtype:
+                flat = flat.astype(dtype)
         kk = self.k * self.k * c
-        patches = np.take(flat, idx, axis=1, mode="wrap").reshape(n * ho * wo, kk)
-        wmat = self.params["W"].reshape(kk, self.c_out)
-        out = patches @ wmat  # (N*Ho*Wo, C_out)
+        patches = self.buffers.get("patches", (n * ho * wo, kk), dtype)
+        # mode="wrap" skips the bounds check (every index is in range by construction)
+        flat.take(idx, axis=1, mode="wrap", out=patches.reshape(n, ho * wo * kk))
+        out = self.buffers.get("out", (n, ho, wo, self.c_out), dtype)
+        matmul(patches, wts.reshape(kk, self.c_out), out.reshape(n * ho * wo, self.c_out))
         if "b" in self.params:
             out += self.params["b"]
         self.cache = {"patches": patches, "x_shape": (n, h, w, c), "squeeze": squeeze}
-        return out.reshape(n, ho, wo, self.c_out)
+        return out
 
     def backward(self, dout):
         patches = self.cache["patches"]
         n, h, w, c = self.cache["x_shape"]
         dmat = dout.reshape(-1, self.c_out)  # (N*Ho*Wo, C_out)
         # dL/dfilter: sum over every region of region * dL/dout (the notes' loop, as one matmul)
-        self.grads["W"] = (patches.T @ dmat).reshape(self.params["W"].shape)
+        self.grads["W"] = matmul_tn(patches, dmat).reshape(self.params["W"].shape)
         if "b" in self.params:
-            self.grads["b"] = dmat.sum(axis=0)
+            self.grads["b"] = np.add.reduce(dmat, axis=0)
         if not self.need_dx:
             return None
         k, s, p = self.k, self.stride, self.pad
         _, (hp, wp, ho, wo) = self._index(h, w)
         wmat = self.params["W"].reshape(-1, self.c_out)
-        dpatch = (dmat @ wmat.T).reshape(n, ho, wo, k, k, c)
-        dxp = np.zeros((n, hp, wp, c), dtype=dout.dtype)
+        dtype = _common_dtype(dmat, wmat)
+        dpatch = self.buffers.get("dpatch", (n * ho * wo, k * k * c), dtype)
+        matmul(dmat, wmat.T, dpatch)
+        dpatch = dpatch.reshape(n, ho, wo, k, k, c)
+        dxp = self.buffers.get("dxp", (n, hp, wp, c), dtype)
+        dxp.fill(0)
         for i in range(k):  # loop over the k*k kernel offsets only; each add is a whole slab
             for j in range(k):
                 dxp[:, i:i + s * ho:s, j:j + s * wo:s, :] += dpatch[:, :, :, i, j, :]
@@ -124,11 +233,88 @@ class Conv2D(Layer):
         return dx[..., 0] if self.cache["squeeze"] else dx
 
 
+def _spread(a: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Each pixel of ``a`` (N, Ho, Wo, C) repeated k times along the width: (N, Ho, Wo*k, C),
+    a.repeat(k, axis=2) written into ``out`` (one gather of whole pixels)."""
+    n, ho, wo, c = a.shape
+    index = _SPREAD.get((n * ho * wo, k))
+    if index is None:
+        index = _SPREAD[(n * ho * wo, k)] = np.arange(n * ho * wo).repeat(k)
+    if out is None:
+        out = np.empty((n, ho, wo * k, c), a.dtype)
+    a.reshape(n * ho * wo, c).take(index, axis=0, mode="wrap", out=out.reshape(-1, c))
+    return out
+
+
+_SPREAD: dict = {}
+
+
+def _first_winners(x, out, k, eq=None, up=None) -> np.ndarray:
+    """Boolean (N, H, W, C) mask of the first position (row-major) in each k x k window of
+    ``x`` that equals the window's pooled value ``out`` (N, H/k, W/k, C); windows tile ``x``.
+
+    Every position equal to its window's value is marked first (one comparison over
+    contiguous rows), then later ties are cleared offset by offset. For that step the 0/1
+    bytes of a pixel's channels are read as one wide integer, so ``mine & ~claimed`` for all
+    channels is a single integer operation: (claimed | mine) ^ claimed.
+    """
+    n, h, w, c = x.shape
+    ho = out.shape[1]
+    if eq is None:
+        eq = np.empty((n, h, w, c), dtype=bool)
+    up = _spread(out, k, up)  # (N, Ho, W, C): each value under its window's columns
+    np.equal(x.reshape(n, ho, k, w, c), up[:, :, None], out=eq.reshape(n, ho, k, w, c))
+    unit = 8 if c % 8 == 0 else 4 if c % 4 == 0 else 2 if c % 2 == 0 else 1
+    packed = eq.view(_UINTS[unit])  # (N, H, W, C // unit)
+    claimed = packed[:, ::k, ::k]
+    spare = (np.empty(claimed.shape, claimed.dtype), np.empty(claimed.shape, claimed.dtype))
+    for o in range(1, k * k):  # row-major offsets inside the window
+        i, j = divmod(o, k)
+        mine = packed[:, i::k, j::k]
+        now = spare[o % 2]
+        np.bitwise_or(claimed, mine, out=now)
+        np.bitwise_xor(now, claimed, out=mine)
+        claimed = now
+    return eq
+
+
+_UINTS = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
+          8: np.dtype(np.uint64)}
+
+
+def _offsets(mask: np.ndarray, k: int) -> np.ndarray:
+    """Winner offset i * k + j inside each window, (N, H/k, W/k, C) int8, from a winner mask."""
+    arg = np.zeros(mask[:, ::k, ::k].shape, dtype=np.int8)
+    for o in range(1, k * k):
+        i, j = divmod(o, k)
+        np.copyto(arg, o, where=mask[:, i::k, j::k])
+    return arg
+
+
+class _PoolCache(dict):
+    """Pool2D.cache on the tiled fast path: 'winners' (N, H, W, C) bool and 'arg'
+    (N, Ho, Wo, C) int8 are worked out on first use (backward, traces, tests)."""
+
+    def __missing__(self, key):
+        if key == "winners":
+            value = _first_winners(self["x"], self["out"], self["k"])
+        elif key == "arg":
+            value = _offsets(self["winners"], self["k"])
+        else:
+            raise KeyError(key)
+        self[key] = value
+        return value
+
+
 class Pool2D(Layer):
     """Max, average or min pooling over size x size windows with a stride.
 
     forward: x (N, H, W, C) -> out (N, Ho, Wo, C). Max and min pooling keep ``cache['arg']``
     (N, Ho, Wo, C), the winning offset inside each window: the first in row-major order on ties.
+
+    Fast path (windows side by side tiling the map, the usual 2 x 2 / 2): reduce the window
+    rows (contiguous runs of W*C values), then the window columns; the winner mask is worked
+    out only when backward (or a trace) needs it.
     """
 
     kind = "pool"
@@ -138,6 +324,7 @@ class Pool2D(Layer):
         if mode not in ("max", "avg", "min"):
             raise ValueError(f"unknown pooling mode {mode!r} (max, avg or min)")
         self.mode, self.size, self.stride = mode, size, stride
+        self._pick = {"max": np.maximum, "min": np.minimum, "avg": np.add}[mode]
 
     def out_shape(self, in_shape):
         h, w, c = in_shape
@@ -148,6 +335,31 @@ class Pool2D(Layer):
         return x[:, i:i + s * ho:s, j:j + s * wo:s, :]
 
     def forward(self, x):
+        self.cache = {}  # drop the previous step's arrays so their buffers can be reused
+        n, h, w, c = x.shape
+        k = self.size
+        if k != self.stride or k < 2 or h % k or w % k or not x.flags.c_contiguous:
+            return self._forward_general(x)
+        ho, wo = h // k, w // k
+        pick = self._pick  # np.maximum, np.minimum, or np.add for the average
+        x5 = x.reshape(n, ho, k, w, c)  # window rows next to each other: contiguous rows
+        rows = self.buffers.get("rows", (n, ho, w, c), x.dtype)
+        pick(x5[:, :, 0], x5[:, :, 1], out=rows)  # best of each column of each window
+        for i in range(2, k):
+            pick(rows, x5[:, :, i], out=rows)
+        r5 = rows.reshape(n, ho, wo, k, c)
+        out = self.buffers.get("out", (n, ho, wo, c), x.dtype)
+        pick(r5[:, :, :, 0], r5[:, :, :, 1], out=out)  # best of the window
+        for j in range(2, k):
+            pick(out, r5[:, :, :, j], out=out)
+        if self.mode == "avg":
+            out *= 1.0 / (k * k)
+            self.cache = {"x_shape": x.shape, "tiled": True}
+        else:
+            self.cache = _PoolCache(x_shape=x.shape, x=x, out=out, k=k)
+        return out
+
+    def _forward_general(self, x):
         n, h, w, c = x.shape
         ho, wo, _ = self.out_shape((h, w, c))
         k = self.size
@@ -169,12 +381,26 @@ class Pool2D(Layer):
             else:
                 np.less(v, best, out=better)
             np.copyto(best, v, where=better)
-            arg[better] = o
+            np.copyto(arg, o, where=better)
         self.cache = {"x_shape": x.shape, "arg": arg}
         return best
 
+    def _winners(self) -> np.ndarray:
+        """The cached winner mask (N, H, W, C), computed into a work buffer on first use."""
+        cache = self.cache
+        eq = cache.get("winners")
+        if eq is None:
+            x = cache["x"]
+            n, h, w, c = x.shape
+            eq = self.buffers.get("winners", x.shape, _BOOL)
+            up = self.buffers.get("spread", (n, h // self.size, w, c), x.dtype)
+            cache["winners"] = _first_winners(x, cache["out"], self.size, eq, up)
+        return eq
+
     def mask(self) -> np.ndarray:
         """Boolean (N, H, W, C): True at the one winning input pixel of every window."""
+        if isinstance(self.cache, _PoolCache):
+            return self._winners().copy()
         n, h, w, c = self.cache["x_shape"]
         arg = self.cache["arg"]
         ho, wo = arg.shape[1], arg.shape[2]
@@ -186,9 +412,21 @@ class Pool2D(Layer):
         return m
 
     def backward(self, dout):
-        n, h, w, c = self.cache["x_shape"]
+        cache = self.cache
+        n, h, w, c = cache["x_shape"]
         ho, wo = dout.shape[1], dout.shape[2]
         k = self.size
+        if "x" in cache or "tiled" in cache:
+            # each window's gradient under its k columns, then masked (or scaled) row by row
+            up = _spread(dout, k, self.buffers.get("spread", (n, ho, w, c), dout.dtype))
+            up = up[:, :, None]  # (N, Ho, 1, W, C)
+            dx = self.buffers.get("dx", (n, h, w, c), dout.dtype)
+            dx5 = dx.reshape(n, ho, k, w, c)
+            if self.mode == "avg":
+                np.multiply(up, dout.dtype.type(1.0 / (k * k)), out=dx5)
+            else:
+                np.multiply(self._winners().reshape(n, ho, k, w, c), up, out=dx5)
+            return dx
         dx = np.zeros((n, h, w, c), dtype=dout.dtype)
         if self.mode == "avg":
             g = dout * (1.0 / (k * k))
@@ -196,13 +434,7 @@ class Pool2D(Layer):
                 i, j = divmod(o, k)
                 self._slab(dx, i, j, ho, wo)[...] += g
             return dx
-        arg = self.cache["arg"]
-        if k == self.stride and h == k * ho and w == k * wo:
-            # non-overlapping windows tiling the map: route with a one-hot over the window
-            onehot = arg[..., None] == np.arange(k * k, dtype=np.int8)  # (N, Ho, Wo, C, k*k)
-            routed = onehot * dout[..., None]
-            routed = routed.reshape(n, ho, wo, c, k, k).transpose(0, 1, 4, 2, 5, 3)
-            return routed.reshape(n, h, w, c)
+        arg = cache["arg"]
         for o in range(k * k):  # general case: add each offset's share (windows may overlap)
             i, j = divmod(o, k)
             self._slab(dx, i, j, ho, wo)[...] += np.where(arg == o, dout, 0)
@@ -213,11 +445,14 @@ class ReLU(Layer):
     kind = "relu"
 
     def forward(self, x):
-        self.cache = {"pos": x > 0}
-        return np.maximum(x, 0)
+        self.cache = {}
+        out = np.maximum(x, 0, out=self.buffers.get("out", x.shape, x.dtype))
+        self.cache = {"out": out}  # out > 0 exactly where x > 0
+        return out
 
     def backward(self, dout):
-        return dout * self.cache["pos"]
+        pos = np.greater(self.cache["out"], 0, out=self.buffers.get("pos", dout.shape, _BOOL))
+        return np.multiply(dout, pos, out=self.buffers.get("dx", dout.shape, dout.dtype))
 
 
 class Flatten(Layer):
@@ -254,20 +489,40 @@ class Dense(Layer):
 
     def forward(self, x):
         self.cache = {"x": x}
-        return x @ self.params["W"] + self.params["b"]
+        wts = self.params["W"]
+        out = matmul(x, wts, np.empty((x.shape[0], wts.shape[1]), _common_dtype(x, wts)))
+        out += self.params["b"]
+        return out
 
     def backward(self, dout):
         x = self.cache["x"]
-        self.grads["W"] = x.T @ dout  # dL/dw = flattened input (outer) dL/dt
-        self.grads["b"] = dout.sum(axis=0)  # dL/db = dL/dt
-        return dout @ self.params["W"].T  # dL/dinput = W . dL/dt
+        wts = self.params["W"]
+        grads = self.grads
+        grads.pop("W", None)  # let the previous step's gradient buffer be reused
+        dw = self.buffers.get("dW", wts.shape, _common_dtype(x, dout))
+        grads["W"] = matmul_tn(x, dout, dw)  # dL/dw = flattened input (outer) dL/dt
+        grads["b"] = np.add.reduce(dout, axis=0)  # dL/db = dL/dt
+        dx = self.buffers.get("dx", x.shape, _common_dtype(dout, wts))
+        return matmul(dout, wts.T, dx)  # dL/dinput = W . dL/dt
+
+
+_ROWS: dict[int, np.ndarray] = {}
+
+
+def _rows(n: int) -> np.ndarray:
+    """np.arange(n), kept: the softmax picks one entry per row on every step."""
+    rows = _ROWS.get(n)
+    if rows is None:
+        rows = _ROWS[n] = np.arange(n)
+        rows.flags.writeable = False
+    return rows
 
 
 def softmax(t: np.ndarray) -> np.ndarray:
     """Stable softmax over the last axis: subtract the max before exponentiating."""
-    z = t - t.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+    e = np.exp(t - np.maximum.reduce(t, axis=-1, keepdims=True))
+    e /= np.add.reduce(e, axis=-1, keepdims=True)
+    return e
 
 
 def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -279,12 +534,18 @@ def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def softmax_cross_entropy(t: np.ndarray, labels: np.ndarray):
     """Mean loss, probs (N, 10) and dL/dt = (out - onehot(label)) / N."""
     n = t.shape[0]
-    z = t - t.max(axis=-1, keepdims=True)
-    logsum = np.log(np.exp(z).sum(axis=-1, keepdims=True))
-    logp = z - logsum
-    probs = np.exp(logp)
-    losses = -logp[np.arange(n), labels]
+    z = t - np.maximum.reduce(t, axis=-1, keepdims=True)
+    e = np.exp(z)
+    total = np.add.reduce(e, axis=-1, keepdims=True)
+    probs = e / total
     dt = probs.copy()
-    dt[np.arange(n), labels] -= 1
+    if n == 1:  # the notes' per-sample step: plain indexing is cheaper
+        label = int(labels[0])
+        losses = np.log(total[0]) - z[0, label]  # -log(e_label / total), never log(0)
+        dt[0, label] -= 1
+        return losses, probs, dt
+    rows = _rows(n)
+    losses = np.log(total[:, 0]) - z[rows, labels]
+    dt[rows, labels] -= 1
     dt /= n
     return losses, probs, dt
