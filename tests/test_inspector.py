@@ -10,7 +10,13 @@ from engine.explain import fmt, traced_step
 from engine.model import Model, build_config
 from engine.timeline import Timeline
 from engine.train import Trainer
-from visualizer.inspector import InspectorView, class_layout, kernel_layout, vector_layout
+from visualizer.inspector import (
+    InspectorView,
+    class_layout,
+    kernel_layout,
+    matrix_layout,
+    vector_layout,
+)
 from visualizer.timeline_panel import TimelinePanel
 
 
@@ -118,7 +124,8 @@ def test_layouts_map_cells_to_elements_and_back():
     rng = np.random.default_rng(0)
     for lay, shape in [(class_layout(rng.random((1352, 10)), (13, 13, 8)), (1352, 10)),
                        (kernel_layout(rng.random((3, 3, 4, 6))), (3, 3, 4, 6)),
-                       (vector_layout(rng.random(1352), 104), (1352,))]:
+                       (vector_layout(rng.random(1352), 104), (1352,)),
+                       (matrix_layout(rng.random((1568, 128))), (1568, 128))]:
         for _ in range(20):
             index = tuple(int(rng.integers(s)) for s in shape)
             k, i, j = lay.to_cell(index)

@@ -150,6 +150,9 @@ class CellGrid(QWidget):
         font = QFont(self.font())
         font.setPointSizeF(8)
         p.setFont(font)
+        widest = max((p.fontMetrics().horizontalAdvance(t) for t in self.tile_labels),
+                     default=0)
+        label_every = max(1, -(-(widest + 2) // (w * self.cell_w + self.gap)))  # no overlaps
         for k, img in enumerate(self.images):
             o = self.tile_origin(k)
             target = QRect(o.x(), o.y(), w * self.cell_w, h * self.cell_h)
@@ -160,7 +163,7 @@ class CellGrid(QWidget):
                 self._window_lines(p, target)
             if self.numbers:
                 self._numbers(p, k)
-            if k < len(self.tile_labels):
+            if k < len(self.tile_labels) and k % label_every == 0:
                 bold = QFont(font)
                 bold.setBold(k in self.emphasis)
                 p.setFont(bold)

@@ -117,10 +117,19 @@ def class_layout(w: np.ndarray, shape: tuple) -> Layout:
                   row_labels=[str(k) for k in range(n_out)])
 
 
-def matrix_layout(w: np.ndarray) -> Layout:
-    """(n_in, n_out) -> one tile, a row per output."""
-    return Layout(w.T[None].astype(np.float32), lambda k, i, j: (j, i),
-                  lambda ix: (0, ix[1], ix[0]), 1)
+def matrix_layout(w: np.ndarray, chunk: int = 512) -> Layout:
+    """(n_in, n_out) -> a row per output; the inputs in bands of ``chunk`` columns, one tile
+    per band, stacked (a 1568-wide matrix stays on screen)."""
+    n_in, n_out = w.shape
+    chunk = min(chunk, n_in)
+    bands = -(-n_in // chunk)
+    padded = np.full((bands * chunk, n_out), np.nan, np.float32)
+    padded[:n_in] = w
+    maps = padded.reshape(bands, chunk, n_out).transpose(0, 2, 1)  # (bands, n_out, chunk)
+    return Layout(np.ascontiguousarray(maps), lambda k, i, j: (k * chunk + j, i),
+                  lambda ix: (ix[0] // chunk, ix[1], ix[0] % chunk), 1,
+                  [f"inputs {k * chunk}..{min(n_in, (k + 1) * chunk) - 1}" if bands > 1 else ""
+                   for k in range(bands)])
 
 
 # ---- the stages of one step ----------------------------------------------------------------
@@ -434,8 +443,9 @@ def _per_row(stages: list[Stage], width: int = 720) -> int:
     """How many grids of a group fit side by side in ``width`` pixels."""
     n, h, w = stages[0].layout.maps.shape
     cols = min(stages[0].layout.cols, n)
-    one = cols * (w * stages[0].cell[0] + 6) + (22 if stages[0].layout.row_labels else 0)
-    return max(1, min(len(stages), (width - 20) // (one + 18)))
+    grid = cols * (w * stages[0].cell[0] + 6) + (22 if stages[0].layout.row_labels else 0)
+    one = max(240, grid)  # the min / max line under a grid is about 240 pixels wide
+    return max(1, min(len(stages), (width - 40) // (one + 24)))
 
 
 class StageCard(QFrame):
@@ -499,13 +509,15 @@ class StageCard(QFrame):
             self.note_label.setText(first.note)
         for s in stages:
             lay = s.layout
-            cell = s.cell
-            if lay.maps.shape[0] == 1 and not s.numbers and lay.maps.shape[2] * cell[0] > width:
-                cell = (max(1, width // lay.maps.shape[2]),) * 2  # one wide strip: shrink it
+            cell, cols = s.cell, _fit_cols(s, width)
+            room = width - (40 if lay.row_labels else 0)
+            if not s.numbers and cols * (lay.maps.shape[2] * cell[0] + 6) > room:
+                c = max(1, (room // cols - 6) // lay.maps.shape[2])  # still too wide: shrink
+                cell = (c, c)
             self.grids[s.key].set_data(lay.maps, luts[s.style], s.levels, numbers=s.numbers,
                                        tile_labels=lay.tile_labels, row_labels=lay.row_labels,
                                        col_labels=lay.col_labels, window=s.window,
-                                       cell=cell[0], cell_h=cell[1], cols=_fit_cols(s, width))
+                                       cell=cell[0], cell_h=cell[1], cols=cols)
             if s.key in self.captions:
                 self.captions[s.key].setText(s.key.rsplit(":", 1)[1])
             summary = _summary(s)
@@ -575,11 +587,12 @@ class InspectorView(QWidget):
         self.gradcheck_status = QLabel("")
         self.gradcheck_status.setWordWrap(True)
         self.gradcheck_table = QTableWidget(0, 3)
-        self.gradcheck_table.setHorizontalHeaderLabels(["layer", "max relative error", ""])
+        self.gradcheck_table.setHorizontalHeaderLabels(["layer", "max relative error",
+                                                        f"< {PASS_THRESHOLD:g}?"])
         self.gradcheck_table.verticalHeader().setVisible(False)
         self.gradcheck_table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.gradcheck_table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.gradcheck_table.setMaximumHeight(150)
+        self.gradcheck_table.setMaximumHeight(180)
         self.gradcheck_table.hide()
         for w in (self.header_label, self.arithmetic_label):
             side_layout.addWidget(w)
@@ -787,9 +800,11 @@ class InspectorView(QWidget):
                 item.setToolTip("\n".join(params))
                 table.setItem(row, col, item)
         verdict = "passed" if report["passed"] else "FAILED"
+        checked = max(v["checked"] for v in report["params"].values())
         self.gradcheck_status.setText(
-            f"Step {self.step_trace.step}: {verdict} (pass when every relative error < "
-            f"{PASS_THRESHOLD:g}); loss {report['loss']:.4f}")
+            f"Step {self.step_trace.step}: {verdict}: every relative error must be below "
+            f"{PASS_THRESHOLD:g}. Centred differences in float64, up to {checked} entries per "
+            f"weight, input jittered by +-{report['jitter']:g} to stay off pooling ties.")
         self.gradcheck_finished.emit(report)
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
