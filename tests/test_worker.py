@@ -176,7 +176,8 @@ def test_hyperparameters_apply_at_the_next_step(qtbot, worker):
         with qtbot.waitSignals([worker.progress, worker.snapshot], timeout=TIMEOUT,
                                check_params_cbs=[None, lambda snap: snap.step == 1]) as done:
             worker.submit("step_batch")
-        report = done.all_signals_and_args[0].args[0]
+        report = next(e.args[0] for e in done.all_signals_and_args
+                      if e.signal_name.startswith("progress"))
         assert report.lr == pytest.approx(lr) and list(report.batch) == [4]
         return last_snapshot(worker).params["dense1.W"] - start.args[0].params["dense1.W"]
 

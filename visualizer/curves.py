@@ -3,7 +3,7 @@
 Loss: every step's batch loss (raw, faint), its light exponential smoothing, the train loss of
 each epoch and the test loss of each evaluation. Accuracy: running train accuracy (smoothed
 over about 500 samples), each epoch's train accuracy and each test accuracy. Histories are
-bounded (``History``) and the plots downsample and clip to the view, so long runs stay fast.
+bounded (``History``) and the plots downsample to the plot's width, so long runs stay fast.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
-from PyQt5.QtWidgets import QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
 
 from .history import History, alpha_for, ema
 from .theme import Theme
@@ -30,9 +30,12 @@ class _CurvePanel(QWidget):
         self.plot.setLabel("bottom", "samples seen")
         self.plot.setLabel("left", y_label)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
-        self.plot.setClipToView(True)
-        self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
+        self.plot.getViewBox().sigRangeChangedManually.connect(self._on_manual_range)
+        self.follow = True
+        # repaint once per refresh: on its own pyqtgraph repaints a growing curve twice
+        self.plot_widget.setViewportUpdateMode(QGraphicsView.NoViewportUpdate)
+        self.plot.getViewBox().sigRangeChanged.connect(self.redraw)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.plot_widget)
@@ -54,15 +57,36 @@ class _CurvePanel(QWidget):
         for item in self.curves.values():
             item.setData([], [])
         self._dirty = False
+        self.redraw()
 
     def refresh(self) -> None:
-        """Push new points to the plot (called from the main window's repaint timer)."""
+        """Push new points to the plot (called from the main window's repaint timer).
+
+        The x range follows the run (set here, not by pyqtgraph's auto-range, which would
+        cost a second repaint) until the user pans or zooms; the "A" button follows again."""
         if not self._dirty:
             return
         self._dirty = False
+        vb = self.plot.getViewBox()
+        width = max(100.0, vb.width())
         for key, item in self.curves.items():
             h = self.histories[key]
+            # about two points per pixel column, each bin's min and max (pyqtgraph's own
+            # automatic downsampling and clip-to-view would cost a second repaint per frame)
+            item.setDownsampling(ds=max(1, int(len(h) / width)), auto=False, method="peak")
             item.setData(h.x, h.y)
+        if vb.autoRangeEnabled()[0]:
+            self.follow = True
+        if self.follow:
+            ends = [h.x[-1] for h in self.histories.values() if len(h)]
+            self.plot.setXRange(0, max(ends, default=1.0) or 1.0, padding=0.02)
+        self.redraw()
+
+    def redraw(self, *_) -> None:
+        self.plot_widget.viewport().update()
+
+    def _on_manual_range(self, *_) -> None:
+        self.follow = False
 
     def point_count(self) -> int:
         return sum(len(h) for h in self.histories.values())
@@ -76,6 +100,7 @@ class _CurvePanel(QWidget):
             axis.setTextPen(pg.mkPen(theme.text))
         self._style(theme)
         self.plot.setTitle(self.legend_html(theme), size="8pt")
+        self.redraw()
 
     def legend_html(self, theme: Theme) -> str:
         """The legend as the plot's title line, so it never covers a curve."""

@@ -13,6 +13,7 @@ painted, at most ~30 per second) and ``run_started`` (a RunInfo after each Reset
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
@@ -50,6 +51,8 @@ from .timeline_panel import TimelinePanel
 from .worker import Hyper, RunInfo, RunSettings, TrainWorker, start_worker, stop_worker
 
 REPAINT_MS = 33  # ~30 Hz
+BUSY_BUDGET = 0.15  # the GUI thread's share of time for live views while training
+MAX_INTERVAL = 0.5  # repaint at least twice a second whatever the cost
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
          "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
 
@@ -308,8 +311,29 @@ class MainWindow(QMainWindow):
         self.accuracy_panel.clear()
 
     _status_dirty = False
+    busy = 0.0  # the GUI thread's recent share of time (CPU seconds per second)
+    paint_interval = REPAINT_MS / 1000  # seconds between repaints while training
+    _last_paint = 0.0
+    _tick = (0.0, 0.0)
 
     def _repaint(self) -> None:
+        """The ~30 Hz tick. While training runs, a governor keeps the GUI thread's share of
+        time (measured as its CPU time) under BUSY_BUDGET by spacing out the repaints, so
+        the worker is never starved; paused, every new state is painted at once."""
+        now, cpu = time.perf_counter(), time.thread_time()
+        span = now - self._tick[0]
+        if span > 0:
+            busy = (cpu - self._tick[1]) / span
+            self.busy = 0.7 * self.busy + 0.3 * busy
+        self._tick = (now, cpu)
+        speed = self.controls.speed()
+        if self.running and (speed == 0 or speed >= 100):  # slow motion needs no governor
+            factor = 1.25 if self.busy > BUSY_BUDGET else 0.9
+            self.paint_interval = min(MAX_INTERVAL, max(REPAINT_MS / 1000,
+                                                        self.paint_interval * factor))
+            if now - self._last_paint < self.paint_interval:
+                return
+        self._last_paint = now
         if self._status_dirty:
             self._status_dirty = False
             self.status.set_values()

@@ -70,7 +70,10 @@ class ProbePanel(QWidget):
 
     def set_input(self, x: np.ndarray) -> None:
         """x: (28, 28) float, the network's input."""
-        self.x = np.asarray(x, np.float32)
+        x = np.asarray(x, np.float32)
+        if self.x is not None and np.array_equal(x, self.x):
+            return  # the same digit: nothing to redraw
+        self.x = x
         self.section.set_maps(self.x[None], (-0.5, 0.5))
 
     def _pick_random(self) -> None:

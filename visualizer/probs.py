@@ -5,7 +5,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor, QFont
-from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QGraphicsView, QLabel, QVBoxLayout, QWidget
 
 from .theme import Theme
 
@@ -28,6 +28,8 @@ class ProbsPanel(QWidget):
         self.headline.setTextFormat(Qt.RichText)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.ci.setContentsMargins(2, 2, 6, 2)
+        # repaint once per update (pyqtgraph alone repaints changed bars twice)
+        self.graphics.setViewportUpdateMode(QGraphicsView.NoViewportUpdate)
         self.prob_plot = self.graphics.addPlot(row=0, col=0)
         self.logit_plot = self.graphics.addPlot(row=1, col=0)
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
@@ -116,6 +118,7 @@ class ProbsPanel(QWidget):
             verdict = f"&nbsp;&nbsp;<span style='color:{color}'>{mark}</span>"
         self.headline.setText(f"<span style='font-size:15pt; font-weight:600'>{name}</span>"
                               f"&nbsp;&nbsp;{probs[pred]:.1%} sure{verdict}")
+        self.graphics.viewport().update()
 
     def _on_mouse(self, pos) -> None:
         if self.probs is None:

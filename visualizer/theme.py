@@ -12,7 +12,8 @@ import pyqtgraph as pg
 from PyQt5.QtGui import QColor, QPalette
 from PyQt5.QtWidgets import QApplication
 
-pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+# antialiased curves cost 5-100x more to draw (noisy per-step losses are the worst case)
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 
 @dataclass(frozen=True)
