@@ -115,19 +115,19 @@ def _input_scale(layer, key: str, a: np.ndarray):
     return np.clip(np.abs(a.reshape(-1, n_in)).max(axis=0)[:, None], 1e-6, None)
 
 
-def _slope(model, index, flat, e, h, order, base, a, labels):
-    """Centred-difference slope of the loss along ``flat[e]``, an entry of a weight of layer
+def _slope(model, index, w, e, h, order, base, a, labels):
+    """Centred-difference slope of the loss along ``w[e]``, an entry of a weight of layer
     ``index`` whose input is ``a`` -> (slope, number of steps that crossed a kink)."""
-    old = flat[e]
+    old = w[e]
     multiples = (1, -1) if order == 2 else (1, -1, 2, -2)
     for attempt in range(SHRINKS + 1):
         logits, clean = [], True
         for m in multiples:
-            flat[e] = old + m * h
+            w[e] = old + m * h
             t, state = _run(model, index, a)
             logits.append(t)
             clean = clean and all(np.array_equal(s, b) for s, b in zip(state, base, strict=True))
-        flat[e] = old
+        w[e] = old
         slope = loss_change(logits[1], logits[0], labels) / (2 * h)
         if order == 4:
             slope = (4 * slope - loss_change(logits[3], logits[2], labels) / (4 * h)) / 3
@@ -195,15 +195,15 @@ def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
     for index, layer in enumerate(model.layers):
         for key, w in layer.params.items():
             name = f"{layer.name}.{key}"
-            flat = w.reshape(-1)  # a view: writing it perturbs the live weight
-            if max_entries is None or flat.size <= max_entries:
-                entries = np.arange(flat.size)
+            if max_entries is None or w.size <= max_entries:
+                entries = np.arange(w.size)
             else:
-                entries = np.sort(rng.choice(flat.size, max_entries, replace=False))
+                entries = np.sort(rng.choice(w.size, max_entries, replace=False))
             steps = np.broadcast_to(eps / _input_scale(layer, key, inputs[index]), w.shape)
             numeric = np.empty(len(entries))
             for n, e in enumerate(entries):
-                numeric[n], crossed = _slope(model, index, flat, e, steps.flat[e], order,
+                at = np.unravel_index(e, w.shape)  # writing w[at] perturbs the live weight
+                numeric[n], crossed = _slope(model, index, w, at, steps[at], order,
                                              state[kinks_from[index]:], inputs[index], labels)
                 report["kinks_avoided"] += 0 < crossed <= SHRINKS
                 report["kinks"] += crossed > SHRINKS
@@ -212,7 +212,7 @@ def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
             worst = int(np.argmax(errors))
             report["params"][name] = {
                 "max_rel_error": float(errors[worst]), "checked": len(entries),
-                "size": int(flat.size),
+                "size": int(w.size),
                 "worst_index": [int(i) for i in np.unravel_index(entries[worst], w.shape)],
                 "analytic": float(checked[worst]), "numeric": float(numeric[worst])}
             report["layers"][layer.name] = max(report["layers"].get(layer.name, 0.0),
