@@ -273,3 +273,16 @@ def test_resuming_from_the_timeline_tab_replays_the_losses_or_forks(window, run_
     assert forked[0] == first[10] and forked[1:] != first[11:]
     branches = window.worker.timeline.branches()
     assert len(branches) == 2 and "0.01" in branches[-1].label
+
+
+def test_the_inspector_opens_in_its_own_window_and_goes_back(window, qtbot):
+    ins = window.inspector
+    ins.window_button.click()
+    assert ins.isWindow() and ins.isVisible()
+    with qtbot.waitSignal(window.worker.traced, timeout=30000):
+        window.step_sample_action.trigger()
+    qtbot.waitUntil(lambda: ins.step_trace is not None and ins.step_trace.step == 1)
+    ins.close()  # closing the window puts it back in its tab
+    assert not ins.isWindow()
+    tabs = [window.tabs.widget(i) for i in range(window.tabs.count())]
+    assert any(getattr(t, "widget", lambda: None)() is ins for t in tabs)

@@ -594,8 +594,15 @@ class InspectorView(QWidget):
         self.gradcheck_table.setEditTriggers(QTableWidget.NoEditTriggers)
         self.gradcheck_table.setMaximumHeight(180)
         self.gradcheck_table.hide()
-        for w in (self.header_label, self.arithmetic_label):
-            side_layout.addWidget(w)
+        self.window_button = QPushButton("Open in its own window")
+        self.window_button.setToolTip("More room for the pass: the inspector in a window of "
+                                      "its own (close it to put it back)")
+        self.window_button.clicked.connect(self.toggle_window)
+        top = QHBoxLayout()
+        top.addWidget(self.header_label, 1)
+        top.addWidget(self.window_button, 0, Qt.AlignTop)
+        side_layout.addLayout(top)
+        side_layout.addWidget(self.arithmetic_label)
         side_layout.addWidget(self.arithmetic_text, 1)
         for w in (self.gradcheck_button, self.gradcheck_status, self.gradcheck_table):
             side_layout.addWidget(w)
@@ -615,6 +622,7 @@ class InspectorView(QWidget):
         self._fit_timer.timeout.connect(self._fit)
         self._width = 640  # pixels the stage grids may use
         self._fitted = False
+        self._home: QScrollArea | None = None  # the tab's scroll area while in a window
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
@@ -628,8 +636,10 @@ class InspectorView(QWidget):
             self._fitted = True
             self.splitter.setOrientation(orientation)
             total = self.width() if wide else self.height()
-            side = min(500, int(total * 0.4)) if wide else int(total * 0.38)
+            side = min(500, int(total * 0.4)) if wide else int(total * 0.45)
             self.splitter.setSizes([total - side, side])
+        if self.explanation is not None:  # re-wrap the arithmetic to the new width
+            self.arithmetic_text.setPlainText(self.explanation.text(self._text_columns()))
         width = max(200, self.scroll.viewport().width() - 60)
         if abs(width - self._width) > 8:
             self._width = width
@@ -744,7 +754,7 @@ class InspectorView(QWidget):
         index = tuple(int(v) for v in index)
         e = stage.explain(index)
         self.selection, self.explanation = (key, index), e
-        self.arithmetic_text.setPlainText(e.text())
+        self.arithmetic_text.setPlainText(e.text(self._text_columns()))
         sources: dict[str, list] = {}
         for src_key, src_index in e.sources:
             for other in self.stages.values():
@@ -759,6 +769,11 @@ class InspectorView(QWidget):
                            sources.get(other, ()))
         self.cell_selected.emit(key, index)
         return e
+
+    def _text_columns(self) -> int:
+        """Characters that fit on one line of the arithmetic panel."""
+        char = self.arithmetic_text.fontMetrics().horizontalAdvance("0") or 8
+        return max(40, self.arithmetic_text.viewport().width() // char - 2)
 
     # ---- gradient check -----------------------------------------------------------------
     def run_gradcheck(self) -> None:
@@ -807,6 +822,49 @@ class InspectorView(QWidget):
             f"weight, input jittered by +-{report['jitter']:g} to stay off pooling ties.")
         self.gradcheck_finished.emit(report)
 
+    # ---- a window of its own --------------------------------------------------------------
+    def toggle_window(self) -> None:
+        """Move the inspector out of its tab into a window of its own, or back."""
+        if self._home is not None:
+            self.close()
+            return
+        holder = self.parent()
+        while holder is not None and not isinstance(holder, QScrollArea):
+            holder = holder.parent()
+        if holder is None or holder.widget() is not self:
+            return  # not in a tab: already a window
+        top = self.window()
+        holder.takeWidget()
+        note = QWidget()
+        box = QVBoxLayout(note)
+        back = QPushButton("Put the inspector back here")
+        back.clicked.connect(self.close)
+        box.addWidget(QLabel("The inspector is open in its own window."))
+        box.addWidget(back)
+        box.addStretch(1)
+        holder.setWidget(note)
+        self._home = holder
+        self.setParent(top, Qt.Window)  # closes with the main window
+        self.setWindowTitle("ConvScope: Inspector")
+        self.window_button.setText("Put back in the tab")
+        self.resize(1280, 800)
+        self.show()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if self._home is None:
+            super().closeEvent(event)
+            return
+        event.ignore()  # a window of its own closes by going back to its tab
+        home, self._home = self._home, None
+        home.takeWidget().deleteLater()
+        self.setWindowFlags(Qt.Widget)
+        home.setWidget(self)
+        self.window_button.setText("Open in its own window")
+        self.show()
+
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Wait for a running gradient check (call before closing)."""
+        """Wait for a running gradient check and put a window of its own back (call before
+        closing the main window)."""
+        if self._home is not None:
+            self.close()
         return self.pool.waitForDone(timeout_ms)
