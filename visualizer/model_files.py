@@ -67,12 +67,14 @@ def read_model_file(path: str) -> LoadedModel:
     return LoadedModel(model, state, extra, os.path.abspath(path))
 
 
-def saved_run_of(trainer, dataset_spec: str, class_names) -> SavedRun:
-    """A copy of ``trainer``'s run to save (called on the worker thread, between steps)."""
+def saved_run_of(trainer, dataset_spec: str, data=None) -> SavedRun:
+    """A copy of ``trainer``'s run to save (called on the worker thread, between steps).
+    ``data``: the engine Dataset it trains on, for its class names (digits if None)."""
     report = trainer.last_epoch_report
+    names = data.class_names if data is not None else range(10)
     extra = {"dataset": dataset_spec, "train_size": len(trainer.x_train),
              "test_size": 0 if trainer.x_test is None else len(trainer.x_test),
-             "class_names": [str(n) for n in class_names],
+             "class_names": [str(n) for n in names],
              "test_loss": None if report is None else report.test_loss,
              "test_accuracy": None if report is None else report.test_accuracy}
     return SavedRun(trainer.model.copy(), trainer.get_state(), extra)

@@ -194,8 +194,7 @@ class TrainWorker(QObject):
             self._reset(args[0], loaded=args[1])
         elif command == "save_state":
             self.state_ready.emit(self.trainer and saved_run_of(
-                self.trainer, self.settings.dataset, self._datasets[self.settings.dataset]
-                .class_names))
+                self.trainer, self.settings.dataset, self._datasets.get(self.settings.dataset)))
         elif command in ("probe", "probe_test"):
             self._probe = (command, *args)
             self._apply_probe()
