@@ -266,8 +266,6 @@ class EvaluationView(QtWidgets.QWidget):
         self._thread.wait()
         self._on_thread_finished()
 
-    shutdown = cancel  # for the main window's closeEvent
-
     def _on_thread_finished(self) -> None:
         if self._thread is None:
             return

@@ -108,7 +108,6 @@ class ModelFiles(QObject):
     opened = pyqtSignal(object)  # LoadedModel
     saved = pyqtSignal(str)  # path
     error = pyqtSignal(str)  # one-line message, also shown in a dialog
-    recent_changed = pyqtSignal(list)
 
     def __init__(self, parent_widget, settings, request_state=None):
         super().__init__(parent_widget)
@@ -218,12 +217,10 @@ class ModelFiles(QObject):
     def _clear_recent(self) -> None:
         self.settings.clear_recent_files()
         self._fill_recent()
-        self.recent_changed.emit([])
 
     def _remember(self, path: str) -> None:
-        paths = self.settings.add_recent_file(path)
+        self.settings.add_recent_file(path)
         self._fill_recent()
-        self.recent_changed.emit(paths)
 
     def _fail(self, title: str, message: str) -> None:
         self.error.emit(message)
