@@ -248,3 +248,40 @@ def test_take_screenshot_saves_the_window(tmp_path):
     with Image.open(out) as im:
         assert im.size == (1000, 700)
         assert len(im.getcolors(1_000_000) or []) > 200
+
+
+def test_hover_reads_pixels_and_pooling_winners(qtbot, window):
+    from PyQt5.QtCore import QPointF
+    wait_painted(qtbot, window, window.latest.step)
+    panel = window.feature_maps
+    trace = window.latest.probe_trace
+    conv = panel.view.sections[0]
+    # the centre of map 3, pixel (12, 14), in view coordinates
+    n, h, w = conv.shape
+    r, c = divmod(2, conv.cols)
+    x = conv.x0 + c * (w * conv.factor + 1) + 14.5 * conv.factor
+    y = conv.y0 + conv.top + r * (conv.lead + h * conv.factor + 1) + conv.lead + 12.5 * conv.factor
+    panel.graphics.scene().sigMouseMoved.emit(panel.view.mapViewToScene(QPointF(x, y)))
+    text = panel.hover_label.text()
+    assert text.startswith("conv1 map 3, pixel (12, 14) = ")
+    assert f"{float(trace['conv1'][0, 12, 14, 2]):+.4f}" in text
+    assert ("wins its window" in text) == bool(trace["pool1.mask"][0, 12, 14, 2])
+    pooled = panel.describe("pool1", 2, 6, 7)
+    window_mask = trace["pool1.mask"][0, 12:14, 14:16, 2]
+    wi, wj = np.argwhere(window_mask)[0]
+    assert f"winner ({12 + wi}, {14 + wj})" in pooled
+    assert trace["pool1"][0, 6, 7, 2] == trace["conv1"][0, 12 + wi, 14 + wj, 2]
+
+
+def test_slow_motion_sends_every_step(qtbot, window):
+    slider = window.controls.speed_slider
+    slider.setValue(slider.minimum() + 4)  # 20 steps per second
+    qtbot.waitUntil(lambda: window.worker.steps_per_s == 20, timeout=TIMEOUT)
+    batches = []
+    window.worker.progress.connect(batches.append)
+    window.controls.train_button.click()
+    qtbot.waitUntil(lambda: len(batches) >= 3, timeout=TIMEOUT)
+    window.controls.train_button.click()
+    qtbot.waitUntil(lambda: not window.running, timeout=TIMEOUT)
+    assert all(len(b.step) == 1 for b in batches[:3])  # one report per step, not batched
+    assert "20 steps/s" in window.controls.speed_label.text()

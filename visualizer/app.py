@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 
 from PyQt5.QtCore import QCoreApplication, QEventLoop, Qt, QTimer
 from PyQt5.QtWidgets import QApplication
@@ -39,6 +40,12 @@ def run_app(theme: str | None = None) -> int:
     persist(window, settings)
     window.show()
     app.aboutToQuit.connect(window.shutdown)
+
+    def report(kind, value, tb):  # an exception in a slot: say so and keep running
+        traceback.print_exception(kind, value, tb)
+        window.show_error(f"{kind.__name__}: {value}")
+
+    sys.excepthook = report
     # Ctrl+C in the terminal closes the window cleanly (Python sees the signal between
     # events; the repaint timer wakes it several times a second)
     signal.signal(signal.SIGINT, lambda *_: window.close())

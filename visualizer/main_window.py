@@ -514,7 +514,7 @@ class MainWindow(QMainWindow):
         top = min(hint.height() + 30, left_h - 180)
         self.resizeDocks(left, [top, left_h - top], Qt.Vertical)
         right_h = sum(d.height() for d in right)
-        self.resizeDocks(right, [int(right_h * f) for f in (0.36, 0.22, 0.42)], Qt.Vertical)
+        self.resizeDocks(right, [int(right_h * f) for f in (0.32, 0.26, 0.42)], Qt.Vertical)
         self.resizeDocks([self.docks["Loss"]], [int(self.height() * 0.3)], Qt.Vertical)
 
     # ---- shutdown --------------------------------------------------------------------------

@@ -146,7 +146,9 @@ class Section:
         if self._overlay is not None:
             self.set_overlay(self._overlay)
 
-    def place(self, x0: float, y0: float) -> None:
+    def place(self, x0: float, y0: float, scale: float = 0.0) -> None:
+        """Put the section's top-left corner at (x0, y0); ``scale`` (display pixels per
+        mosaic pixel) thins the labels out where they would overlap."""
         self.x0, self.y0 = x0, y0
         self.image.setPos(x0, y0)
         if self.overlay is not None:
@@ -155,11 +157,15 @@ class Section:
         n, h, w = self.shape
         pitch_w = w * self.factor + GAP
         pitch_h = self.lead + h * self.factor + GAP
+        widest = max((len(item.toPlainText()) for item in self.labels), default=1)
+        every = 1
+        if scale > 0:  # about 6 px per character at 7 pt
+            every = max(1, math.ceil((6 * widest + 4) / (pitch_w * scale)))
         for k, item in enumerate(self.labels):
             r, c = divmod(k, self.cols)
             item.setPos(x0 + c * pitch_w + w * self.factor / 2,
                         y0 + self.top + r * pitch_h + self.lead)
-            item.setVisible(self.every_row or r == 0)
+            item.setVisible((self.every_row or r == 0) and c % every == 0)
 
     def pixel_at(self, x: float, y: float):
         """View coordinates -> (k, i, j) of the map pixel there, or None."""
@@ -246,7 +252,7 @@ class MosaicView(pg.ViewBox):
                 s.redraw()
             if s.title.toPlainText():
                 y += self.TITLE_PX / scale
-            s.place(0.0, y)
+            s.place(0.0, y, scale)
             h, w = s.size()
             y += h + 2 / scale
             width = max(width, w)

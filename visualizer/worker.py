@@ -390,7 +390,8 @@ class TrainWorker(QObject):
         self.timeline.after_step(self.trainer, report)
         self._buf.append((report.step, report.samples_seen, report.loss,
                           report.correct / report.batch_size, report.batch_size))
-        if time.perf_counter() - self._t_last >= EMIT_INTERVAL:
+        slow_motion = self._running and 0 < self.steps_per_s <= 1 / EMIT_INTERVAL
+        if slow_motion or time.perf_counter() - self._t_last >= EMIT_INTERVAL:
             self._flush()
 
     def _flush(self) -> None:
