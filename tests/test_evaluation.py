@@ -191,3 +191,17 @@ def test_window_evaluates_the_latest_weights_and_probes_a_mistake(qtbot, window,
     trace = blocker.args[0].probe_trace
     np.testing.assert_array_equal(trace["labels"], [w.info.y_test[index]])
     assert dialog_errors == []
+
+
+def test_a_new_evaluation_replaces_a_running_one(qtbot, make_view, trained):
+    config, params, data = trained
+    view = make_view()
+    view.set_test_set(np.repeat(data.x_test, 5, axis=0), np.repeat(data.y_test, 5))
+    results = []
+    view.evaluated.connect(results.append)
+    for step in (1, 2, 3):  # each start cancels the one before
+        assert view.start(config, params, step)
+    qtbot.waitUntil(lambda: not view.running, timeout=20000)
+    qtbot.wait(50)  # late signals of the cancelled runs change nothing
+    assert [r.step for r in results] == [3] and view.result.step == 3
+    assert view.evaluate_button.isEnabled()

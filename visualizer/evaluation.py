@@ -259,19 +259,22 @@ class EvaluationView(QtWidgets.QWidget):
 
     def cancel(self) -> None:
         """Stop a running evaluation and wait for its thread (at most one chunk)."""
-        if self._thread is None:
-            return
-        self._job.cancelled = True
-        self._thread.quit()
-        self._thread.wait()
-        self._on_thread_finished()
+        if self._thread is not None:
+            self._job.cancelled = True
+            self._release()
 
     def _on_thread_finished(self) -> None:
-        if self._thread is None:
-            return
-        self._thread.deleteLater()
-        self._job.deleteLater()
+        if self._thread is not None and self.sender() is self._thread:  # not an older run's
+            self._release()
+
+    def _release(self) -> None:
+        """Join the thread, then let go of it and of the job (never while it still runs)."""
+        thread, job = self._thread, self._job
+        thread.quit()
+        thread.wait()
         self._thread = self._job = None
+        thread.deleteLater()
+        del job  # the job has no parent: dropping it deletes it, after its thread ended
         self.evaluate_button.setEnabled(len(self.labels) > 0)
 
     def _on_progress(self, done: int, total: int) -> None:
