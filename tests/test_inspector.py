@@ -10,13 +10,8 @@ from engine.explain import fmt, traced_step
 from engine.model import Model, build_config
 from engine.timeline import Timeline
 from engine.train import Trainer
-from visualizer.inspector import (
-    InspectorView,
-    class_layout,
-    kernel_layout,
-    matrix_layout,
-    vector_layout,
-)
+from visualizer.inspector import InspectorView
+from visualizer.inspector_stages import class_layout, kernel_layout, matrix_layout, vector_layout
 from visualizer.timeline_panel import TimelinePanel
 
 
