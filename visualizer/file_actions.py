@@ -146,7 +146,8 @@ class FileActions(QObject):
 
     # ---- shutdown ----------------------------------------------------------------------
     def eventFilter(self, obj, event):  # noqa: N802 - Qt override
-        if obj is self.window and event.type() == QEvent.Close:
+        # getattr: at interpreter exit Qt may still deliver events to a half-torn-down filter
+        if event.type() == QEvent.Close and obj is getattr(self, "window", None):
             self.evaluation.cancel()
         return False
 
@@ -175,10 +176,12 @@ class _Keeper(QObject):
         window.installEventFilter(self)
 
     def eventFilter(self, obj, event):  # noqa: N802 - Qt override
-        if obj is self.window and event.type() == QEvent.Show and not self._shown:
+        if obj is not getattr(self, "window", None):
+            return False
+        if event.type() == QEvent.Show and not self._shown:
             self._shown = True  # the window lays its docks out on a zero timer: go after it
             QTimer.singleShot(0, lambda: QTimer.singleShot(0, self._restore_layout))
-        elif obj is self.window and event.type() == QEvent.Close:
+        elif event.type() == QEvent.Close:
             self.save()
         return False
 
