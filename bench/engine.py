@@ -1,0 +1,472 @@
+"""Engine speed, side by side: the NumPy engine, the loop reference and PyTorch (when installed).
+
+    python main.py bench [--quick] [--json] [--write-readme]
+    python -m bench.engine [--quick] [--json] [--write-readme]
+
+The design notes' network (``seed``: conv 3x3x8, max-pool 2, dense 1352 -> 10, float32), on the
+embedded digits:
+- training samples/s at batch 1, 8, 32 and 128 (the loop reference at batch 1 only): one step
+  is what the app runs, uint8 batch -> x/255 - 0.5 -> forward -> loss -> backward -> SGD
+  update (``Trainer.step`` for the engine; the same loop in PyTorch, loss read back each step);
+- a 60,000-image epoch at batch 32 (``Trainer.run_epoch``);
+- single-image inference latency (us) and 10,000-image inference time (ms), uint8 in,
+  probabilities out.
+PyTorch runs the same network with the engine's initial weights (checked: equal first loss)
+with 2 threads (torch.set_num_threads(2)) and, for reference, 1 thread.
+
+Every figure is the median of several rounds and the implementations alternate inside each
+round, so load from other programs hits them alike. The process first frees a 64 MB block,
+as loading a dataset does (glibc then returns large temporaries to the system on every free;
+a fast path must not depend on that not happening). OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE
+are removed for the measuring process only (``--keep-blas-env`` keeps them).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BATCHES = (1, 8, 32, 128)
+BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+CHILD_FLAG = "--measuring-child"
+README = Path(__file__).with_name("README.md")
+BEGIN, END = "<!-- engine bench: begin -->", "<!-- engine bench: end -->"
+
+
+def _rounds(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 100, got {value}")
+    return value
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="short rounds (whole run under 30 s)")
+    p.add_argument("--rounds", type=_rounds, default=None, help="rounds per figure (default 5, "
+                   "quick 3)")
+    p.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
+    p.add_argument("--write-readme", action="store_true",
+                   help="write the table into bench/README.md")
+    p.add_argument("--keep-blas-env", action="store_true",
+                   help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the measurement")
+
+
+def child_argv(args) -> list[str]:
+    """The options of ``args`` as a command line for ``python -m bench.engine``."""
+    argv = [flag for flag, on in (("--quick", args.quick), ("--no-torch", args.no_torch),
+                                  ("--write-readme", args.write_readme),
+                                  ("--keep-blas-env", args.keep_blas_env),
+                                  ("--json", getattr(args, "json", False)),
+                                  ("--debug", getattr(args, "debug", False))) if on]
+    return argv + (["--rounds", str(args.rounds)] if args.rounds else [])
+
+
+def measure_in_child(args, argv: list[str]) -> int:
+    """Run the measurement in a fresh interpreter without the OpenBLAS overrides."""
+    env = dict(os.environ)
+    if not args.keep_blas_env:
+        for var in BLAS_VARS:
+            env.pop(var, None)
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    cmd = [sys.executable, "-m", "bench.engine", CHILD_FLAG, *argv]
+    return subprocess.run(cmd, env=env, cwd=root).returncode
+
+
+# ---- what is timed ------------------------------------------------------------------------
+def rate(step, batch: int, seconds: float) -> float:
+    """Samples per second of ``step()`` (one step = ``batch`` samples) over ``seconds``."""
+    step()  # warm up (buffers, caches)
+    n, start = 0, time.perf_counter()
+    while True:
+        for _ in range(5 if batch < 32 else 1):
+            step()
+            n += batch
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds:
+            return n / elapsed
+
+
+def latency(call, seconds: float) -> float:
+    """Median seconds per call, over groups of calls (of one call when calls are slow)
+    filling ``seconds``, at least three groups."""
+    start = time.perf_counter()
+    call()
+    group = 1 if time.perf_counter() - start > 1e-3 else 10
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 3:
+        t = time.perf_counter()
+        for _ in range(group):
+            call()
+        times.append((time.perf_counter() - t) / group)
+    return statistics.median(times)
+
+
+class Engine:
+    name = "engine"
+
+    def activate(self) -> None:
+        pass
+
+    def __init__(self, images, labels):
+        from engine.model import Model, build_config
+        self.model = Model(build_config("seed"), seed=0)
+        self.images, self.labels = images, labels
+        self.trainers = {}
+
+    def train_step(self, batch: int):
+        from engine.train import Trainer
+        if batch not in self.trainers:
+            model = self.model.copy()
+            self.trainers[batch] = Trainer(model, self.images, self.labels, lr=0.005,
+                                           batch_size=batch, seed=1)
+        return self.trainers[batch].step
+
+    def predict(self, images):
+        from engine.model import prepare_input
+        return self.model.predict_proba(prepare_input(images))
+
+    def first_loss(self, images, labels) -> float:
+        from engine.layers import softmax_cross_entropy
+        from engine.model import prepare_input
+        losses, _, _ = softmax_cross_entropy(self.model.forward(prepare_input(images)), labels)
+        return float(losses.mean())
+
+
+class Reference:
+    name = "reference"
+
+    def activate(self) -> None:
+        pass
+
+    def __init__(self, engine: Engine, images, labels):
+        from engine.reference import ReferenceNet
+        self.net = ReferenceNet(engine.model.config, engine.model.params())
+        self.images, self.labels, self.i = images, labels, 0
+
+    def train_step(self, batch: int):
+        from engine.model import prepare_input
+
+        def step():
+            i = self.i = (self.i + 1) % len(self.images)
+            self.net.train_step(prepare_input(self.images[i]), int(self.labels[i]), lr=0.005)
+        return step
+
+    def predict(self, images):
+        from engine.model import prepare_input
+        return [self.net.forward(x)["probs"] for x in prepare_input(images)]
+
+
+class Torch:
+    """The seed network in PyTorch (NCHW), initialised with the engine's weights."""
+
+    def __init__(self, engine: Engine, images, labels, threads: int):
+        import torch
+        self.torch, self.threads = torch, threads
+        self.name = "torch" if threads == 2 else f"torch_{threads}thread"
+        torch.manual_seed(0)
+        conv = torch.nn.Conv2d(1, 8, 3, bias=False)
+        dense = torch.nn.Linear(1352, 10)
+        params = engine.model.params()
+        with torch.no_grad():  # (3, 3, 1, 8) -> (8, 1, 3, 3); the engine flattens (H, W, C)
+            conv.weight.copy_(torch.from_numpy(params["conv1.W"].transpose(3, 2, 0, 1).copy()))
+            w = params["dense1.W"].reshape(13, 13, 8, 10).transpose(3, 2, 0, 1).reshape(10, -1)
+            dense.weight.copy_(torch.from_numpy(w.copy()))
+            dense.bias.copy_(torch.from_numpy(params["dense1.b"]))
+        self.net = torch.nn.Sequential(conv, torch.nn.MaxPool2d(2), torch.nn.Flatten(), dense)
+        self.images = torch.from_numpy(images.copy())  # torch wants a writable array
+        self.labels = torch.from_numpy(labels.astype("int64"))
+        self.loss = torch.nn.CrossEntropyLoss()
+        self.copies = {}
+
+    def _input(self, images):
+        return images.unsqueeze(1).float().mul_(1 / 255).sub_(0.5)
+
+    def train_step(self, batch: int):
+        torch = self.torch
+        if batch not in self.copies:
+            import copy
+            net = copy.deepcopy(self.net)
+            opt = torch.optim.SGD(net.parameters(), lr=0.005)
+            order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(1))
+            self.copies[batch] = (net, opt, order, [0])
+        net, opt, order, cursor = self.copies[batch]
+
+        def step():
+            i = cursor[0]
+            if i + batch > len(order):
+                i = 0
+            idx = order[i:i + batch]
+            cursor[0] = i + batch
+            opt.zero_grad(set_to_none=True)
+            loss = self.loss(net(self._input(self.images[idx])), self.labels[idx])
+            loss.backward()
+            opt.step()
+            return loss.item()
+        return step
+
+    def activate(self) -> None:
+        self.torch.set_num_threads(self.threads)
+
+    def predict(self, images):
+        torch = self.torch
+        with torch.no_grad():
+            x = self._input(torch.from_numpy(images.copy()))
+            return torch.cat([torch.softmax(self.net(x[i:i + 1000]), 1)
+                              for i in range(0, len(x), 1000)]).numpy()
+
+    def first_loss(self, images, labels) -> float:
+        with self.torch.no_grad():
+            x = self._input(self.torch.from_numpy(images.copy()))
+            return float(self.loss(self.net(x), self.torch.from_numpy(labels.astype("int64"))))
+
+
+# ---- the run ------------------------------------------------------------------------------
+def machine_info() -> dict:
+    import numpy as np
+    info = {"cpus": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(), "numpy": np.__version__,
+            "load_average": round(os.getloadavg()[0], 2)}
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        info["cpu"] = names[0] if names else info["cpu"]
+    except OSError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "architecture",
+                                               "num_threads")}
+                        for p in threadpool_info() if p.get("user_api") == "blas"]
+    except ImportError:
+        info["blas"] = None
+    info["blas_env"] = {v: os.environ[v] for v in BLAS_VARS if v in os.environ}
+    return info
+
+
+def load_digits():
+    from engine.datasets import load_mini
+    data = load_mini()
+    return data.x_train, data.y_train.astype("int64"), data.x_test
+
+
+def run_bench(args, progress=print, epoch_images: int = 60000) -> dict:
+    import numpy as np
+    block = np.ones(64 * 2 ** 20 // 8)  # a freed 64 MB block, as after loading a dataset
+    del block
+    quick = args.quick
+    rounds = args.rounds or (3 if quick else 5)
+    seconds = 0.1 if quick else 0.4
+    images, labels, test = load_digits()
+    engine = Engine(images, labels)
+    impls = [engine]
+    torch_version = None
+    if not args.no_torch:
+        try:
+            import torch
+            torch_version = torch.__version__
+            impls += [Torch(engine, images, labels, 2), Torch(engine, images, labels, 1)]
+        except ImportError:
+            progress("PyTorch is not installed: its columns stay empty")
+    reference = Reference(engine, images, labels)
+    info = machine_info()
+    info["torch"] = torch_version
+    for impl in impls:
+        impl.activate()
+    check = {impl.name: impl.first_loss(test[:100], np.zeros(100, "int64") + 3)
+             for impl in impls}
+    samples = {impl.name: {b: [] for b in BATCHES} for impl in impls}
+    samples["reference"] = {1: []}
+    single = {name: [] for name in [*samples]}
+    ten_k = {name: [] for name in [*samples]}
+    x10k = np.resize(test, (10000, 28, 28))
+    for r in range(rounds):
+        progress(f"round {r + 1}/{rounds}: training")
+        for batch in BATCHES:
+            for impl in impls:
+                impl.activate()
+                samples[impl.name][batch].append(rate(impl.train_step(batch), batch, seconds))
+        samples["reference"][1].append(rate(reference.train_step(1), 1, seconds))
+        progress(f"round {r + 1}/{rounds}: inference")
+        for impl in [*impls, reference]:
+            impl.activate()
+            single[impl.name].append(latency(lambda impl=impl: impl.predict(test[:1]),
+                                             seconds / 2) * 1e6)
+        for impl in impls:
+            impl.activate()
+            start = time.perf_counter()
+            impl.predict(x10k)
+            ten_k[impl.name].append((time.perf_counter() - start) * 1e3)
+        # the reference would take minutes: its single-image latency times 10,000
+        ten_k["reference"].append(single["reference"][-1] * 10000 / 1e3)
+    progress("a 60,000-image epoch at batch 32")
+    epoch = epoch_seconds(images, labels, 1 if quick else 3, epoch_images)
+    info["load_average_end"] = round(os.getloadavg()[0], 2)
+    return summarise(samples, single, ten_k, epoch, check, info, rounds, quick)
+
+
+def epoch_seconds(images, labels, repeats: int, size: int = 60000) -> float:
+    """Median seconds of ``Trainer.run_epoch`` over ``size`` images (the embedded digits
+    repeated) at batch 32, scaled to 60,000 images when ``size`` is smaller."""
+    import numpy as np
+
+    from engine.model import Model, build_config
+    from engine.train import Trainer
+    x = np.resize(images, (size, 28, 28))
+    y = np.resize(labels, size)
+    trainer = Trainer(Model(build_config("seed"), 0), x, y, lr=0.005, batch_size=32)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        trainer.run_epoch()
+        times.append((time.perf_counter() - start) * 60000 / size)
+    return statistics.median(times)
+
+
+def _round(v: float) -> float:
+    return round(v) if v >= 100 else round(v, 1)
+
+
+def summarise(samples, single, ten_k, epoch, check, info, rounds, quick) -> dict:
+    med = statistics.median
+    raw = {name: {str(b): med(v) for b, v in per.items()} for name, per in samples.items()}
+    train = {name: {b: _round(v) for b, v in per.items()} for name, per in raw.items()}
+    result = {
+        "train_samples_per_sec": {"engine": train["engine"], "reference": train["reference"],
+                                  "torch": train.get("torch")},
+        "ratios": {},
+        "infer_single_us": {k: round(med(v), 1) for k, v in single.items()},
+        "infer_10k_ms": {k: round(med(v), 1) for k, v in ten_k.items()},
+        "epoch_60k_batch32_s": round(epoch, 3),
+        "rounds": rounds, "quick": quick, "first_loss": check, "machine": info,
+    }
+    if "torch_1thread" in train:
+        result["train_samples_per_sec"]["torch_1thread"] = train["torch_1thread"]
+    ratios = result["ratios"]
+    ratios["engine/reference"] = {"1": round(raw["engine"]["1"] / raw["reference"]["1"], 1)}
+    for other in ("torch", "torch_1thread"):
+        if other in raw:
+            ratios[f"engine/{other}"] = {b: round(raw["engine"][b] / raw[other][b], 2)
+                                         for b in raw["engine"]}
+    met = {"engine/reference at batch 1 >= 300": ratios["engine/reference"]["1"] >= 300,
+           "epoch of 60,000 at batch 32 < 1 s": epoch < 1.0}
+    if "engine/torch" in ratios:
+        met["engine/torch at batch 1 >= 5"] = ratios["engine/torch"]["1"] >= 5
+        met["engine/torch at batch 32 >= 2"] = ratios["engine/torch"]["32"] >= 2
+    result["targets_met"] = met
+    return result
+
+
+# ---- output -------------------------------------------------------------------------------
+def _num(v, digits=0) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def table(result: dict) -> list[str]:
+    """Markdown table lines (readable in a terminal too)."""
+    train = result["train_samples_per_sec"]
+    names = [n for n in ("engine", "reference", "torch", "torch_1thread") if train.get(n)]
+    label = {"engine": "engine (NumPy)", "reference": "loop reference",
+             "torch": "PyTorch, 2 threads", "torch_1thread": "PyTorch, 1 thread"}
+    lines = ["| implementation | " + " | ".join(f"train b{b} (samples/s)" for b in BATCHES)
+             + " | infer 1 image (us) | infer 10,000 (ms) |",
+             "|---|" + "---:|" * (len(BATCHES) + 2)]
+    for n in names:
+        cells = [_num(train[n].get(str(b))) for b in BATCHES]
+        cells += [_num(result["infer_single_us"].get(n), 1),
+                  _num(result["infer_10k_ms"].get(n), 1)]
+        lines.append(f"| {label[n]} | " + " | ".join(cells) + " |")
+    ratios = result["ratios"]
+    lines.append("")
+    lines.append(f"- engine / loop reference at batch 1: **{ratios['engine/reference']['1']:,}x** "
+                 "(target >= 300x)")
+    for other, what in (("torch", "PyTorch 2 threads"), ("torch_1thread", "PyTorch 1 thread")):
+        if f"engine/{other}" in ratios:
+            r = ratios[f"engine/{other}"]
+            lines.append(f"- engine / {what}: " + ", ".join(f"batch {b}: **{v}x**"
+                                                            for b, v in r.items())
+                         + (" (targets: >= 5x at batch 1, >= 2x at batch 32)"
+                            if other == "torch" else ""))
+    lines.append(f"- a 60,000-image epoch at batch 32 (Trainer.run_epoch): "
+                 f"**{result['epoch_60k_batch32_s']:.2f} s** (target < 1 s)")
+    lines.append("- the loop reference's 10,000-image time is its single-image latency x 10,000")
+    return lines
+
+
+def describe(result: dict) -> list[str]:
+    m = result["machine"]
+    blas = m.get("blas") or []
+    kernels = ", ".join(f"{b['internal_api']} {b['version']} ({b['architecture']} kernel, "
+                        f"{b['num_threads']} threads)" for b in blas) or "unknown BLAS"
+    losses = ", ".join(f"{k} {v:.6f}" for k, v in result["first_loss"].items())
+    return [f"Machine: {m['cpus']} CPUs ({m['cpu']}), Python {m['python']}, NumPy {m['numpy']}, "
+            f"{kernels}; PyTorch {m.get('torch') or 'not installed'}. "
+            f"Load average {m['load_average']} at the start, {m['load_average_end']} at the end "
+            f"(other programs share this machine). Medians of {result['rounds']} rounds"
+            f"{' (quick run)' if result['quick'] else ''}.",
+            f"Same network check, mean loss of 100 digits before training: {losses}."]
+
+
+def write_readme(result: dict, path: Path = README) -> None:
+    section = "\n".join([BEGIN, "## Engine speed (`seed` network, float32)", "",
+                         "Regenerate: `python main.py bench --write-readme` "
+                         "(or `python -m bench.engine --write-readme`).", "",
+                         *table(result), "", *describe(result), END])
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def report(args, result: dict) -> None:
+    if args.write_readme:
+        write_readme(result)
+    if args.json:
+        print(json.dumps(result), flush=True)
+    else:
+        print("\n".join(["", *table(result), "", *describe(result)]), flush=True)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    p = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n")[0])
+    add_arguments(p)
+    p.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    p.add_argument("--debug", action="store_true", help="show the traceback on failure")
+    child = CHILD_FLAG in argv
+    args = p.parse_args([a for a in argv if a != CHILD_FLAG])
+    if not child and not args.keep_blas_env and any(v in os.environ for v in BLAS_VARS):
+        return measure_in_child(args, argv)
+
+    def progress(line):
+        if sys.stderr.isatty():
+            print(line, file=sys.stderr, flush=True)
+    try:
+        report(args, run_bench(args, progress))
+    except KeyboardInterrupt:
+        print("convscope bench: error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        message = " ".join(f"{type(e).__name__}: {e}".split())
+        print(f"convscope bench: error: {message} (--debug shows where)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
