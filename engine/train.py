@@ -17,9 +17,14 @@ import numpy as np
 from .model import Model, prepare_input
 from .optim import SGD
 
+# A batch's mean loss above this has exploded (a uniform guess scores ln 10 = 2.3; a trained
+# network's worst single digits score tens): the learning rate is far too high.
+LOSS_LIMIT = 1000.0
+
 
 class DivergenceError(RuntimeError):
-    """The loss or a gradient stopped being finite; the step was not applied."""
+    """The loss exploded (above LOSS_LIMIT) or a loss or gradient stopped being finite; the
+    step was not applied."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ class Trainer:
     def step(self, batch_size: int | None = None, trace: dict | None = None) -> StepReport:
         """One SGD step on the next ``batch_size`` samples (1 = the notes' per-sample step).
         Raises DivergenceError, with the weights untouched, if the loss or a gradient is not
-        finite."""
+        finite or the loss exploded (mean above LOSS_LIMIT)."""
         bs = self.batch_size if batch_size is None else int(batch_size)
         idx = self.order[self.cursor:self.cursor + bs]
         images = self.x_train[idx]
@@ -157,8 +162,8 @@ class Trainer:
                 f"{self.lr:g}); try a lower learning rate") from e
         loss_sum = float(losses.sum())
         grads = self.model.grads()
-        if not math.isfinite(loss_sum) or not all(
-                math.isfinite(float(g.sum())) for g in grads.values()):
+        exploded = not (math.isfinite(loss_sum) and loss_sum <= LOSS_LIMIT * len(idx))
+        if exploded or not all(math.isfinite(float(g.sum())) for g in grads.values()):
             raise DivergenceError(
                 f"the loss became {loss_sum / len(idx):.4g} at step {self.step_count + 1} "
                 f"(learning rate {self.lr:g}); try a lower learning rate")

@@ -198,7 +198,7 @@ def test_timeline_panel_scrubs_and_resumes_exactly_or_forks(qtbot):
     assert run(20) == first[20:]
     panel.refresh()
     panel.show_step(10)
-    panel.lr_spin.setValue(0.1)
+    panel.lr_spin.setValue(0.03)
     assert "forks" in panel.fork_label.text()
     panel.resume_button.click()
     forked = run(30)

@@ -47,8 +47,8 @@ def test_resume_with_another_learning_rate_forks_the_run():
     timeline = Timeline(every=10)
     timeline.start(trainer)
     first = run(trainer, timeline, 30)
-    trainer.set_state(timeline.resume(13, lr=0.2))  # nearest snapshot at or before 13
-    assert trainer.step_count == 10 and trainer.lr == 0.2
+    trainer.set_state(timeline.resume(13, lr=0.05))  # nearest snapshot at or before 13
+    assert trainer.step_count == 10 and trainer.lr == 0.05
     assert timeline.snapshot_steps() == [0, 10]
     forked = run(trainer, timeline, 20)
     assert forked[0] == first[10]  # step 11 still uses the weights of step 10
@@ -58,7 +58,7 @@ def test_resume_with_another_learning_rate_forks_the_run():
     assert list(branch.losses) == first[10:]
     steps, losses = timeline.curve()
     assert list(losses) == first[:10] + forked
-    assert "0.02" in branch.label and timeline.lr == 0.2
+    assert "0.02" in branch.label and timeline.lr == 0.05
 
 
 def test_snapshots_taken_inside_on_step_wait_for_the_end_of_the_epoch():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 import traceback
@@ -46,9 +45,8 @@ def run_app(theme: str | None = None) -> int:
         window.show_error(f"{kind.__name__}: {value}")
 
     sys.excepthook = report
-    # Ctrl+C in the terminal closes the window cleanly (Python sees the signal between
-    # events; the repaint timer wakes it several times a second)
-    signal.signal(signal.SIGINT, lambda *_: window.close())
+    from .interrupt import install
+    install(app)  # Ctrl+C in the terminal closes the window cleanly (exit status 130)
     return app.exec_()
 
 

@@ -25,6 +25,7 @@ from PyQt5.QtWidgets import (
 
 from engine.model import PRESETS
 
+from .limits import LimitHints
 from .worker import Hyper, RunSettings
 
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 0]  # steps per second; 0 = as fast as possible
@@ -238,6 +239,14 @@ class ControlsPanel(QWidget):
         layout.addWidget(net_box)
         layout.addStretch(1)
         self.set_settings(settings)
+        self.limits = LimitHints(self)  # out-of-range input is answered with the reason
+        for spin, what, why in (
+                (self.lr_spin, "Learning rate", "at 1 the seed net soon blows up"),
+                (self.batch_spin, "Batch size", "at most the training set's size"),
+                (self.momentum_spin, "Momentum", "1 would never forget an old gradient"),
+                (self.filters_spin, "Filters", ""),
+                (self.seed_spin, "Seed", "")):
+            self.limits.watch(spin, what, why)
 
     # ---- state from the main window -------------------------------------------------------
     def set_running(self, running: bool) -> None:

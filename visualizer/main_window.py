@@ -142,7 +142,7 @@ class MainWindow(QMainWindow):
         w.error.connect(self.show_error)
         self.timeline_panel.timeline = w.timeline
         w.traced.connect(self.inspector.set_step)
-        w.resumed.connect(lambda step: self._show_moment(None))
+        w.resumed.connect(self._on_resumed)
         self.timeline_panel.scrubbed.connect(self._show_moment)
         self.timeline_panel.resume_requested.connect(self._resume)
         self.run_started.connect(lambda info: self.timeline_panel.set_config(info.config))
@@ -309,6 +309,14 @@ class MainWindow(QMainWindow):
         self.worker.submit("resume", step)
         self.loss_panel.clear()  # the curves restart there; the Timeline shows both runs
         self.accuracy_panel.clear()
+
+    def _on_resumed(self, step: int) -> None:
+        """Training went back to ``step`` (a Timeline resume, or after a divergence): the
+        curves restart there (the Timeline shows both runs) and the live state is shown."""
+        self.loss_panel.clear()
+        self.accuracy_panel.clear()
+        self.status.set_values(step=step)
+        self._show_moment(None)
 
     _status_dirty = False
     busy = 0.0  # the GUI thread's recent share of time (CPU seconds per second)

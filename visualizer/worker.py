@@ -9,7 +9,8 @@ through signals carrying copies:
 - ``snapshot(Snapshot)``: weights and the probe digit's trace, at most ~30 per second;
 - ``epoch_ended(EpochReport)``, ``evaluated(EvalReport)``, ``state_changed(bool running)``,
   ``run_started(RunInfo)`` after every Reset, ``error(str)`` for anything that went wrong
-  (``DivergenceError`` pauses training; the weights stay at the last finite state).
+  (``DivergenceError`` pauses training and goes back to the newest Timeline state from
+  before the blow-up, announced by ``resumed``).
 
 Shut down with ``stop()`` then ``thread.quit(); thread.wait()`` (see ``start_worker``).
 """
@@ -19,12 +20,13 @@ import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
 from engine.explain import traced_step
+from engine.idx import DataError
 from engine.model import Model, build_config
 from engine.timeline import Timeline
 from engine.train import DivergenceError, Trainer, evaluate
@@ -149,8 +151,10 @@ class TrainWorker(QObject):
                     self._work()
             except DivergenceError as e:
                 self._halt()
-                self.error.emit(f"Training diverged: {e}. The weights are kept at the last "
-                                f"finite step; lower the learning rate, then Train or Reset.")
+                self.error.emit(self._roll_back(e))
+            except DataError as e:  # a dataset that cannot be used: the current run goes on
+                self._halt()
+                self.error.emit(f"Cannot use this dataset: {e}")
             except Exception as e:  # never let an exception escape the thread
                 traceback.print_exc()
                 self._halt()
@@ -268,6 +272,25 @@ class TrainWorker(QObject):
         self._pending = None
         self._set_running(False)
 
+    def _roll_back(self, error: DivergenceError) -> str:
+        """After a divergence: back to the newest Timeline state from before the last applied
+        step (those weights already gave the exploding loss). Returns what to tell the user."""
+        trainer = self.trainer
+        what = str(error).split("; try")[0]
+        advice = (f"lower the learning rate (try {min(trainer.lr / 10, 0.01):g}), then Train, "
+                  f"or Reset for new weights.")
+        if trainer.step_count == 0:
+            return f"Training diverged: {what}; {advice}"
+        step = self.timeline.nearest_step(trainer.step_count - 1)
+        if step >= trainer.step_count:
+            return f"Training diverged: {what}. The weights were left as they were; {advice}"
+        trainer.set_state(self.timeline.resume(step, trainer.lr), hyperparameters=False)
+        self._reset_buffer()
+        self.resumed.emit(trainer.step_count)
+        self._emit_snapshot()
+        return (f"Training diverged: {what}. Paused and went back to step {step:,}, the last "
+                f"finite state kept before it; {advice}")
+
     # ---- reset ---------------------------------------------------------------------------
     def _load(self, spec: str):
         if spec not in self._datasets:
@@ -319,6 +342,13 @@ class TrainWorker(QObject):
             data = self._load(settings.dataset)
         except InterruptedError:
             return
+        except DataError as e:  # keep the current run; with none yet (or for a model file)
+            if settings.dataset == "mini" or (self.trainer is not None and loaded is None):
+                raise
+            self.error.emit(f"Cannot use the dataset {settings.dataset}: {e}. Using the "
+                            f"embedded mini MNIST instead.")
+            settings = replace(settings, dataset="mini")
+            data = self._load("mini")
         if loaded is None:
             config = build_config(settings.preset, settings.filters, settings.pool, settings.relu)
             model = Model(config, settings.seed)
