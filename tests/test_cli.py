@@ -118,6 +118,7 @@ def test_test_size_zero_gives_null_test_figures(capsys):
 
 @pytest.mark.parametrize("argv, reason", [
     (["--lr", "-1"], "--lr"), (["--lr", "0"], "--lr"), (["--lr", "nan"], "--lr"),
+    (["--lr", "101"], "--lr"),
     (["--batch-size", "0"], "--batch-size"), (["--preset", "resnet"], "invalid choice"),
     (["--filters", "0"], "between 1 and 64"), (["--filters", "65"], "between 1 and 64"),
     (["--pool", "median"], "--pool"), (["--momentum", "1"], "--momentum"),
@@ -135,14 +136,8 @@ def test_train_bad_usage_exits_2_with_the_reason(capsys, tmp_path, argv, reason)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_lr_accepts_ten(capsys):
-    code, out, _ = call(capsys, "train", "--train-size", "40", "--test-size", "0",
-                        "--lr", "10", "--batch-size", "40", "--json")
-    assert code in (0, 1)  # accepted as usage; it may well diverge
-    assert code == 1 or last_json(out)["lr"] == 10
-
-
 def test_divergence_exits_1_and_writes_nothing(capsys, tmp_path):
+    """lr 10 is accepted (watching the seed net blow up is a lesson) and diverges fast."""
     path = tmp_path / "diverged.npz"
     code, out, err = call(capsys, "train", "--preset", "seed", "--lr", "10", "--batch-size",
                           "8", *QUICK, "--save", path, "--json")
