@@ -20,6 +20,12 @@ LOSS_WINDOW = 50.0  # samples the smoothed loss averages over (light smoothing)
 ACC_WINDOW = 500.0  # samples the running train accuracy averages over
 
 
+def faint(color: str, alpha: int = 110) -> QColor:
+    c = QColor(color)
+    c.setAlpha(alpha)
+    return c
+
+
 class _CurvePanel(QWidget):
     """A PlotWidget with named curves created once and updated with setData."""
 
@@ -125,9 +131,12 @@ class LossPanel(_CurvePanel):
         super().__init__("loss (cross-entropy)", parent=parent)
         self._add("raw", "step")
         self._add("smooth", "smoothed")
-        self._add("epoch", "epoch train", capacity=1024, symbol="o", symbolSize=7)
+        self._add("epoch", "epoch", capacity=1024, symbol="o", symbolSize=7)
         self._add("test", "test", capacity=1024, symbol="s", symbolSize=7)
         self.plot.enableAutoRange(y=False)
+        self.plot_widget.setToolTip("step: each step's batch loss; smoothed: its moving "
+                                    "average; epoch: mean train loss of each epoch; test: "
+                                    "loss on the test split at each evaluation")
         self._ema: float | None = None
 
     def clear(self) -> None:
@@ -165,10 +174,10 @@ class LossPanel(_CurvePanel):
         raw.setAlpha(150)
         self.curves["raw"].setPen(pg.mkPen(raw, width=1))
         self.curves["smooth"].setPen(pg.mkPen(theme.curve2, width=2))
-        self.curves["epoch"].setPen(pg.mkPen(theme.accent, width=1.5, style=Qt.DashLine))
+        self.curves["epoch"].setPen(pg.mkPen(faint(theme.accent), width=1, style=Qt.DashLine))
         self.curves["epoch"].setSymbolBrush(theme.accent)
         self.curves["epoch"].setSymbolPen(theme.plot_bg)
-        self.curves["test"].setPen(pg.mkPen(theme.good, width=1.5))
+        self.curves["test"].setPen(pg.mkPen(faint(theme.good), width=1, style=Qt.DashLine))
         self.curves["test"].setSymbolBrush(theme.good)
         self.curves["test"].setSymbolPen(theme.plot_bg)
 
@@ -181,9 +190,12 @@ class AccuracyPanel(_CurvePanel):
         self.plot.getAxis("left").setTicks(
             [[(v, f"{v:.0%}") for v in np.linspace(0, 1, 6)],
              [(v, "") for v in np.linspace(0, 1, 11)]])
-        self._add("running", "running train")
-        self._add("epoch", "epoch train", capacity=1024, symbol="o", symbolSize=7)
+        self._add("running", "train")
+        self._add("epoch", "epoch", capacity=1024, symbol="o", symbolSize=7)
         self._add("test", "test", capacity=1024, symbol="s", symbolSize=7)
+        self.plot_widget.setToolTip("train: running accuracy over the last ~500 samples; "
+                                    "epoch: train accuracy of each epoch; test: accuracy on "
+                                    "the test split at each evaluation")
         self.plot.enableAutoRange(y=False)
         self._ema: float | None = None
 
@@ -210,9 +222,9 @@ class AccuracyPanel(_CurvePanel):
 
     def _style(self, theme: Theme) -> None:
         self.curves["running"].setPen(pg.mkPen(theme.curve2, width=2))
-        self.curves["epoch"].setPen(pg.mkPen(theme.accent, width=1.5, style=Qt.DashLine))
+        self.curves["epoch"].setPen(pg.mkPen(faint(theme.accent), width=1, style=Qt.DashLine))
         self.curves["epoch"].setSymbolBrush(theme.accent)
         self.curves["epoch"].setSymbolPen(theme.plot_bg)
-        self.curves["test"].setPen(pg.mkPen(theme.good, width=1.5))
+        self.curves["test"].setPen(pg.mkPen(faint(theme.good), width=1, style=Qt.DashLine))
         self.curves["test"].setSymbolBrush(theme.good)
         self.curves["test"].setSymbolPen(theme.plot_bg)

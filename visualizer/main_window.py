@@ -262,7 +262,9 @@ class MainWindow(QMainWindow):
         self.latest = finite_snapshot(snapshot)
 
     def _on_epoch(self, report) -> None:
-        samples = self.status.values.get("samples", 0)
+        # every epoch is one pass over the training split: it ends at epoch * N samples
+        # (the step reports of its last steps may still be on their way)
+        samples = report.epoch * self.info.n_train if self.info else 0
         self.loss_panel.add_epoch(samples, report.train_loss)
         self.accuracy_panel.add_epoch(samples, report.train_accuracy)
         if report.test_loss is not None:

@@ -108,6 +108,9 @@ class ProbsPanel(QWidget):
         self.logit_plot.setYRange(-span, span, padding=0)
         for k, item in enumerate(self.value_labels):
             item.setText(f"{probs[k]:.0%}" if probs[k] >= 0.005 else "")
+            inside = probs[k] > 0.6  # tall bars carry their label inside, below the top
+            item.setAnchor((0.5, 0.0) if inside else (0.5, 1.0))
+            item.setColor("#ffffff" if inside else theme.text)
             item.setPos(k, probs[k])
         name = self.class_names[pred]
         verdict = ""
