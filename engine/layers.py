@@ -124,6 +124,21 @@ def matmul_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np
     return total
 
 
+def column_sums(a: np.ndarray) -> np.ndarray:
+    """a (M, C) -> (C,): sum over the rows as a product with ones (summing along axis 0 of a
+    tall, narrow array makes NumPy loop over M rows of C values, about 25x slower)."""
+    key = (a.shape[0], a.dtype)
+    ones = _ONES.get(key)
+    if ones is None:
+        if len(_ONES) > 8:
+            _ONES.clear()
+        ones = _ONES[key] = np.ones((a.shape[0], 1), a.dtype)
+    return matmul_tn(ones, a)[0]
+
+
+_ONES: dict = {}
+
+
 def _out_size(size: int, k: int, stride: int, pad: int = 0) -> int:
     return (size + 2 * pad - k) // stride + 1
 
@@ -202,8 +217,11 @@ class Conv2D(Layer):
         flat.take(idx, axis=1, mode="wrap", out=patches.reshape(n, ho * wo * kk))
         out = self.buffers.get("out", (n, ho, wo, self.c_out), dtype)
         matmul(patches, wts.reshape(kk, self.c_out), out.reshape(n * ho * wo, self.c_out))
-        if "b" in self.params:
-            out += self.params["b"]
+        if "b" in self.params:  # add the bias along whole output rows (Wo * C_out values)
+            row = np.empty((wo, self.c_out), dtype)
+            row[...] = self.params["b"]
+            out2 = out.reshape(n * ho, wo * self.c_out)
+            np.add(out2, row.reshape(-1), out=out2)
         self.cache = {"patches": patches, "x_shape": (n, h, w, c), "squeeze": squeeze}
         return out
 
@@ -214,21 +232,25 @@ class Conv2D(Layer):
         # dL/dfilter: sum over every region of region * dL/dout (the notes' loop, as one matmul)
         self.grads["W"] = matmul_tn(patches, dmat).reshape(self.params["W"].shape)
         if "b" in self.params:
-            self.grads["b"] = np.add.reduce(dmat, axis=0)
+            self.grads["b"] = column_sums(dmat)
         if not self.need_dx:
             return None
         k, s, p = self.k, self.stride, self.pad
         _, (hp, wp, ho, wo) = self._index(h, w)
-        wmat = self.params["W"].reshape(-1, self.c_out)
-        dtype = _common_dtype(dmat, wmat)
-        dpatch = self.buffers.get("dpatch", (n * ho * wo, k * k * c), dtype)
-        matmul(dmat, wmat.T, dpatch)
-        dpatch = dpatch.reshape(n, ho, wo, k, k, c)
+        # dL/dpatch for each kernel offset (i, j) apart: wts[o] is W[i, j] (C_out, C_in)
+        wts = self.params["W"].reshape(k * k, c, self.c_out).transpose(0, 2, 1)
+        dtype = _common_dtype(dmat, wts)
+        m = n * ho * wo
+        dpatch = self.buffers.get("dpatch", (k * k, m, c), dtype)  # offset-major: contiguous
+        rows = max(1, (ONE_THREAD_MNK - 1) // (self.c_out * c))
+        for r in range(0, m, rows):
+            np.matmul(dmat[None, r:r + rows], wts, out=dpatch[:, r:r + rows])
+        dpatch = dpatch.reshape(k, k, n, ho, wo, c)
         dxp = self.buffers.get("dxp", (n, hp, wp, c), dtype)
         dxp.fill(0)
         for i in range(k):  # loop over the k*k kernel offsets only; each add is a whole slab
             for j in range(k):
-                dxp[:, i:i + s * ho:s, j:j + s * wo:s, :] += dpatch[:, :, :, i, j, :]
+                dxp[:, i:i + s * ho:s, j:j + s * wo:s, :] += dpatch[i, j]
         dx = dxp[:, p:p + h, p:p + w, :] if p else dxp
         return dx[..., 0] if self.cache["squeeze"] else dx
 
@@ -446,7 +468,9 @@ class ReLU(Layer):
 
     def forward(self, x):
         self.cache = {}
-        out = np.maximum(x, 0, out=self.buffers.get("out", x.shape, x.dtype))
+        # against an array of zeros: NumPy's maximum with a scalar 0 is about 3x slower
+        zeros = self.buffers.get("zeros", x.shape, x.dtype, zero=True)
+        out = np.maximum(x, zeros, out=self.buffers.get("out", x.shape, x.dtype))
         self.cache = {"out": out}  # out > 0 exactly where x > 0
         return out
 
