@@ -140,7 +140,8 @@ def _slope(model, index, w, e, h, order, base, a, labels):
 def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
               order: int = 4, threshold: float = 1e-6, max_entries: int | None = 100,
               jitter: float = 0.01, tries: int = 8,
-              grad_hook: Callable[[dict], dict] | None = None) -> dict:
+              grad_hook: Callable[[dict], dict] | None = None,
+              should_stop: Callable[[], bool] | None = None) -> dict:
     """Check the analytic gradients of ``model_or_config`` on inputs ``x`` with ``labels``.
 
     model_or_config: a Model (checked on a float64 copy; the original is not touched) or a
@@ -152,6 +153,8 @@ def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
         tries: jittered inputs drawn, the one farthest from any kink is kept.
     grad_hook: optional function given the analytic gradients {"conv1.W": array, ...}
         (copies) and returning the gradients to check, e.g. to inject a bug in tests.
+    should_stop: optional function asked before each entry; True raises InterruptedError
+        (an app closing in the middle of a long check).
 
     Returns plain data: {"passed", "max_rel_error", "threshold", "layers": {layer name:
     max_rel_error}, "params": {name: {"max_rel_error", "checked", "size", "worst_index",
@@ -202,6 +205,8 @@ def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
             steps = np.broadcast_to(eps / _input_scale(layer, key, inputs[index]), w.shape)
             numeric = np.empty(len(entries))
             for n, e in enumerate(entries):
+                if should_stop is not None and should_stop():
+                    raise InterruptedError("the gradient check was stopped")
                 at = np.unravel_index(e, w.shape)  # writing w[at] perturbs the live weight
                 numeric[n], crossed = _slope(model, index, w, at, steps[at], order,
                                              state[kinks_from[index]:], inputs[index], labels)

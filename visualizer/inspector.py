@@ -52,11 +52,15 @@ class GradcheckTask(QRunnable):
         self.signals = _Signals()
         self.model, self.x, self.labels = model, x, labels
         self.grad_hook, self.max_entries = grad_hook, max_entries
+        self.cancelled = False  # set from the GUI thread: stop at the next entry, say nothing
 
     def run(self):
         try:
             report = gradcheck(self.model, self.x, self.labels, grad_hook=self.grad_hook,
-                               max_entries=self.max_entries, threshold=PASS_THRESHOLD)
+                               max_entries=self.max_entries, threshold=PASS_THRESHOLD,
+                               should_stop=lambda: self.cancelled)
+        except InterruptedError:
+            return
         except Exception as e:  # reported in the table, never raised in a pool thread
             report = {"error": f"{type(e).__name__}: {e}"}
         self.signals.done.emit(report)
@@ -509,8 +513,10 @@ class InspectorView(QWidget):
         self.show()
 
     def shutdown(self, timeout_ms: int = 5000) -> bool:
-        """Wait for a running gradient check and put a window of its own back (call before
-        closing the main window)."""
+        """Stop a running gradient check (at its next entry) and wait for it, and put a window
+        of its own back (call before closing the main window)."""
+        for task in self._tasks:
+            task.cancelled = True
         if self._home is not None:
             self.close()
         return self.pool.waitForDone(timeout_ms)

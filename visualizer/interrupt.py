@@ -19,6 +19,7 @@ INTERRUPTED = 130  # the shell's status for a process ended by SIGINT
 
 
 def close_all(app: QApplication, status: int = INTERRUPTED) -> None:
+    app.setQuitOnLastWindowClosed(False)  # its quit() would replace the status with 0
     for widget in app.topLevelWidgets():
         if widget.isVisible():
             widget.close()

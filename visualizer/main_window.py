@@ -138,7 +138,7 @@ class MainWindow(QMainWindow):
         w.evaluated.connect(self._on_evaluated)
         w.state_changed.connect(self._on_state)
         w.run_started.connect(self._on_run_started)
-        w.loading.connect(lambda spec: self.status.set_values(state=f"loading {spec}…"))
+        w.loading.connect(self._on_loading)  # methods, not lambdas: never called once closed
         w.error.connect(self.show_error)
         self.timeline_panel.timeline = w.timeline
         w.traced.connect(self.inspector.set_step)
@@ -278,6 +278,9 @@ class MainWindow(QMainWindow):
         self.accuracy_panel.add_test(report.samples, report.test_accuracy)
         self.status.values["test"] = report.test_accuracy
         self._status_dirty = True
+
+    def _on_loading(self, spec: str) -> None:
+        self.status.set_values(state=f"loading {spec}…")
 
     def _on_state(self, running: bool) -> None:
         self.running = running

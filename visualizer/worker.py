@@ -338,6 +338,7 @@ class TrainWorker(QObject):
 
     def _reset(self, settings: RunSettings, loaded=None) -> None:
         self._halt()
+        fallback = None
         try:
             data = self._load(settings.dataset)
         except InterruptedError:
@@ -345,8 +346,8 @@ class TrainWorker(QObject):
         except DataError as e:  # keep the current run; with none yet (or for a model file)
             if settings.dataset == "mini" or (self.trainer is not None and loaded is None):
                 raise
-            self.error.emit(f"Cannot use the dataset {settings.dataset}: {e}. Using the "
-                            f"embedded mini MNIST instead.")
+            fallback = (f"Cannot use the dataset {settings.dataset}: {e}. Using the embedded "
+                        f"mini MNIST instead.")
             settings = replace(settings, dataset="mini")
             data = self._load("mini")
         if loaded is None:
@@ -377,8 +378,8 @@ class TrainWorker(QObject):
             loss, acc, _ = evaluate(model, x_test, y_test)
             self.evaluated.emit(EvalReport(trainer.step_count, trainer.samples_seen, loss, acc))
         self._emit_snapshot()
-        if note:
-            self.error.emit(note)
+        if note or fallback:  # after run_started, which clears the last message
+            self.error.emit(" ".join(m for m in (fallback, note) if m))
 
     @staticmethod
     def _clamp_batch(batch_size: int, data) -> int:

@@ -1,0 +1,451 @@
+"""Pushed to extremes: divergence, bad files at every entry point, out-of-range input, and
+shutdown in the middle of every kind of work (closing the window, or Ctrl+C in the terminal).
+"""
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PyQt5.QtCore import QCoreApplication, QEvent, Qt
+from PyQt5.QtTest import QTest
+
+from cli import run as cli_run
+from engine.checkpoint import load_model, save_model
+from engine.datasets import load_mini
+from engine.idx import DataError
+from engine.model import Model, build_config
+from engine.train import LOSS_LIMIT, DivergenceError, Trainer
+from visualizer.file_actions import launch_options, persist
+from visualizer.main_window import MainWindow
+from visualizer.settings import Settings
+from visualizer.worker import Hyper, RunSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+TIMEOUT = 30_000  # ms
+
+
+def one_line(text: str) -> bool:
+    return bool(text.strip()) and "\n" not in text.strip()
+
+
+def close_window(w) -> None:
+    w.close()
+    w.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    gc.collect()
+
+
+def new_window(qtbot, **kwargs) -> MainWindow:
+    w = MainWindow(**kwargs)
+    w.show()
+    qtbot.waitUntil(lambda: w.info is not None and w.latest is not None, timeout=TIMEOUT)
+    return w
+
+
+def all_finite(arrays) -> bool:
+    return all(np.isfinite(a).all() for a in arrays
+               if isinstance(a, np.ndarray) and a.dtype.kind == "f")
+
+
+def type_into(spin, text: str) -> None:
+    spin.setFocus()
+    spin.lineEdit().selectAll()
+    QTest.keyClicks(spin, text)
+    QTest.keyClick(spin, Qt.Key_Return)
+
+
+# ---- divergence -----------------------------------------------------------------------------
+def test_seed_net_at_lr_1_diverges_and_the_step_is_refused():
+    data = load_mini()
+    trainer = Trainer(Model(build_config("seed"), 0), data.x_train, data.y_train, lr=1.0,
+                      batch_size=8)
+    losses = []
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError) as caught:
+        for _ in range(300):  # "within a few hundred steps"
+            before = {k: w.copy() for k, w in trainer.model.params().items()}
+            losses.append(trainer.step().loss)
+    failed_at = len(losses) + 1
+    assert f"at step {failed_at} " in str(caught.value) and "lower learning rate" in str(
+        caught.value)
+    assert trainer.step_count == failed_at - 1  # the exploding step was not applied
+    for k, w in trainer.model.params().items():
+        assert np.array_equal(w, before[k])
+    assert all(np.isfinite(losses)) and max(losses) <= LOSS_LIMIT
+
+
+def test_a_nan_loss_is_caught_at_its_step():
+    data = load_mini()
+    trainer = Trainer(Model(build_config("seed"), 0), data.x_train[:64], data.y_train[:64],
+                      lr=1e30, batch_size=4)
+    trainer.step()  # one giant step: the next forward pass overflows
+    with np.errstate(all="ignore"), pytest.raises(DivergenceError, match="at step 2 "):
+        trainer.step()
+    assert trainer.step_count == 1
+    assert all_finite(trainer.model.params().values())
+
+
+def test_window_divergence_pauses_goes_back_explains_and_recovers(qtbot, window):
+    c = window.controls
+    type_into(c.lr_spin, "10")
+    assert c.lr_spin.value() == 10  # the spin box accepts lr up to 10
+    c.lr_spin.setValue(1.0)
+    c.batch_spin.setValue(8)
+    c.momentum_spin.setValue(0.0)
+    window.show()
+    with qtbot.waitSignal(window.worker.error, timeout=TIMEOUT) as blocker:
+        c.train_button.click()
+    message = blocker.args[0]
+    assert one_line(message) and "diverged" in message
+    assert "lower the learning rate" in message and "went back to step 0" in message
+    qtbot.waitUntil(lambda: not window.running and window.banner.isVisible(), timeout=TIMEOUT)
+    assert window.banner_label.text() == message
+    qtbot.waitUntil(lambda: window.latest.step == 0, timeout=TIMEOUT)  # the last good state
+    snap = window.latest
+    assert all_finite(snap.params.values()) and all_finite(snap.probe_trace.values())
+    (branch,) = window.worker.timeline.branches()  # the blow-up stays visible as a branch
+    assert branch.fork_step == 0 and np.isfinite(branch.losses).all()
+    window._force_repaint()
+    window._repaint()  # every panel paints the restored state (a NaN would warn: an error)
+    assert all(window._painted.get(name) is snap for name in window._painters())
+    for panel in (window.loss_panel, window.accuracy_panel):
+        assert all(np.isfinite(h.y).all() for h in panel.histories.values())
+    c.lr_spin.setValue(0.005)  # what the message advises: training goes on
+    errors = []
+    window.worker.error.connect(errors.append)
+    window.worker.submit("steps", 100)
+    qtbot.waitUntil(lambda: window.latest.step == 100, timeout=TIMEOUT)
+    assert errors == []
+    assert window.loss_panel.histories["raw"].y.max() < 10
+
+
+def test_cli_divergence_on_resume_keeps_the_saved_model(capsys, tmp_path):
+    path = tmp_path / "model.npz"
+    quick = ["--train-size", "64", "--test-size", "0", "--batch-size", "8"]
+    assert cli_run(["train", *quick, "--save", str(path)]) == 0
+    saved = path.read_bytes()
+    capsys.readouterr()
+    code = cli_run(["train", *quick, "--resume", str(path), "--lr", "10", "--epochs", "3",
+                    "--save", str(path), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert one_line(err) and "diverged" in err and "learning rate" in err
+    assert path.read_bytes() == saved  # no NaN written, the old model kept
+    model, _, _ = load_model(path)
+    assert all_finite(model.params().values())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
+
+
+# ---- bad files at every entry point ---------------------------------------------------------
+def bad_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "not-mnist"
+    folder.mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (folder / name).write_bytes(b"this is not an IDX file\n" * 10)
+    return folder
+
+
+def test_a_bad_dataset_folder_is_refused_and_the_run_goes_on(qtbot, window, tmp_path,
+                                                             monkeypatch, run_steps):
+    from PyQt5.QtWidgets import QFileDialog
+    folder = bad_folder(tmp_path)
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(folder))
+    info = window.info
+    run_steps(window, 3)
+    c = window.controls
+    c.dataset_combo.setCurrentIndex(c.dataset_combo.count() - 1)
+    c.dataset_combo.activated.emit(c.dataset_combo.count() - 1)  # "Folder of IDX files..."
+    assert c.settings().dataset == str(folder)
+    with qtbot.waitSignal(window.worker.error, timeout=TIMEOUT) as blocker:
+        c.reset_button.click()
+    assert one_line(blocker.args[0]) and str(folder) in blocker.args[0]
+    qtbot.waitUntil(lambda: not window.banner.isHidden(), timeout=TIMEOUT)
+    assert window.info is info and window.latest.step == 3  # the same run, untouched
+    assert len(run_steps(window, 2)) == 2
+
+
+def test_launch_with_a_saved_dataset_that_went_bad_falls_back_to_mini(qtbot, tmp_path,
+                                                                      monkeypatch):
+    ini = tmp_path / "settings.ini"
+    monkeypatch.setenv("CONVSCOPE_SETTINGS", str(ini))
+    settings = Settings()
+    settings.set_run_settings(dataset=str(bad_folder(tmp_path)))
+    settings.sync()
+    w = MainWindow(**launch_options(Settings()))
+    try:
+        w.show()
+        qtbot.waitUntil(lambda: w.info is not None, timeout=TIMEOUT)
+        assert w.info.dataset == "mini" and w.controls.settings().dataset == "mini"
+        qtbot.waitUntil(lambda: not w.banner.isHidden(), timeout=TIMEOUT)
+        assert "not-mnist" in w.banner_label.text() and "mini" in w.banner_label.text()
+    finally:
+        close_window(w)
+
+
+def test_garbage_settings_give_a_working_window_with_defaults(qtbot, tmp_path, monkeypatch):
+    ini = tmp_path / "settings.ini"
+    ini.write_bytes(b"[window]\ngeometry=@ByteArray(\x00\x01garbage)\nstate=@ByteArray(xx)\n"
+                    b"[hyper]\nlr=-3\nbatch_size=1e9\nmomentum=nan\n[run]\npreset=resnet\n"
+                    b"filters=999\npool=median\nseed=-1\n[view]\ntheme=plaid\n"
+                    b"[files]\nrecent=\xff\xfe\n")
+    monkeypatch.setenv("CONVSCOPE_SETTINGS", str(ini))
+    settings = Settings()
+    w = MainWindow(**launch_options(settings))
+    try:
+        persist(w, settings)
+        w.show()
+        qtbot.waitUntil(lambda: w.info is not None, timeout=TIMEOUT)
+        assert w.controls.settings() == RunSettings(filters=8, relu=False)
+        assert w.controls.hyper() == Hyper()
+        assert w.theme_choice == "system"
+    finally:
+        close_window(w)
+
+
+def test_open_recent_on_a_file_that_went_bad_is_refused(qtbot, window, run_steps, tmp_path,
+                                                        dialog_errors):
+    run_steps(window, 4)
+    path = tmp_path / "kept.npz"
+    files = window.file_actions.model_files
+    files.save_to(str(path))
+    qtbot.waitUntil(lambda: files.current_path == str(path), timeout=TIMEOUT)
+    path.write_bytes(path.read_bytes()[:100])  # truncated since
+    params = {k: v.copy() for k, v in window.latest.params.items()}
+    files._fill_recent()
+    (action,) = [a for a in files.recent_menu.actions() if a.toolTip() == str(path)]
+    action.trigger()
+    assert len(dialog_errors) == 1 and one_line(dialog_errors[0])
+    assert "kept.npz" in dialog_errors[0]
+    assert window.latest.step == 4
+    for k, v in window.latest.params.items():
+        assert np.array_equal(v, params[k])
+
+
+def test_a_model_file_whose_dataset_is_gone_opens_on_mini(qtbot, window, tmp_path):
+    model = Model(build_config("seed", filters=4), 7)
+    path = tmp_path / "elsewhere.npz"
+    save_model(path, model, None, {"dataset": str(tmp_path / "gone")})
+    with qtbot.waitSignal(window.run_started, timeout=TIMEOUT):
+        assert window.file_actions.model_files.open_path(str(path))
+    qtbot.waitUntil(lambda: window.latest is not None
+                    and window.latest.params["conv1.W"].shape == (3, 3, 1, 4),
+                    timeout=TIMEOUT)
+    np.testing.assert_array_equal(window.latest.params["conv1.W"], model.params()["conv1.W"])
+    assert window.info.dataset == "mini"
+    qtbot.waitUntil(lambda: not window.banner.isHidden(), timeout=TIMEOUT)
+    assert "gone" in window.banner_label.text() and one_line(window.banner_label.text())
+
+
+def test_an_image_that_is_not_an_image_is_refused(qtbot, window, tmp_path):
+    panel = window.draw_panel
+    fake = tmp_path / "digit.png"
+    fake.write_text("no pixels here")
+    probe_before = window.worker.trainer.probe.copy()
+    assert panel.open_image(str(fake)) is False
+    assert one_line(panel.error_label.text()) and "digit.png" in panel.error_label.text()
+    assert not panel.error_label.isHidden()
+    window.worker.submit("steps", 1)
+    qtbot.waitUntil(lambda: window.latest.step == 1, timeout=TIMEOUT)
+    np.testing.assert_allclose(window.latest.probe_trace["input"][0],
+                               probe_before / 255 - 0.5, atol=1e-6)
+
+
+# ---- limits on inputs -----------------------------------------------------------------------
+@pytest.mark.parametrize("name, typed, kept, words", [
+    ("lr_spin", "20", 0.01, "Learning rate goes from 1e-05 to 10"),
+    ("lr_spin", "0", 0.01, "Learning rate goes from 1e-05 to 10"),
+    ("batch_spin", "0", 8, "Batch size goes from 1 to 9,000"),
+    ("batch_spin", "99999", None, "Batch size goes from 1 to 9,000"),
+    ("momentum_spin", "1", 0.9, "Momentum goes from 0 to 0.99"),
+    ("filters_spin", "65", None, "Filters go from 1 to 64"),
+    ("filters_spin", "0", 8, "Filters go from 1 to 64"),
+])
+def test_out_of_range_input_is_refused_with_the_reason(qtbot, window, name, typed, kept,
+                                                       words):
+    spin = getattr(window.controls, name)
+    with qtbot.waitSignal(window.controls.limits.refused, timeout=TIMEOUT) as blocker:
+        type_into(spin, typed)
+    assert words in blocker.args[0] and one_line(blocker.args[0])
+    assert words in window.status.currentMessage()
+    assert spin.minimum() <= spin.value() <= spin.maximum()
+    if kept is not None:
+        assert spin.value() == pytest.approx(kept)
+
+
+def test_limits_follow_the_training_set_and_accept_the_extremes(qtbot, window):
+    c = window.controls
+    assert c.batch_spin.maximum() == window.info.n_train == 9000
+    assert c.lr_spin.minimum() > 0 and c.lr_spin.maximum() >= 10
+    assert (c.filters_spin.minimum(), c.filters_spin.maximum()) == (1, 64)
+    for spin, text, value in ((c.lr_spin, "10", 10.0), (c.lr_spin, "1e-05", 1e-5),
+                              (c.batch_spin, "9000", 9000), (c.filters_spin, "64", 64)):
+        type_into(spin, text)
+        assert spin.value() == pytest.approx(value)
+    assert "from 1 to 64" in c.limits.reason(c.filters_spin)
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "--model", "m.npz", "--test-size", "0"],
+    ["gradcheck", "--samples", "0"], ["gradcheck", "--samples", "101"],
+    ["gradcheck", "--filters", "65"], ["gradcheck", "--seed", "-1"],
+    ["screenshot", "--out", "x.png", "--size", "10x10"],
+    ["screenshot", "--out", "x.png", "--steps", "-5"],
+    ["train", "--lr", "inf"], ["train", "--momentum", "-0.1"], ["train", "--epochs", "x"],
+])
+def test_cli_options_out_of_range_exit_2_with_the_reason(capsys, argv):
+    assert cli_run(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "error:" in err.strip().splitlines()[-1]
+
+
+# ---- shutdown in the middle of every kind of work -------------------------------------------
+def test_closing_while_training_stops_the_worker(qtbot):
+    w = new_window(qtbot, hyper=Hyper(batch_size=32))
+    with qtbot.waitSignal(w.worker.progress, timeout=TIMEOUT):
+        w.controls.train_button.click()
+    w.close()
+    try:
+        assert w.thread.isFinished()
+    finally:
+        close_window(w)
+
+
+def test_closing_while_evaluating_cancels_the_evaluation(qtbot, monkeypatch):
+    import visualizer.evaluation as evaluation
+    chunks, real = [], evaluation.evaluate
+
+    def slow_evaluate(model, images, labels, progress=None):  # 1,000 chunks of 25 ms
+        def report(done, total):
+            chunks.append(done)
+            time.sleep(0.025)
+            if progress is not None:
+                progress(done, total)
+        for i in range(1000):
+            report(i + 1, 1000)
+        return real(model, images, labels)
+
+    monkeypatch.setattr(evaluation, "evaluate", slow_evaluate)
+    w = new_window(qtbot)
+    view = w.file_actions.evaluation
+    view.evaluate()
+    qtbot.waitUntil(lambda: len(chunks) > 2, timeout=TIMEOUT)
+    w.close()
+    try:
+        assert view._thread is None and not view.running
+        assert len(chunks) < 1000 and view.result is None  # stopped, not waited for
+    finally:
+        close_window(w)
+
+
+def test_closing_during_a_gradient_check_stops_it(qtbot):
+    w = new_window(qtbot, settings=RunSettings(preset="lenet"))
+    w.inspector.gradcheck_entries = None  # every weight: far longer than closing may take
+    with qtbot.waitSignal(w.worker.traced, timeout=TIMEOUT):
+        w.worker.submit("step_samples", 1)
+    qtbot.waitUntil(lambda: w.inspector.gradcheck_button.isEnabled(), timeout=TIMEOUT)
+    w.inspector.gradcheck_button.click()
+    qtbot.waitUntil(lambda: w.inspector.pool.activeThreadCount() == 1, timeout=TIMEOUT)
+    w.close()
+    try:
+        assert w.inspector.pool.activeThreadCount() == 0
+        assert w.inspector.gradcheck_report is None  # stopped, not finished
+    finally:
+        close_window(w)
+
+
+def test_closing_during_a_download_does_not_wait_for_it(qtbot):
+    release = threading.Event()
+    started = threading.Event()
+
+    def loader(spec):
+        if spec == "mini":
+            return load_mini()
+        started.set()
+        release.wait(60)  # a stalled download
+        raise DataError("could not download")
+
+    w = new_window(qtbot, loader=loader)
+    try:
+        w.reset(RunSettings(dataset="mnist"))
+        assert started.wait(10)
+        w.close()
+        assert w.thread.isFinished() and not release.is_set()
+    finally:
+        release.set()
+        close_window(w)
+
+
+DRIVER = textwrap.dedent("""
+    import sys, time
+    work = sys.argv[1]
+    import engine.datasets
+    real_load = engine.datasets.load_dataset
+
+    def load(spec, *args, **kwargs):
+        if spec == "mnist":
+            while True:  # a download that never ends
+                time.sleep(0.05)
+        return real_load(spec, *args, **kwargs)
+
+    engine.datasets.load_dataset = load
+    from PyQt5.QtCore import QTimer
+    from visualizer.app import make_app
+    from visualizer.main_window import MainWindow
+    from visualizer.worker import RunSettings
+    app = make_app()
+
+    def busy(*_):
+        print("busy", flush=True)
+
+    def start():
+        windows = [w for w in app.topLevelWidgets() if isinstance(w, MainWindow)]
+        if not windows or windows[0].info is None:
+            QTimer.singleShot(50, start)
+            return
+        w = windows[0]
+        if work == "train":
+            w.worker.progress.connect(busy)
+            w.worker.submit("train")
+        else:
+            w.worker.loading.connect(busy)
+            w.reset(RunSettings(dataset="mnist"))
+
+    QTimer.singleShot(50, start)
+    import main
+    sys.exit(main.main([]))
+""")
+
+
+@pytest.mark.parametrize("work", ["train", "download"])
+def test_ctrl_c_in_the_terminal_closes_the_app_cleanly(tmp_path, work):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CONVSCOPE_SETTINGS=str(
+        tmp_path / "settings.ini"), CONVSCOPE_CACHE=str(tmp_path / "cache"),
+        XDG_RUNTIME_DIR=str(tmp_path))
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER, work], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "busy", proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        code = proc.wait(timeout=20)
+        took = time.monotonic() - sent
+        out, err = proc.communicate()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    print(f"Ctrl+C during {work}: exited {code} after {took:.2f} s")
+    assert code == 130, err
+    assert "QThread" not in err and "Traceback" not in err, err
+    assert not os.path.exists(f"/proc/{proc.pid}")  # reaped: no zombie
+    settings = (tmp_path / "settings.ini").read_text()
+    assert "[hyper]" in settings  # closed like the close button: the settings were saved
