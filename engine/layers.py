@@ -7,80 +7,28 @@ Every layer: ``forward(x) -> out`` keeps in ``self.cache`` what backward needs;
 Shapes: images (N, 28, 28) or maps (N, H, W, C); conv weights (k, k, C_in, C_out);
 dense weights (n_in, n_out), bias (n_out,).
 
-Speed: the layers are tiny matrix products, so memory traffic and the number of NumPy calls
-decide the time, not arithmetic. Large per-step arrays live in reusable work buffers (see
-``Buffers``): an array handed out is reused only once nothing outside the layer refers to it,
-so results a caller keeps are never overwritten. A layer object is not thread-safe: give each
-thread its own model (``Model.copy()``).
+Speed (engine/kernels.py): large per-step arrays live in reusable work buffers; an array
+handed out is reused only once nothing outside the layer refers to it, so results a caller
+keeps are never overwritten. A layer object is not thread-safe: give each thread its own
+model (``Model.copy()``).
 """
 from __future__ import annotations
 
-import math
-import sys
-
 import numpy as np
+
+from .kernels import (
+    ONE_THREAD_MNK,
+    Buffers,
+    column_sums,
+    first_winners,
+    matmul,
+    matmul_tn,
+    spread,
+    winner_offsets,
+)
 
 DTYPE = np.float32
 _BOOL = np.dtype(bool)
-BUFFER_MIN_BYTES = 16384  # smaller arrays come from malloc's free lists, faster than a lookup
-# OpenBLAS runs a product M x K @ K x N on several threads once M*N*K reaches 2 * 65536 * 4.
-# For these thin products that gains little on an idle machine and costs milliseconds per call
-# when the other core is busy (the app's GUI thread, other programs): the threads wait for
-# each other's time slices. Products are cut into row blocks below that size instead.
-ONE_THREAD_MNK = 2 * 65536 * 4
-
-
-def _refcount(a) -> int:
-    return sys.getrefcount(a)
-
-
-def _free_refcount() -> int:
-    """References to a slot array that nobody else holds, counted exactly as Buffers.get does.
-    -1 (never reuse) if an extra holder would not show in the count on this interpreter."""
-    slots = [np.empty(1)]
-    for buf in slots:
-        free = _refcount(buf)
-    holder = slots[0]
-    for buf in slots:
-        held = _refcount(buf)
-    del holder
-    return free if held > free else -1
-
-
-_FREE = _free_refcount()
-
-
-class Buffers:
-    """Work arrays reused from one call to the next, so a training step allocates (almost)
-    nothing. After a process has freed a block over 32 MB (loading a dataset does), glibc maps
-    and unmaps every temporary over 128 kB on each use; reusing buffers avoids those page
-    faults.
-
-    ``get(role, shape, dtype)`` returns a C-contiguous array of that shape whose contents are
-    garbage (or zeros with ``zero=True``, kept zero by callers that only write the interior).
-    A buffer is handed out again only when nothing else refers to it or to a view of it: a
-    caller still holding an earlier result keeps it, and another array is used. At most two
-    arrays per role (the last two shapes asked for).
-    """
-
-    def __init__(self):
-        self._slots: dict = {}
-
-    def get(self, role, shape: tuple, dtype: np.dtype, zero: bool = False) -> np.ndarray:
-        """An array of ``shape`` (a tuple) and ``dtype`` (a np.dtype) for ``role``."""
-        if not zero and math.prod(shape) * dtype.itemsize < BUFFER_MIN_BYTES:
-            return np.empty(shape, dtype)
-        slots = self._slots.get(role)
-        if slots is None:
-            slots = self._slots[role] = []
-        for buf in slots:
-            if buf.shape == shape and buf.dtype == dtype and _refcount(buf) <= _FREE:
-                return buf
-        new = np.zeros(shape, dtype) if zero else np.empty(shape, dtype)
-        slots.append(new)
-        if len(slots) > 2:  # forget one (whoever still holds it keeps it alive)
-            del slots[0]
-        return new
 
 
 class Layer:
@@ -101,47 +49,6 @@ class Layer:
 
     def out_shape(self, in_shape: tuple) -> tuple:
         return in_shape
-
-
-def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out = a @ b for a (M, K), b (K, N), out (M, N) C-contiguous of the result's dtype, in
-    row blocks of one BLAS thread each."""
-    m, k = a.shape
-    n = b.shape[1]
-    if m * k * n < ONE_THREAD_MNK:
-        return np.dot(a, b, out=out)
-    rows = max(1, (ONE_THREAD_MNK - 1) // (k * n))
-    for i in range(0, m, rows):
-        np.dot(a[i:i + rows], b, out=out[i:i + rows])
-    return out
-
-
-def matmul_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """a.T @ b for a (M, K), b (M, N) -> (K, N): a sum over row blocks of one BLAS thread."""
-    m, k = a.shape
-    n = b.shape[1]
-    if m * k * n < ONE_THREAD_MNK:
-        return np.dot(a.T, b, out=out)
-    rows = max(1, (ONE_THREAD_MNK - 1) // (k * n))
-    total = np.dot(a[:rows].T, b[:rows], out=out)
-    for i in range(rows, m, rows):
-        total += np.dot(a[i:i + rows].T, b[i:i + rows])
-    return total
-
-
-def column_sums(a: np.ndarray) -> np.ndarray:
-    """a (M, C) -> (C,): sum over the rows as a product with ones (summing along axis 0 of a
-    tall, narrow array makes NumPy loop over M rows of C values, about 25x slower)."""
-    key = (a.shape[0], a.dtype)
-    ones = _ONES.get(key)
-    if ones is None:
-        if len(_ONES) > 8:
-            _ONES.clear()
-        ones = _ONES[key] = np.ones((a.shape[0], 1), a.dtype)
-    return matmul_tn(ones, a)[0]
-
-
-_ONES: dict = {}
 
 
 def _out_size(size: int, k: int, stride: int, pad: int = 0) -> int:
@@ -260,73 +167,15 @@ class Conv2D(Layer):
         return dx[..., 0] if self.cache["squeeze"] else dx
 
 
-def _spread(a: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
-    """Each pixel of ``a`` (N, Ho, Wo, C) repeated k times along the width: (N, Ho, Wo*k, C),
-    a.repeat(k, axis=2) written into ``out`` (one gather of whole pixels)."""
-    n, ho, wo, c = a.shape
-    index = _SPREAD.get((n * ho * wo, k))
-    if index is None:
-        index = _SPREAD[(n * ho * wo, k)] = np.arange(n * ho * wo).repeat(k)
-    if out is None:
-        out = np.empty((n, ho, wo * k, c), a.dtype)
-    a.reshape(n * ho * wo, c).take(index, axis=0, mode="wrap", out=out.reshape(-1, c))
-    return out
-
-
-_SPREAD: dict = {}
-
-
-def _first_winners(x, out, k, eq=None, up=None) -> np.ndarray:
-    """Boolean (N, H, W, C) mask of the first position (row-major) in each k x k window of
-    ``x`` that equals the window's pooled value ``out`` (N, H/k, W/k, C); windows tile ``x``.
-
-    Every position equal to its window's value is marked first (one comparison over
-    contiguous rows), then later ties are cleared offset by offset. For that step the 0/1
-    bytes of a pixel's channels are read as one wide integer, so ``mine & ~claimed`` for all
-    channels is a single integer operation: (claimed | mine) ^ claimed.
-    """
-    n, h, w, c = x.shape
-    ho = out.shape[1]
-    if eq is None:
-        eq = np.empty((n, h, w, c), dtype=bool)
-    up = _spread(out, k, up)  # (N, Ho, W, C): each value under its window's columns
-    np.equal(x.reshape(n, ho, k, w, c), up[:, :, None], out=eq.reshape(n, ho, k, w, c))
-    unit = 8 if c % 8 == 0 else 4 if c % 4 == 0 else 2 if c % 2 == 0 else 1
-    packed = eq.view(_UINTS[unit])  # (N, H, W, C // unit)
-    claimed = packed[:, ::k, ::k]
-    spare = (np.empty(claimed.shape, claimed.dtype), np.empty(claimed.shape, claimed.dtype))
-    for o in range(1, k * k):  # row-major offsets inside the window
-        i, j = divmod(o, k)
-        mine = packed[:, i::k, j::k]
-        now = spare[o % 2]
-        np.bitwise_or(claimed, mine, out=now)
-        np.bitwise_xor(now, claimed, out=mine)
-        claimed = now
-    return eq
-
-
-_UINTS = {1: np.dtype(np.uint8), 2: np.dtype(np.uint16), 4: np.dtype(np.uint32),
-          8: np.dtype(np.uint64)}
-
-
-def _offsets(mask: np.ndarray, k: int) -> np.ndarray:
-    """Winner offset i * k + j inside each window, (N, H/k, W/k, C) int8, from a winner mask."""
-    arg = np.zeros(mask[:, ::k, ::k].shape, dtype=np.int8)
-    for o in range(1, k * k):
-        i, j = divmod(o, k)
-        np.copyto(arg, o, where=mask[:, i::k, j::k])
-    return arg
-
-
 class _PoolCache(dict):
     """Pool2D.cache on the tiled fast path: 'winners' (N, H, W, C) bool and 'arg'
     (N, Ho, Wo, C) int8 are worked out on first use (backward, traces, tests)."""
 
     def __missing__(self, key):
         if key == "winners":
-            value = _first_winners(self["x"], self["out"], self["k"])
+            value = first_winners(self["x"], self["out"], self["k"])
         elif key == "arg":
-            value = _offsets(self["winners"], self["k"])
+            value = winner_offsets(self["winners"], self["k"])
         else:
             raise KeyError(key)
         self[key] = value
@@ -421,7 +270,7 @@ class Pool2D(Layer):
             n, h, w, c = x.shape
             eq = self.buffers.get("winners", x.shape, _BOOL)
             up = self.buffers.get("spread", (n, h // self.size, w, c), x.dtype)
-            cache["winners"] = _first_winners(x, cache["out"], self.size, eq, up)
+            cache["winners"] = first_winners(x, cache["out"], self.size, eq, up)
         return eq
 
     def mask(self) -> np.ndarray:
@@ -445,7 +294,7 @@ class Pool2D(Layer):
         k = self.size
         if "x" in cache or "tiled" in cache:
             # each window's gradient under its k columns, then masked (or scaled) row by row
-            up = _spread(dout, k, self.buffers.get("spread", (n, ho, w, c), dout.dtype))
+            up = spread(dout, k, self.buffers.get("spread", (n, ho, w, c), dout.dtype))
             up = up[:, :, None]  # (N, Ho, 1, W, C)
             dx = self.buffers.get("dx", (n, h, w, c), dout.dtype)
             dx5 = dx.reshape(n, ho, k, w, c)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.layers import Buffers, Conv2D, Dense, Pool2D, ReLU
+from engine.kernels import Buffers
+from engine.layers import Conv2D, Dense, Pool2D, ReLU
 from engine.model import Model, build_config, prepare_input
 
 RNG = np.random.default_rng(0)
