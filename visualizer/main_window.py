@@ -53,6 +53,7 @@ from .worker import Hyper, RunInfo, RunSettings, TrainWorker, start_worker, stop
 REPAINT_MS = 33  # ~30 Hz
 BUSY_BUDGET = 0.15  # the GUI thread's share of time for live views while training
 MAX_INTERVAL = 0.5  # repaint at least twice a second whatever the cost
+SLOW_PANELS = ("Filters", "Class templates")  # repainted every other frame under the budget
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
          "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
 
@@ -327,6 +328,7 @@ class MainWindow(QMainWindow):
     busy = 0.0  # the GUI thread's recent share of time (CPU seconds per second)
     paint_interval = REPAINT_MS / 1000  # seconds between repaints while training
     _last_paint = 0.0
+    _frame = 0
     _tick = (0.0, 0.0)
 
     def _repaint(self) -> None:
@@ -335,13 +337,13 @@ class MainWindow(QMainWindow):
         the worker is never starved; paused, every new state is painted at once."""
         now, cpu = time.perf_counter(), time.thread_time()
         span = now - self._tick[0]
-        if span > 0:
-            busy = (cpu - self._tick[1]) / span
-            self.busy = 0.7 * self.busy + 0.3 * busy
+        if span > 0:  # averaged over about a second
+            a = min(1.0, span)
+            self.busy += a * ((cpu - self._tick[1]) / span - self.busy)
         self._tick = (now, cpu)
         speed = self.controls.speed()
         if self.running and (speed == 0 or speed >= 100):  # slow motion needs no governor
-            factor = 1.25 if self.busy > BUSY_BUDGET else 0.9
+            factor = min(1.25, max(0.8, self.busy / BUSY_BUDGET))
             self.paint_interval = min(MAX_INTERVAL, max(REPAINT_MS / 1000,
                                                         self.paint_interval * factor))
             if now - self._last_paint < self.paint_interval:
@@ -357,10 +359,14 @@ class MainWindow(QMainWindow):
         if snap is None:
             return
         painted = False
+        self._frame += 1
         for name, paint in self._painters().items():
             widget = self.panels[name]
             if self._painted.get(name) is snap or not widget.isVisible():
                 continue
+            if (self.running and name in SLOW_PANELS and self._frame % 2
+                    and self.paint_interval > REPAINT_MS / 1000):
+                continue  # weights change slowly: every other frame when frames are costly
             paint(snap)
             self._painted[name] = snap
             painted = True

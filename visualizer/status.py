@@ -36,5 +36,6 @@ class TrainingStatusBar(QStatusBar):
             "test": f"test {v['test']:.1%}" if v.get("test") is not None else "",
         }
         for name, label in self.labels.items():
-            label.setText(text[name])
-            label.setVisible(bool(text[name]))
+            if label.text() != text[name]:  # each change costs a relayout
+                label.setText(text[name])
+                label.setVisible(bool(text[name]))

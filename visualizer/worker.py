@@ -34,6 +34,8 @@ from engine.train import DivergenceError, Trainer, evaluate
 from .model_files import restore_position, saved_run_of
 
 EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
+# commands that abandon a long step (or evaluation) between two of its chunks
+URGENT = frozenset({"stop", "pause", "toggle", "reset", "load", "resume"})
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class TrainWorker(QObject):
         super().__init__()
         self._loader = loader
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._urgent = 0  # URGENT commands queued and not handled yet
+        self._urgent_lock = threading.Lock()
         self.hyper = hyper or Hyper()
         self.trainer: Trainer | None = None  # touched only on the worker thread
         self.settings: RunSettings | None = None
@@ -127,6 +131,9 @@ class TrainWorker(QObject):
         step_batch, step_epoch, steps(n), reset(RunSettings), hyper(Hyper), speed(steps/s or
         0), probe(image uint8 (28, 28), label or None), probe_test(index), stop,
         save_state (answered by ``state_ready``), load(RunSettings, model_files.LoadedModel)."""
+        if command in URGENT:
+            with self._urgent_lock:
+                self._urgent += 1
         self._commands.put((command, args))
 
     def stop(self) -> None:
@@ -136,6 +143,7 @@ class TrainWorker(QObject):
     # ---- the loop (worker thread) --------------------------------------------------------
     def run(self) -> None:
         # divergence is detected by the Trainer (DivergenceError), not by numpy warnings
+        self._thread = QThread.currentThread()
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             self._loop()
         self._flush()
@@ -149,6 +157,8 @@ class TrainWorker(QObject):
                     self._handle(*command)
                 elif self._busy():
                     self._work()
+            except InterruptedError:  # a long step given up between chunks: nothing changed
+                pass
             except DivergenceError as e:
                 self._halt()
                 self.error.emit(self._roll_back(e))
@@ -164,22 +174,37 @@ class TrainWorker(QObject):
         return self.trainer is not None and (self._running or self._pending is not None)
 
     def _next_command(self):
-        if QThread.currentThread().isInterruptionRequested():
+        """The next queued command, or None when it is time for a step (runs between every
+        two steps: kept cheap)."""
+        if self._thread.isInterruptionRequested():
             return ("stop", ())
         if not self._busy():  # idle: sleep until told something (or interrupted)
             try:
                 return self._commands.get(timeout=0.25)
             except queue.Empty:
                 return None
-        delay = self._next_due - time.perf_counter() if self._running else 0.0
+        delay = self._next_due - time.perf_counter() if self._running and self.steps_per_s \
+            else 0.0
+        if delay <= 0:
+            return None if self._commands.empty() else self._commands.get_nowait()
         try:
-            if delay > 0:
-                return self._commands.get(timeout=delay)
-            return self._commands.get_nowait()
+            return self._commands.get(timeout=delay)
         except queue.Empty:
             return None
 
+    def _interrupted(self) -> bool:
+        """Asked between the chunks of a long step or evaluation: give it up for a command?"""
+        return (self._stopping or self._urgent > 0
+                or QThread.currentThread().isInterruptionRequested())
+
+    def _check_interrupted(self, *_) -> None:
+        if self._interrupted():
+            raise InterruptedError("a command is waiting")
+
     def _handle(self, command: str, args: tuple) -> None:
+        if command in URGENT:
+            with self._urgent_lock:
+                self._urgent = max(0, self._urgent - 1)
         if command == "stop":
             self._stopping = True
         elif command in ("train", "pause", "toggle"):
@@ -236,8 +261,8 @@ class TrainWorker(QObject):
         """One training step, then whatever the step finished."""
         trainer = self.trainer
         if self._running:
-            self._next_due = time.perf_counter() + (1 / self.steps_per_s
-                                                    if self.steps_per_s > 0 else 0.0)
+            if self.steps_per_s > 0:
+                self._next_due = time.perf_counter() + 1 / self.steps_per_s
             trainer.step()
             return
         kind = self._pending[0]
@@ -367,6 +392,7 @@ class TrainWorker(QObject):
         trainer.on_step = self._on_step
         trainer.on_snapshot = self.snapshot.emit
         trainer.on_epoch_end = self.epoch_ended.emit
+        trainer.should_stop = self._interrupted
         self.trainer, self.settings = trainer, settings
         self._reset_buffer()
         self._apply_probe()
@@ -374,9 +400,13 @@ class TrainWorker(QObject):
         self.timeline.start(trainer)
         self.run_started.emit(RunInfo(settings, config, data.name, list(data.class_names),
                                       len(data.x_train), x_test, y_test))
-        if len(x_test):  # where the network starts (chance level for new weights)
-            loss, acc, _ = evaluate(model, x_test, y_test)
-            self.evaluated.emit(EvalReport(trainer.step_count, trainer.samples_seen, loss, acc))
+        try:  # where the network starts (chance level for new weights)
+            if len(x_test):
+                loss, acc, _ = evaluate(model, x_test, y_test, progress=self._check_interrupted)
+                self.evaluated.emit(EvalReport(trainer.step_count, trainer.samples_seen, loss,
+                                               acc))
+        except InterruptedError:
+            pass
         self._emit_snapshot()
         if note or fallback:  # after run_started, which clears the last message
             self.error.emit(" ".join(m for m in (fallback, note) if m))
