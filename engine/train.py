@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import Model, prepare_input
+from .model import INPUT_SHAPE, Model, prepare_input
 from .optim import SGD
 
 # A batch's mean loss above this has exploded (a uniform guess scores ln 10 = 2.3; a trained
 # network's worst single digits score tens): the learning rate is far too high.
 LOSS_LIMIT = 1000.0
+# A batch (or an evaluation) larger than this many multiply-adds runs in chunks: memory stays
+# bounded and ``Trainer.should_stop`` is asked between chunks (~0.1-0.4 s each on 2 cores).
+CHUNK_MACS = 1e8
 
 
 class DivergenceError(RuntimeError):
@@ -59,10 +62,31 @@ class Snapshot:
     probe_trace: dict | None = field(default=None, repr=False)
 
 
-def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, chunk: int = 256,
+def macs_per_sample(model: Model) -> int:
+    """Multiply-adds of one sample's forward pass through the conv and dense layers."""
+    shape, total = (*INPUT_SHAPE, 1), 0
+    for layer in model.layers:
+        out = layer.out_shape(shape)
+        if layer.kind == "conv":
+            total += out[0] * out[1] * layer.params["W"].size
+        elif layer.kind == "dense":
+            total += layer.params["W"].size
+        shape = out
+    return total
+
+
+def chunk_size(model: Model, budget: float = CHUNK_MACS) -> int:
+    """Samples per chunk for ``model``: 1,607 for the seed net, 2 for lenet with 64 filters."""
+    return max(1, int(budget // max(1, macs_per_sample(model))))
+
+
+def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, chunk: int | None = None,
              progress: Callable[[int, int], None] | None = None):
-    """Mean loss, accuracy and probabilities (N, 10) of ``model`` on uint8 ``images``."""
+    """Mean loss, accuracy and probabilities (N, 10) of ``model`` on uint8 ``images``.
+    ``chunk``: images per pass (default 256, fewer for large networks); ``progress(done,
+    total)`` is called after each chunk (raising in it stops the evaluation)."""
     n = len(images)
+    chunk = chunk or min(256, chunk_size(model))
     probs = np.empty((n, 10), dtype=np.float32)
     for i in range(0, n, chunk):
         probs[i:i + chunk] = model.predict_proba(prepare_input(images[i:i + chunk]), chunk)
@@ -110,6 +134,10 @@ class Trainer:
         self.on_step: Callable[[StepReport], None] | None = None
         self.on_snapshot: Callable[[Snapshot], None] | None = None
         self.on_epoch_end: Callable[[EpochReport], None] | None = None
+        # asked between the chunks of a large batch and of the end-of-epoch evaluation: True
+        # abandons that step or evaluation (nothing changes) with InterruptedError
+        self.should_stop: Callable[[], bool] | None = None
+        self.chunk = chunk_size(model)  # larger batches run in chunks of this many samples
         self.probe: np.ndarray | None = None  # uint8 (28, 28) digit traced in snapshots
         self.probe_label: int | None = None
         self.rng = np.random.default_rng(self.seed)
@@ -148,14 +176,21 @@ class Trainer:
         """One SGD step on the next ``batch_size`` samples (1 = the notes' per-sample step).
         Raises DivergenceError, with the weights untouched, if the loss or a gradient is not
         finite or the loss exploded (mean above LOSS_LIMIT)."""
+        if self.cursor >= len(self.order):  # an epoch end that was interrupted
+            self.end_epoch()
         bs = self.batch_size if batch_size is None else int(batch_size)
         idx = self.order[self.cursor:self.cursor + bs]
+        rng_state = self.rng.bit_generator.state if self.augment else None
         images = self.x_train[idx]
         if self.augment:
             images = shift_images(images, self.rng)
         labels = self.y_train[idx]
         try:
-            losses, probs = self.model.loss_and_grads(prepare_input(images), labels, trace)
+            if trace is None and len(idx) > self.chunk:
+                losses, probs = self._chunked_loss_and_grads(prepare_input(images), labels,
+                                                             rng_state)
+            else:
+                losses, probs = self.model.loss_and_grads(prepare_input(images), labels, trace)
         except (FloatingPointError, RuntimeWarning) as e:  # NumPy set to raise on overflow
             raise DivergenceError(
                 f"the network overflowed at step {self.step_count + 1} (learning rate "
@@ -190,12 +225,40 @@ class Trainer:
             self.end_epoch()
         return report
 
+    def _chunked_loss_and_grads(self, x, labels, rng_state):
+        """loss_and_grads of a large batch, chunk by chunk: the same mean gradient (left in
+        the model's grads), bounded memory, and ``should_stop`` asked between chunks."""
+        n, chunk = len(labels), self.chunk
+        losses, probs, total = [], [], None
+        for i in range(0, n, chunk):
+            self._check_stop(rng_state)
+            part_losses, part_probs = self.model.loss_and_grads(x[i:i + chunk],
+                                                                labels[i:i + chunk])
+            losses.append(part_losses)
+            probs.append(part_probs)
+            weight = len(part_losses) / n  # each chunk's gradient is the mean over its samples
+            if total is None:
+                total = {k: g * g.dtype.type(weight) for k, g in self.model.grads().items()}
+            else:
+                for k, g in self.model.grads().items():
+                    total[k] += g * g.dtype.type(weight)
+        for k, g in self.model.grads().items():
+            g[...] = total[k]
+        return np.concatenate(losses), np.concatenate(probs)
+
+    def _check_stop(self, rng_state=None) -> None:
+        if self.should_stop is not None and self.should_stop():
+            if rng_state is not None:  # the abandoned batch's augmentation is drawn again
+                self.rng.bit_generator.state = rng_state
+            raise InterruptedError("stopped in the middle of a step")
+
     def end_epoch(self) -> EpochReport:
         """Close the current epoch: evaluate on the test split and start a new permutation."""
-        self.epoch += 1
         test_loss = test_acc = None
         if self.x_test is not None and len(self.x_test):
-            test_loss, test_acc, _ = evaluate(self.model, self.x_test, self.y_test)
+            test_loss, test_acc, _ = evaluate(self.model, self.x_test, self.y_test,
+                                              progress=lambda done, total: self._check_stop())
+        self.epoch += 1
         seen = max(self.epoch_seen, 1)
         report = EpochReport(self.epoch, self.step_count, self.epoch_loss_sum / seen,
                              self.epoch_correct / seen, test_loss, test_acc)

@@ -144,6 +144,74 @@ def test_cli_divergence_on_resume_keeps_the_saved_model(capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.npz"]
 
 
+
+# ---- long steps stay interruptible ----------------------------------------------------------
+def test_a_large_batch_runs_in_chunks_and_can_be_given_up():
+    data = load_mini()
+    x, y = data.x_train[:300], data.y_train[:300]
+    chunked = Trainer(Model(build_config("lenet"), 0), x, y, lr=0.05, batch_size=100)
+    whole = Trainer(Model(build_config("lenet"), 0), x, y, lr=0.05, batch_size=100)
+    whole.chunk = 10**6
+    assert chunked.chunk < 100 < whole.chunk  # several chunks against one pass
+    assert chunked.step().loss == pytest.approx(whole.step().loss, rel=1e-6)
+    for k, w in chunked.model.params().items():
+        np.testing.assert_allclose(w, whole.model.params()[k], rtol=1e-4, atol=1e-7)
+
+    trainer = Trainer(Model(build_config("lenet"), 0), x, y, lr=0.05, batch_size=100,
+                      augment=True)
+    twin = Trainer(Model(build_config("lenet"), 0), x, y, lr=0.05, batch_size=100,
+                   augment=True)
+    before = trainer.get_state()
+    asked = []
+    trainer.should_stop = lambda: len(asked) > 1 or asked.append(1)  # stop at the 3rd chunk
+    with pytest.raises(InterruptedError):
+        trainer.step()
+    after = trainer.get_state()
+    assert after["meta"] == before["meta"]  # step, position and random state unchanged
+    for k, w in after["params"].items():
+        assert np.array_equal(w, before["params"][k])
+    trainer.should_stop = None
+    assert trainer.step().loss == twin.step().loss  # the same step, done again
+
+
+def test_an_interrupted_epoch_end_is_finished_by_the_next_step():
+    data = load_mini()
+    trainer = Trainer(Model(build_config("lenet"), 0), data.x_train[:16], data.y_train[:16],
+                      data.x_test, data.y_test, lr=0.01, batch_size=8)
+    trainer.should_stop = lambda: True  # a step of one chunk: only the evaluation stops
+    with pytest.raises(InterruptedError):
+        trainer.step(16)  # the whole epoch, then its evaluation
+    assert trainer.step_count == 1 and trainer.epoch == 0 and trainer.cursor == 16
+    trainer.should_stop = None
+    trainer.step()
+    assert trainer.epoch == 1 and trainer.last_epoch_report.test_accuracy is not None
+    assert trainer.step_count == 2 and trainer.cursor == 8
+
+
+def test_pause_and_close_do_not_wait_for_a_huge_step(qtbot):
+    def small_test_split(spec):
+        data = load_mini()
+        data.x_test, data.y_test = data.x_test[:20], data.y_test[:20]
+        return data
+
+    w = new_window(qtbot, settings=RunSettings(preset="lenet", filters=64),
+                   hyper=Hyper(batch_size=9000), loader=small_test_split)
+    try:
+        assert w.controls.batch_spin.value() == 9000  # minutes for one step on 2 cores
+        asked, ask = [], w.worker.trainer.should_stop
+        w.worker.trainer.should_stop = lambda: asked.append(1) or ask()
+        w.controls.train_button.click()
+        qtbot.waitUntil(lambda: len(asked) > 2, timeout=TIMEOUT)  # inside the step
+        w.controls.train_button.click()  # Pause: the step is given up
+        qtbot.waitUntil(lambda: not w.running, timeout=TIMEOUT)
+        assert w.latest.step == 0
+        w.controls.train_button.click()
+        qtbot.waitUntil(lambda: len(asked) > 5, timeout=TIMEOUT)
+        w.close()  # while the step runs
+        assert w.thread.isFinished()
+    finally:
+        close_window(w)
+
 # ---- bad files at every entry point ---------------------------------------------------------
 def bad_folder(tmp_path: Path) -> Path:
     folder = tmp_path / "not-mnist"

@@ -34,6 +34,8 @@ from engine.train import DivergenceError, Trainer, evaluate
 from .model_files import restore_position, saved_run_of
 
 EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
+EVAL_INTERVAL = 2.0  # seconds between two test evaluations within an epoch, at least
+EVAL_SHARE = 0.02  # and at most this share of the training time
 # commands that abandon a long step (or evaluation) between two of its chunks
 URGENT = frozenset({"stop", "pause", "toggle", "reset", "load", "resume"})
 
@@ -122,6 +124,8 @@ class TrainWorker(QObject):
         self._datasets: dict = {}
         self._probe: tuple | None = None  # ("probe", image, label) or ("probe_test", i)
         self._next_due = 0.0
+        self._next_eval = 0.0  # no test evaluation before this time
+        self._eval_samples = 0  # samples seen at the last one
         self._reset_buffer()
         self.timeline = Timeline()  # states to scrub back to and resume from
 
@@ -264,6 +268,7 @@ class TrainWorker(QObject):
             if self.steps_per_s > 0:
                 self._next_due = time.perf_counter() + 1 / self.steps_per_s
             trainer.step()
+            self._maybe_evaluate()
             return
         kind = self._pending[0]
         if kind == "steps":
@@ -394,6 +399,8 @@ class TrainWorker(QObject):
         trainer.on_epoch_end = self.epoch_ended.emit
         trainer.should_stop = self._interrupted
         self.trainer, self.settings = trainer, settings
+        self._next_eval = time.perf_counter() + EVAL_INTERVAL
+        self._eval_samples = trainer.samples_seen
         self._reset_buffer()
         self._apply_probe()
         x_test, y_test = _read_only(data.x_test), _read_only(data.y_test)
@@ -410,6 +417,27 @@ class TrainWorker(QObject):
         self._emit_snapshot()
         if note or fallback:  # after run_started, which clears the last message
             self.error.emit(" ".join(m for m in (fallback, note) if m))
+
+    def _maybe_evaluate(self) -> None:
+        """While training runs, evaluate on the test split now and then between epochs (the
+        epoch's end evaluates anyway), so the test curve keeps up: at most every
+        EVAL_INTERVAL seconds and at most EVAL_SHARE of the time."""
+        now = time.perf_counter()
+        trainer = self.trainer
+        if (now < self._next_eval or trainer.x_test is None or not len(trainer.x_test)
+                or trainer.samples_seen == self._eval_samples or trainer.cursor == 0):
+            return
+        try:
+            loss, acc, _ = evaluate(trainer.model, trainer.x_test, trainer.y_test,
+                                    progress=self._check_interrupted)
+        except InterruptedError:  # a command is waiting: try again later
+            self._next_eval = now + EVAL_INTERVAL
+            return
+        spent = time.perf_counter() - now
+        self._next_eval = now + max(EVAL_INTERVAL, spent / EVAL_SHARE)
+        self._eval_samples = trainer.samples_seen
+        self._flush()  # the curves get the steps before the evaluation first
+        self.evaluated.emit(EvalReport(trainer.step_count, trainer.samples_seen, loss, acc))
 
     @staticmethod
     def _clamp_batch(batch_size: int, data) -> int:
