@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import time
 
@@ -52,6 +53,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="SGD momentum in [0, 1) (default 0)")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), metavar="S",
                    help="seed for weights, shuffling and augmentation (default 0)")
+    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
+                   help="constant lr, or cosine decay from --lr towards 0 over the epochs")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="shift training images by up to 2 pixels (default off)")
     p.add_argument("--save", metavar="PATH",
@@ -169,7 +172,10 @@ def run(args) -> int:
     start = time.perf_counter()
     try:
         with np.errstate(all="ignore"):  # overflow on the way to NaN is caught as divergence
-            for _ in range(args.epochs):
+            base_lr = trainer.lr
+            for epoch in range(args.epochs):
+                if args.lr_schedule == "cosine":
+                    trainer.lr = base_lr * 0.5 * (1 + math.cos(math.pi * epoch / args.epochs))
                 t0 = time.perf_counter()
                 report = trainer.run_epoch()
                 train_seconds += time.perf_counter() - t0
@@ -195,7 +201,8 @@ def run(args) -> int:
         "dataset": settings["data"], "train_size": len(x_train), "test_size": len(x_test),
         "preset": cfg["preset"], "filters": cfg["filters"], "pool": cfg["pool"],
         "relu": cfg["relu"], "epochs": args.epochs, "total_epochs": trainer.epoch,
-        "steps": trainer.step_count, "batch_size": bs, "lr": trainer.lr,
+        "steps": trainer.step_count, "batch_size": bs, "lr": base_lr,
+        "lr_schedule": args.lr_schedule,
         "momentum": trainer.momentum, "seed": settings["seed"], "augment": settings["augment"],
         "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
         "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"],

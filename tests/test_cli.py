@@ -407,3 +407,15 @@ def test_program_screenshot_of_the_real_window(tmp_path):
     with Image.open(out_png) as im:
         assert im.size == (1400, 900)
         assert len(np.unique(np.asarray(im.convert("L")))) > 10  # a drawn window, not a blank image
+
+
+def test_cosine_schedule_decays_the_learning_rate(capsys):
+    base = ("train", "--train-size", "200", "--test-size", "0", "--epochs", "2",
+            "--batch-size", "10", "--lr", "0.05", "--json")
+    code_c, out_c, _ = call(capsys, *base)
+    code_s, out_s, _ = call(capsys, *base, "--lr-schedule", "cosine")
+    assert code_c == code_s == 0
+    constant, cosine = last_json(out_c), last_json(out_s)
+    assert cosine["lr_schedule"] == "cosine" and cosine["lr"] == constant["lr"] == 0.05
+    # epoch 1 runs at the full lr either way; epoch 2 at half of it with cosine
+    assert cosine["train_loss"] != constant["train_loss"]
