@@ -232,3 +232,19 @@ def test_stopping_mid_training_ends_the_thread(qtbot):
     with qtbot.waitSignal(thread.finished, timeout=3000):
         assert stop_worker(w, thread, timeout_ms=3000)
     assert not thread.isRunning()
+
+
+def test_test_evaluations_keep_up_within_an_epoch(qtbot, worker, monkeypatch):
+    import visualizer.worker as worker_module
+    monkeypatch.setattr(worker_module, "EVAL_INTERVAL", 0.0)
+    monkeypatch.setattr(worker_module, "EVAL_SHARE", 1.0)  # evaluate after every step
+    worker._next_eval = 0.0
+    reports = []
+    worker.evaluated.connect(reports.append)
+    worker.submit("train")
+    qtbot.waitUntil(lambda: len(reports) >= 2, timeout=TIMEOUT)
+    worker.submit("pause")
+    qtbot.waitUntil(lambda: worker.seen["states"][-1] is False, timeout=TIMEOUT)
+    assert all(0 < r.samples < 9_000 for r in reports)  # within the first epoch
+    assert reports[0].samples < reports[1].samples
+    assert all(0 <= r.test_accuracy <= 1 and np.isfinite(r.test_loss) for r in reports)

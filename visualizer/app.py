@@ -91,6 +91,10 @@ def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
                                   for n in window._painters()), 600):
             print("training did not reach the requested step", file=sys.stderr)
             return 1
+        done = []  # a test evaluation of the final weights, for the curves and status bar
+        window.worker.evaluated.connect(done.append)
+        window.worker.submit("evaluate")
+        wait_until(lambda: bool(done), 60)
         wait_until(lambda: False, 0.3)  # let the last repaint and curves settle
         ok = window.grab().save(str(out))
         return 0 if ok else 1

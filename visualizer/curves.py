@@ -171,7 +171,7 @@ class LossPanel(_CurvePanel):
 
     def _style(self, theme: Theme) -> None:
         raw = QColor(theme.curve)
-        raw.setAlpha(150)
+        raw.setAlpha(80 if theme.dark else 70)  # a faint band: single samples are noisy
         self.curves["raw"].setPen(pg.mkPen(raw, width=1))
         self.curves["smooth"].setPen(pg.mkPen(theme.curve2, width=2))
         self.curves["epoch"].setPen(pg.mkPen(faint(theme.accent), width=1, style=Qt.DashLine))

@@ -168,7 +168,7 @@ class MainWindow(QMainWindow):
         self.timer.timeout.connect(self._repaint)
         self.timer.start()
         self.set_theme(theme)
-        self.resize(1280, 800)
+        self.resize(*default_size())
 
     # ---- extension points ------------------------------------------------------------------
     def add_panel(self, name: str, widget: QWidget, area: str = "right",
@@ -549,6 +549,17 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.shutdown()
         super().closeEvent(event)
+
+
+def default_size() -> tuple[int, int]:
+    """Most of the screen, up to 1600 x 1000 (1280 x 800 without a usable screen size)."""
+    screen = QApplication.primaryScreen()
+    if screen is None:
+        return 1280, 800
+    free = screen.availableGeometry()
+    if free.width() < 1024 or free.height() < 700:
+        return 1280, 800
+    return min(1600, int(free.width() * 0.92)), min(1000, int(free.height() * 0.92))
 
 
 def finite_snapshot(snapshot):

@@ -132,8 +132,8 @@ class TrainWorker(QObject):
     # ---- called from any thread ----------------------------------------------------------
     def submit(self, command: str, *args) -> None:
         """Queue a command for the worker thread: train, pause, toggle, step_samples(n),
-        step_batch, step_epoch, steps(n), reset(RunSettings), hyper(Hyper), speed(steps/s or
-        0), probe(image uint8 (28, 28), label or None), probe_test(index), stop,
+        step_batch, step_epoch, steps(n), evaluate, reset(RunSettings), hyper(Hyper),
+        speed(steps/s or 0), probe(image uint8 (28, 28), label or None), probe_test(index), stop,
         save_state (answered by ``state_ready``), load(RunSettings, model_files.LoadedModel)."""
         if command in URGENT:
             with self._urgent_lock:
@@ -247,6 +247,8 @@ class TrainWorker(QObject):
             self._start_pending(("steps", 1, None))
         elif command == "steps":
             self._start_pending(("steps", int(args[0]), None))
+        elif command == "evaluate":
+            self._evaluate_now()
         elif command == "step_epoch":
             self._start_pending(("epoch", self.trainer.epoch))
         else:
@@ -277,6 +279,8 @@ class TrainWorker(QObject):
                 self.traced.emit(traced_step(trainer))
             else:
                 trainer.step(batch)
+            if left > 1:
+                self._maybe_evaluate()
             self._pending = ("steps", left - 1, batch) if left > 1 else None
         else:
             trainer.step()
@@ -422,10 +426,16 @@ class TrainWorker(QObject):
         """While training runs, evaluate on the test split now and then between epochs (the
         epoch's end evaluates anyway), so the test curve keeps up: at most every
         EVAL_INTERVAL seconds and at most EVAL_SHARE of the time."""
+        trainer = self.trainer
+        if (time.perf_counter() >= self._next_eval and trainer.cursor != 0
+                and trainer.samples_seen != self._eval_samples):
+            self._evaluate_now()
+
+    def _evaluate_now(self) -> None:
+        """Evaluate on the test split and emit ``evaluated`` (given up if a command waits)."""
         now = time.perf_counter()
         trainer = self.trainer
-        if (now < self._next_eval or trainer.x_test is None or not len(trainer.x_test)
-                or trainer.samples_seen == self._eval_samples or trainer.cursor == 0):
+        if trainer is None or trainer.x_test is None or not len(trainer.x_test):
             return
         try:
             loss, acc, _ = evaluate(trainer.model, trainer.x_test, trainer.y_test,
