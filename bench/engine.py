@@ -398,6 +398,13 @@ def table(result: dict) -> list[str]:
                                                             for b, v in r.items())
                          + (" (targets: >= 5x at batch 1, >= 2x at batch 32)"
                             if other == "torch" else ""))
+    t2, t1 = train.get("torch"), train.get("torch_1thread")
+    if t2 and t1 and t2["1"] < t1["1"]:
+        load = result["machine"]["load_average"]
+        lines.append(f"- PyTorch ran slower on 2 threads than on 1: with other programs on the "
+                     f"machine (load average {load}) its second thread keeps waiting for a busy "
+                     f"core. The 2-thread ratios then say more about the machine than about "
+                     f"PyTorch; the 1-thread row is the like-for-like comparison.")
     lines.append(f"- a 60,000-image epoch at batch 32 (Trainer.run_epoch): "
                  f"**{result['epoch_60k_batch32_s']:.2f} s** (target < 1 s)")
     lines.append("- the loop reference's 10,000-image time is its single-image latency x 10,000")
