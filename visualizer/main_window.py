@@ -51,7 +51,7 @@ from .timeline_panel import TimelinePanel
 from .worker import Hyper, RunInfo, RunSettings, TrainWorker, start_worker, stop_worker
 
 REPAINT_MS = 33  # ~30 Hz
-BUSY_BUDGET = 0.15  # the GUI thread's share of time for live views while training
+BUSY_BUDGET = 0.12  # the GUI thread's share of time for live views while training
 MAX_INTERVAL = 0.5  # repaint at least twice a second whatever the cost
 SLOW_PANELS = ("Filters", "Class templates")  # repainted every other frame under the budget
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
@@ -352,20 +352,20 @@ class MainWindow(QMainWindow):
         if self._status_dirty:
             self._status_dirty = False
             self.status.set_values()
-        for panel in (self.loss_panel, self.accuracy_panel):
-            if panel.isVisible():
-                panel.refresh()
+        self._frame += 1
+        costly = self.running and self.paint_interval > REPAINT_MS / 1000
+        for i, panel in enumerate((self.loss_panel, self.accuracy_panel)):
+            if panel.isVisible() and not (costly and (self._frame + i) % 2):
+                panel.refresh()  # under the budget: one curve per frame, in turn
         snap = self.moment or self.latest
         if snap is None:
             return
         painted = False
-        self._frame += 1
         for name, paint in self._painters().items():
             widget = self.panels[name]
             if self._painted.get(name) is snap or not widget.isVisible():
                 continue
-            if (self.running and name in SLOW_PANELS and self._frame % 2
-                    and self.paint_interval > REPAINT_MS / 1000):
+            if costly and name in SLOW_PANELS and self._frame % 2:
                 continue  # weights change slowly: every other frame when frames are costly
             paint(snap)
             self._painted[name] = snap

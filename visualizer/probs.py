@@ -107,10 +107,13 @@ class ProbsPanel(QWidget):
         span = max(1.0, float(np.abs(logits).max()) * 1.1)
         self.logit_plot.setYRange(-span, span, padding=0)
         for k, item in enumerate(self.value_labels):
-            item.setText(f"{probs[k]:.0%}" if probs[k] >= 0.005 else "")
+            text = f"{probs[k]:.0%}" if probs[k] >= 0.005 else ""
             inside = probs[k] > 0.6  # tall bars carry their label inside, below the top
-            item.setAnchor((0.5, 0.0) if inside else (0.5, 1.0))
-            item.setColor("#ffffff" if inside else theme.text)
+            if (text, inside) != getattr(item, "shown", None):  # text items are costly
+                item.setText(text)
+                item.setAnchor((0.5, 0.0) if inside else (0.5, 1.0))
+                item.setColor("#ffffff" if inside else theme.text)
+                item.shown = (text, inside)
             item.setPos(k, probs[k])
         name = self.class_names[pred]
         verdict = ""
@@ -147,4 +150,5 @@ class ProbsPanel(QWidget):
         self.zero_line.setPen(pg.mkPen(theme.muted, width=1))
         for item in self.value_labels:
             item.setColor(theme.text)
+            item.shown = None
         self._draw()
