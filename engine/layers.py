@@ -293,15 +293,16 @@ class Pool2D(Layer):
         ho, wo = dout.shape[1], dout.shape[2]
         k = self.size
         if "x" in cache or "tiled" in cache:
+            winners = None if self.mode == "avg" else self._winners()
             # each window's gradient under its k columns, then masked (or scaled) row by row
             up = spread(dout, k, self.buffers.get("spread", (n, ho, w, c), dout.dtype))
             up = up[:, :, None]  # (N, Ho, 1, W, C)
             dx = self.buffers.get("dx", (n, h, w, c), dout.dtype)
             dx5 = dx.reshape(n, ho, k, w, c)
-            if self.mode == "avg":
+            if winners is None:
                 np.multiply(up, dout.dtype.type(1.0 / (k * k)), out=dx5)
             else:
-                np.multiply(self._winners().reshape(n, ho, k, w, c), up, out=dx5)
+                np.multiply(winners.reshape(n, ho, k, w, c), up, out=dx5)
             return dx
         dx = np.zeros((n, h, w, c), dtype=dout.dtype)
         if self.mode == "avg":
