@@ -281,3 +281,9 @@ def test_the_inspector_opens_in_its_own_window_and_goes_back(window, qtbot):
     assert not ins.isWindow()
     tabs = [window.tabs.widget(i) for i in range(window.tabs.count())]
     assert any(getattr(t, "widget", lambda: None)() is ins for t in tabs)
+
+
+def test_timeline_offers_the_current_learning_rate(window):
+    assert window.timeline_panel.lr_spin.value() == pytest.approx(window.controls.lr_spin.value())
+    window.controls.lr_spin.setValue(0.02)
+    assert window.timeline_panel.lr_spin.value() == pytest.approx(0.02)

@@ -148,6 +148,8 @@ class MainWindow(QMainWindow):
         self.timeline_panel.resume_requested.connect(self._resume)
         self.run_started.connect(lambda info: self.timeline_panel.set_config(info.config))
         self.snapshot_shown.connect(self.timeline_panel.set_live_snapshot)
+        self.controls.lr_spin.valueChanged.connect(self.timeline_panel.set_current_lr)
+        self.timeline_panel.set_current_lr(self.controls.lr_spin.value())
         c = self.controls
         c.train_toggled.connect(lambda: w.submit("toggle"))
         c.step_sample.connect(lambda: w.submit("step_samples", 1))
