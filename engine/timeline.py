@@ -56,7 +56,7 @@ class Timeline:
             self._losses = np.zeros(1024, dtype=np.float64)
             self._n = 0  # points in the curve
             self._stride = 1  # steps averaged per curve point
-            self._pending: list[tuple[int, float]] = []
+            self._pending: list[float] = []  # losses of steps not yet in a curve point
             self._lr = float("nan")
             self._branches: list[Branch] = []
             self._owed = False  # a snapshot is due at the next step
@@ -84,10 +84,10 @@ class Timeline:
         with self._lock:
             if lr is not None:
                 self._lr = float(lr)
-            self._pending.append((int(step), float(loss)))
-            if len(self._pending) < self._stride:
+            losses = self._pending
+            losses.append(loss)
+            if len(losses) < self._stride:
                 return
-            steps, losses = zip(*self._pending, strict=True)
             self._pending = []
             if self._n == len(self._steps):
                 if self._curve_bytes() * 2 > self.max_bytes // 4:
@@ -95,8 +95,8 @@ class Timeline:
                 else:
                     self._steps = np.concatenate([self._steps, np.zeros_like(self._steps)])
                     self._losses = np.concatenate([self._losses, np.zeros_like(self._losses)])
-            self._steps[self._n] = steps[-1]
-            self._losses[self._n] = np.mean(losses)
+            self._steps[self._n] = step
+            self._losses[self._n] = sum(losses) / len(losses)
             self._n += 1
 
     def _halve_curve(self) -> None:

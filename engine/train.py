@@ -301,8 +301,11 @@ class Trainer:
         saved = {k: v.copy() for k, v in self.model.grads().items()}
         self.model.loss_and_grads(x, np.array([label]), trace)
         for layer in self.model.layers:  # leave the training gradients as they were
-            for k in layer.grads:
-                layer.grads[k] = saved[f"{layer.name}.{k}"]
+            for k in list(layer.grads):
+                if f"{layer.name}.{k}" in saved:
+                    layer.grads[k] = saved[f"{layer.name}.{k}"]
+                else:  # no training step yet: no gradient before, none after
+                    del layer.grads[k]
         return trace
 
     def snapshot(self) -> Snapshot:

@@ -259,3 +259,11 @@ def test_run_epoch_and_fit_report_each_epoch():
     reports = trainer.fit(2)
     assert [r.epoch for r in reports] == [2, 3]
     assert trainer.run_epoch(should_stop=lambda: True) is None
+
+
+def test_probe_trace_works_before_the_first_step_and_leaves_no_gradients():
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28), dtype=np.uint8)
+    trainer = Trainer(Model(build_config("seed"), seed=0), x, np.arange(4))
+    trainer.probe, trainer.probe_label = x[0], 0
+    trace = trainer.probe_trace()
+    assert trace["conv1"].shape == (1, 26, 26, 8) and trainer.model.grads() == {}
