@@ -20,6 +20,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="index of the test digit traced through the network (default 0)")
     p.add_argument("--size", type=size_spec, default=None, metavar="WxH",
                    help="window size in pixels, e.g. 1600x1000 (default: the app's)")
+    p.add_argument("--tab", default=None, metavar="NAME",
+                   help="central tab to show, e.g. Inspector or Evaluation (default: the first)")
+    p.add_argument("--theme", choices=("system", "light", "dark"), default="system",
+                   help="colour theme of the picture (default: system)")
     return p
 
 
@@ -39,7 +43,8 @@ def run(args) -> int:
     except ImportError as e:
         raise CommandError(f"the screenshot command needs visualizer.app.take_screenshot "
                            f"({e})") from None
-    status = int(take_screenshot(args.out, args.steps, args.probe, args.size) or 0)
+    status = int(take_screenshot(args.out, args.steps, args.probe, args.size,
+                                 theme=args.theme, tab=args.tab) or 0)
     if status != 0:
         raise CommandError(f"the screenshot failed (status {status})")
     if not os.path.isfile(args.out):

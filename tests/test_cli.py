@@ -321,8 +321,8 @@ def test_bench_without_its_module_fails_gracefully(capsys, monkeypatch):
 def _fake_app(monkeypatch, calls, status=0):
     fake = types.ModuleType("visualizer.app")
 
-    def take_screenshot(out, steps, probe, size):
-        calls.append((out, steps, probe, size, os.environ.get("QT_QPA_PLATFORM")))
+    def take_screenshot(out, steps, probe, size, theme="system", tab=None):
+        calls.append((out, steps, probe, size, theme, tab, os.environ.get("QT_QPA_PLATFORM")))
         Image.new("RGB", size or (640, 480), "white").save(out)
         return status
     fake.take_screenshot = take_screenshot
@@ -337,9 +337,9 @@ def test_screenshot_passes_its_options_to_the_app(capsys, monkeypatch, tmp_path)
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     out_png = tmp_path / "shot.png"
     code, out, _ = call(capsys, "screenshot", "--out", out_png, "--steps", "7", "--probe", "3",
-                        "--size", "800x600", "--json")
+                        "--size", "800x600", "--tab", "Inspector", "--theme", "dark", "--json")
     assert code == 0
-    assert calls == [(str(out_png), 7, 3, (800, 600), "offscreen")]
+    assert calls == [(str(out_png), 7, 3, (800, 600), "dark", "Inspector", "offscreen")]
     assert last_json(out) == {"out": str(out_png), "steps": 7, "probe": 3, "width": 800,
                               "height": 600}
 
@@ -401,12 +401,18 @@ def test_program_exit_statuses(tmp_path, trained):
 def test_program_screenshot_of_the_real_window(tmp_path):
     out_png = tmp_path / "window.png"
     done = _main("screenshot", "--out", out_png, "--steps", "5", "--size", "1400x900",
-                 "--json")
+                 "--tab", "insp", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1])["out"] == str(out_png)
     with Image.open(out_png) as im:
         assert im.size == (1400, 900)
         assert len(np.unique(np.asarray(im.convert("L")))) > 10  # a drawn window, not a blank image
+
+
+def test_program_screenshot_refuses_an_unknown_tab(tmp_path):
+    done = _main("screenshot", "--out", tmp_path / "w.png", "--steps", "0", "--tab", "Nope")
+    assert done.returncode == 1 and "no tab named 'Nope'" in done.stderr
+    assert not (tmp_path / "w.png").exists()
 
 
 def test_cosine_schedule_decays_the_learning_rate(capsys):

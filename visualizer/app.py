@@ -62,8 +62,20 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
     return True
 
 
+def _fill_tab(window, name: str) -> None:
+    """Give the shown tab something to show: the inspector one traced sample, the evaluation
+    view a finished evaluation."""
+    if name == "Inspector":
+        window.worker.submit("step_samples", 1)
+        wait_until(lambda: window.inspector.step_trace is not None, 60)
+    elif name == "Evaluation":
+        view = window.file_actions.evaluation
+        view.evaluate()
+        wait_until(lambda: view.result is not None and not view.running, 120)
+
+
 def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
-                    theme: str = "system") -> int:
+                    theme: str = "system", tab: str | None = None) -> int:
     """Train ``steps`` steps on the embedded data in the real main window (offscreen when
     there is no display), wait until every panel shows that state, and save the whole
     window as a PNG. ``size``: (width, height) or "WxH". Returns 0, or 1 on failure."""
@@ -78,6 +90,11 @@ def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
     window.resize(*(size or (1600, 1000)))
     window.show()
     try:
+        names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+        match = [i for i, n in enumerate(names) if n.lower().startswith((tab or "").lower())]
+        if not match:
+            print(f"no tab named {tab!r} (tabs: {', '.join(names)})", file=sys.stderr)
+            return 1
         if not wait_until(lambda: window.info is not None, 60):
             print("the dataset did not load in time", file=sys.stderr)
             return 1
@@ -95,6 +112,9 @@ def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
         window.worker.evaluated.connect(done.append)
         window.worker.submit("evaluate")
         wait_until(lambda: bool(done), 60)
+        if tab is not None:  # chosen after training: the panels in view had to paint first
+            window.tabs.setCurrentIndex(match[0])
+            _fill_tab(window, names[match[0]])
         wait_until(lambda: False, 0.3)  # let the last repaint and curves settle
         ok = window.grab().save(str(out))
         return 0 if ok else 1
