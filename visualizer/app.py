@@ -62,12 +62,34 @@ def wait_until(predicate, timeout: float = 10.0) -> bool:
     return True
 
 
+def _draw_a_two(canvas) -> None:
+    """One pen stroke shaped like a 2, as synthetic mouse events (for pictures of the app)."""
+    import numpy as np
+    from PyQt5.QtCore import QEvent, QPointF, Qt
+    from PyQt5.QtGui import QMouseEvent
+
+    arc = [(140 - 55 * np.cos(s), 95 - 50 * np.sin(s)) for s in np.linspace(0, 1.2 * np.pi, 20)]
+    x0, y0 = arc[-1]
+    points = arc + [(x0 + (70 - x0) * k / 10, y0 + (225 - y0) * k / 10) for k in range(1, 11)]
+    points += [(70 + 150 * k / 10, 225) for k in range(1, 11)]
+    for i, (x, y) in enumerate(points):
+        kind = (QEvent.MouseButtonPress if i == 0 else QEvent.MouseButtonRelease
+                if i == len(points) - 1 else QEvent.MouseMove)
+        event = QMouseEvent(kind, QPointF(x, y), Qt.LeftButton,
+                            Qt.NoButton if kind == QEvent.MouseButtonRelease else Qt.LeftButton,
+                            Qt.NoModifier)
+        QApplication.sendEvent(canvas, event)
+
+
 def _fill_tab(window, name: str) -> None:
     """Give the shown tab something to show: the inspector one traced sample, the evaluation
     view a finished evaluation."""
     if name == "Inspector":
         window.worker.submit("step_samples", 1)
         wait_until(lambda: window.inspector.step_trace is not None, 60)
+    elif name.startswith("Draw"):
+        _draw_a_two(window.draw_panel.canvas)
+        wait_until(lambda: window.draw_panel.prediction() is not None, 10)
     elif name == "Evaluation":
         view = window.file_actions.evaluation
         view.evaluate()
