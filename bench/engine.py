@@ -32,11 +32,13 @@ import sys
 import time
 from pathlib import Path
 
+from bench import BLAS_VARS
+from bench.readme import README, markers, write_section
+
 BATCHES = (1, 8, 32, 128)
-BLAS_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 CHILD_FLAG = "--measuring-child"
-README = Path(__file__).with_name("README.md")
-BEGIN, END = "<!-- engine bench: begin -->", "<!-- engine bench: end -->"
+SECTION = "engine bench"
+BEGIN, END = markers(SECTION)
 
 
 def _rounds(text: str) -> int:
@@ -432,16 +434,10 @@ def describe(result: dict) -> list[str]:
 
 
 def write_readme(result: dict, path: Path = README) -> None:
-    section = "\n".join([BEGIN, "## Engine speed (`seed` network, float32)", "",
-                         "Regenerate: `python main.py bench --write-readme` "
-                         "(or `python -m bench.engine --write-readme`).", "",
-                         *table(result), "", *describe(result), END])
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    write_section(SECTION, ["## Engine speed (`seed` network, float32)", "",
+                            "Regenerate: `python main.py bench --write-readme` "
+                            "(or `python -m bench.engine --write-readme`).", "",
+                            *table(result), "", *describe(result)], path)
 
 
 def report(args, result: dict) -> None:

@@ -1,31 +1,44 @@
-"""Training throughput with the whole app live versus headless, launch time and close time.
+"""The live app: training throughput versus headless, event-loop latency, repaint rates,
+launch time and close time.
 
-    QT_QPA_PLATFORM=offscreen python -m bench.gui [--seconds 12] [--rounds 8] [--batch 32]
-                                                  [--size 1600x1000]
+    python -m bench.gui [--quick] [--seconds 12] [--rounds 8] [--batch 32] [--size 1600x1000]
+                        [--json] [--write-readme]
 
 1. headless: the Trainer alone on the embedded data (no callbacks), samples/s;
-2. app: the real main window, every panel visible and repainting, training at full speed on
-   its worker thread: samples/s, the GUI event loop's worst stall (a 10 ms timer's largest
-   gap: does the window freeze?) and the panels' repaint rate.
-   The two alternate in short rounds so that other load on the machine hits both alike;
-3. launch: a fresh process from start to the window painted with the first snapshot;
+2. app: the real main window (offscreen), every panel visible and repainting, training at full
+   speed on its worker thread: samples/s; the GUI event loop's latency, measured by a probe
+   timer asking for a tick every 10 ms (latency = how late each tick came: its gap minus
+   10 ms; median, 99th percentile and worst); the repaints per second the panels get (paint
+   events of the loss curves' and the feature maps' views, and snapshots painted); the GUI
+   thread's share of time. The two alternate in short rounds so that other load on the
+   machine hits both alike;
+3. launch: a fresh process from start to the window shown and to the first snapshot painted;
 4. close: closing the window mid-training until the worker thread has ended.
 
-The ratio app / headless is what issue 4 bounds (>= 0.70 at batch 32). For comparable figures
-unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for this command only:
+``python -m bench`` runs this without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; alone, use
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.gui
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
 
-LAUNCH_CHILD = "--launch-child"
+from bench import BLAS_VARS, percentile
+from bench.readme import write_section
+
 T_IMPORT = time.perf_counter()
+LAUNCH_CHILD = "--launch-child"
+SECTION = "gui bench"
+PROBE_MS = 10
+TARGETS = {"event-loop p99 < 30 ms while training": lambda r: r["latency_ms"]["p99"] < 30,
+           ">= 25 panel repaints/s": lambda r: r["repaints_per_s"]["snapshot"] >= 25,
+           "launch to window < 2 s": lambda r: r["launch_s"]["shown"] < 2,
+           "app / headless >= 0.70": lambda r: r["ratio"] >= 0.70}
 
 
 def headless_trainer(batch: int, lr: float):
@@ -49,11 +62,34 @@ def headless(trainer, seconds: float) -> float:
     return (trainer.samples_seen - start) / (time.perf_counter() - t0)
 
 
+def paint_counter(widgets: dict):
+    """An event filter counting paint events per name of ``widgets`` (name -> QWidget)."""
+    from PyQt5.QtCore import QEvent, QObject
+
+    class Counter(QObject):
+        def __init__(self):
+            super().__init__()
+            self.counts = dict.fromkeys(widgets, 0)
+            self.names = {id(w): n for n, w in widgets.items()}
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            if event.type() == QEvent.Paint:
+                name = self.names.get(id(obj))
+                if name is not None:
+                    self.counts[name] += 1
+            return False
+
+    counter = Counter()
+    for w in widgets.values():
+        w.installEventFilter(counter)
+    return counter
+
+
 class LiveApp:
     """The real main window, every panel visible; train() measures one stretch of training."""
 
     def __init__(self, batch: int, lr: float, size: tuple[int, int]):
-        from PyQt5.QtCore import QTimer
+        from PyQt5.QtCore import Qt, QTimer
 
         from visualizer.app import make_app, wait_until
         from visualizer.main_window import MainWindow
@@ -66,8 +102,11 @@ class LiveApp:
         wait_until(lambda: w.info is not None and w.latest is not None, 60)
         self.painted, self.gaps, self.last = [], [], time.perf_counter()
         w.snapshot_shown.connect(lambda s: self.painted.append(s.step))
+        self.paints = paint_counter({"curves": w.loss_panel.plot_widget.viewport(),
+                                     "feature_maps": w.feature_maps.graphics.viewport()})
         self.probe = QTimer()
-        self.probe.setInterval(10)
+        self.probe.setTimerType(Qt.PreciseTimer)
+        self.probe.setInterval(PROBE_MS)
         self.probe.timeout.connect(self._tick)
 
     def _tick(self) -> None:
@@ -85,6 +124,7 @@ class LiveApp:
         wait(lambda: False, 0.5)  # warm up
         self.gaps.clear()
         self.painted.clear()
+        paints0 = dict(self.paints.counts)
         self.last = time.perf_counter()
         self.probe.start()
         trainer = w.worker.trainer
@@ -97,8 +137,10 @@ class LiveApp:
         self.probe.stop()
         w.worker.submit("pause")
         wait(lambda: not w.running, 30)
-        return {"rate": rate, "max_gap_ms": 1000 * max(self.gaps, default=0),
-                "repaints_per_s": len(self.painted) / elapsed, "busy": busy}
+        late = [max(0.0, 1000 * g - PROBE_MS) for g in self.gaps[1:]]  # the first is a start
+        paints = {k: (v - paints0[k]) / elapsed for k, v in self.paints.counts.items()}
+        return {"rate": rate, "late_ms": late, "busy": busy,
+                "repaints_per_s": {"snapshot": len(self.painted) / elapsed, **paints}}
 
     def close_while_training(self) -> tuple[float, bool]:
         w = self.window
@@ -151,27 +193,17 @@ def blas_info() -> str:
         from threadpoolctl import threadpool_info
     except ImportError:
         return "threadpoolctl not installed"
-    return ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
-                     f"x{i.get('num_threads')}" for i in threadpool_info())
+    return ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')} "
+                     f"kernel, {i.get('num_threads')} threads)" for i in threadpool_info())
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if LAUNCH_CHILD in argv:
-        launch_child()
-        return 0
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=12.0, help="per side, in total")
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--size", default="1600x1000")
-    args = parser.parse_args(argv)
+def run_bench(args) -> dict:
+    """Measure everything; a dict of plain numbers (see the module docstring)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     size = tuple(int(v) for v in args.size.lower().split("x"))
     import numpy as np  # noqa: F401 - load BLAS before reporting it
 
-    print(f"BLAS: {blas_info()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}")
+    load = round(os.getloadavg()[0], 2)
     trainer = headless_trainer(args.batch, args.lr)
     live = LiveApp(args.batch, args.lr, size)
     span = args.seconds / args.rounds
@@ -179,22 +211,129 @@ def main(argv=None) -> int:
     for _ in range(args.rounds):
         base = headless(trainer, span)
         rows.append((base, live.train(span)))
-    base = statistics.median(b for b, _ in rows)
-    rate = statistics.median(r["rate"] for _, r in rows)
+    med = statistics.median
     ratios = sorted(r["rate"] / b for b, r in rows)
-    print(f"headless      : {base:9.0f} samples/s (batch {args.batch}, median of "
-          f"{args.rounds} x {span:.1f} s)")
-    print(f"app, all live : {rate:9.0f} samples/s -> ratio {statistics.median(ratios):.2f} "
-          f"(median of the rounds' ratios; range {ratios[0]:.2f}..{ratios[-1]:.2f})")
-    print(f"  GUI         : worst gap of a 10 ms timer "
-          f"{max(r['max_gap_ms'] for _, r in rows):.0f} ms; "
-          f"{statistics.median(r['repaints_per_s'] for _, r in rows):.1f} snapshot repaints/s; "
-          f"GUI thread busy {statistics.median(r['busy'] for _, r in rows):.0%}")
+    late = [v for _, r in rows for v in r["late_ms"]]  # every tick of every round
     closed, running = live.close_while_training()
-    print(f"  close       : {closed * 1000:.0f} ms mid-training, thread still running: {running}")
-    shown, ready = launch()
-    print(f"launch        : window shown {shown:.2f} s, first snapshot painted {ready:.2f} s "
-          f"(from interpreter start, best of 3)")
+    shown, ready = launch(1 if args.quick else 3)
+    result = {
+        "batch": args.batch, "rounds": args.rounds, "round_s": round(span, 2),
+        "size": args.size, "quick": args.quick,
+        "headless": round(med(b for b, _ in rows)), "app": round(med(r["rate"] for _, r in rows)),
+        "ratio": round(med(ratios), 2), "ratio_range": [round(ratios[0], 2),
+                                                        round(ratios[-1], 2)],
+        "latency_ms": {"median": round(med(late), 1), "p99": round(percentile(late, 99), 1),
+                       "max": round(max(late), 1), "ticks": len(late)},
+        "repaints_per_s": {k: round(med(r["repaints_per_s"][k] for _, r in rows), 1)
+                           for k in rows[0][1]["repaints_per_s"]},
+        "gui_busy": round(med(r["busy"] for _, r in rows), 3),
+        "close_ms": round(closed * 1000, 1), "worker_running_after_close": running,
+        "launch_s": {"shown": round(shown, 2), "first_snapshot": round(ready, 2)},
+        "blas": blas_info(), "blas_env": {v: os.environ[v] for v in BLAS_VARS if v in os.environ},
+        "load_average": [load, round(os.getloadavg()[0], 2)],
+    }
+    result["targets_met"] = {name: bool(test(result)) for name, test in TARGETS.items()}
+    return result
+
+
+def summary(r: dict) -> list[str]:
+    """Markdown lines: the table and the targets (readable in a terminal too)."""
+    met = {k: "met" if v else "missed" for k, v in r["targets_met"].items()}
+    lat, rep = r["latency_ms"], r["repaints_per_s"]
+    lines = [
+        "| | measured | target |", "|---|---:|---|",
+        f"| headless Trainer, samples/s | {r['headless']:,} | |",
+        f"| app, all panels live, samples/s | {r['app']:,} | |",
+        f"| ratio app / headless (range of rounds {r['ratio_range'][0]}-{r['ratio_range'][1]})"
+        f" | **{r['ratio']}** | >= 0.70: {met['app / headless >= 0.70']} |",
+        f"| event-loop latency while training, median | {lat['median']} ms | |",
+        f"| event-loop latency while training, 99th percentile | **{lat['p99']} ms** | "
+        f"< 30 ms: {met['event-loop p99 < 30 ms while training']} |",
+        f"| event-loop latency while training, worst | {lat['max']} ms | |",
+        f"| snapshots painted per second (all panels) | **{rep['snapshot']}** | "
+        f">= 25: {met['>= 25 panel repaints/s']} |",
+        f"| repaints per second: loss curves | {rep['curves']} | |",
+        f"| repaints per second: feature maps | {rep['feature_maps']} | |",
+        f"| GUI thread busy | {r['gui_busy']:.0%} | |",
+        f"| launch to main window shown | **{r['launch_s']['shown']:.2f} s** | "
+        f"< 2 s: {met['launch to window < 2 s']} |",
+        f"| launch to first snapshot painted | {r['launch_s']['first_snapshot']:.2f} s | |",
+        f"| close mid-training until the worker has ended | {r['close_ms']:.0f} ms"
+        f"{' (still running!)' if r['worker_running_after_close'] else ''} | |",
+    ]
+    blas_env = ", ".join(f"{k}={v}" for k, v in r["blas_env"].items()) or "no OpenBLAS overrides"
+    lines += ["", f"Batch {r['batch']}, window {r['size']}, {r['rounds']} rounds of "
+              f"{r['round_s']} s per side{' (quick run)' if r['quick'] else ''}; "
+              f"{r['latency_ms']['ticks']:,} probe ticks. BLAS: {r['blas']}; {blas_env}. "
+              f"Load average {r['load_average'][0]} at the start, {r['load_average'][1]} "
+              f"at the end."]
+    if not r["targets_met"][">= 25 panel repaints/s"]:
+        lines.append("")
+        cost = 1000 * r["gui_busy"] / max(r["repaints_per_s"]["snapshot"], 0.1)
+        lines.append(f"- Repaints missed: a repaint of every panel costs the GUI thread about "
+                     f"{cost:.0f} ms, and while training the window keeps that thread within a "
+                     f"12% time budget (so the worker keeps >= 0.70 of headless speed); 25/s "
+                     f"would take about {cost * 25 / 10:.0f}% of a core.")
+    if not r["targets_met"]["event-loop p99 < 30 ms while training"]:
+        lines.append("")
+        lines.append("- Latency missed: the longest waits are single repaints of every panel "
+                     "at once (the feature maps and weight mosaics), while the worker thread "
+                     "holds one of the two cores.")
+    return lines
+
+
+PROSE_BEFORE = [
+    "## The live app (`python -m bench.gui`)", "",
+    "The real main window offscreen, every panel visible, the `seed` network training at full",
+    "speed on the embedded data, alternating short rounds with the bare Trainer on the same",
+    "thread count (medians of the rounds). Event-loop latency: a 10 ms timer on the GUI thread,",
+    "how late each of its ticks came (gap minus 10 ms). Repaints: paint events the loss curves'",
+    "and the feature maps' views receive, and snapshots painted (every panel showing a new",
+    "training state). Launch: a fresh process, from its start to the window shown.", "",
+]
+PROSE_AFTER = [
+    "",
+    "- While training, the window keeps its GUI thread's share of time under a budget (12%) by",
+    "  spacing out repaints, so that the worker is never starved; paused, every new state is",
+    "  painted at once. The curves are refreshed one per frame in turn, the weight mosaics every",
+    "  other frame, when frames are costly.",
+    "- With the Haswell kernel (`OPENBLAS_CORETYPE=Haswell`) three runs gave a ratio of",
+    "  0.82-0.84; under heavy load from other programs (load average 5-6) the ratio dropped to",
+    "  0.6-0.7, the app's two threads losing more to the competition than the headless one.",
+]
+
+
+def write_readme(result: dict, path=None) -> None:
+    lines = [*PROSE_BEFORE, *summary(result), *PROSE_AFTER]
+    write_section(SECTION, lines, *([path] if path else []))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if LAUNCH_CHILD in argv:
+        launch_child()
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m bench.gui",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 rounds over 4 s, one launch")
+    parser.add_argument("--seconds", type=float, default=None, help="per side, in total "
+                        "(default 12, quick 4)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 8, quick 4")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--size", default="1600x1000")
+    parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
+    parser.add_argument("--write-readme", action="store_true",
+                        help="rewrite this section of bench/README.md")
+    args = parser.parse_args(argv)
+    args.seconds = args.seconds or (4.0 if args.quick else 12.0)
+    args.rounds = args.rounds or (4 if args.quick else 8)
+    result = run_bench(args)
+    if args.write_readme:
+        write_readme(result)
+    print("\n".join(summary(result)), flush=True)
+    if args.json:
+        print(json.dumps(result), flush=True)
     return 0
 
 
