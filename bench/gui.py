@@ -29,7 +29,7 @@ import sys
 import time
 
 from bench import BLAS_VARS, percentile
-from bench.readme import write_section
+from bench.readme import README, write_section
 
 T_IMPORT = time.perf_counter()
 LAUNCH_CHILD = "--launch-child"
@@ -295,17 +295,16 @@ PROSE_AFTER = [
     "",
     "- While training, the window keeps its GUI thread's share of time under a budget (12%) by",
     "  spacing out repaints, so that the worker is never starved; paused, every new state is",
-    "  painted at once. The curves are refreshed one per frame in turn, the weight mosaics every",
-    "  other frame, when frames are costly.",
+    "  painted at once (and below about 100 steps/s, every step is). The curves are refreshed",
+    "  one per frame in turn, the weight mosaics every other frame, when frames are costly.",
     "- With the Haswell kernel (`OPENBLAS_CORETYPE=Haswell`) three runs gave a ratio of",
     "  0.82-0.84; under heavy load from other programs (load average 5-6) the ratio dropped to",
     "  0.6-0.7, the app's two threads losing more to the competition than the headless one.",
 ]
 
 
-def write_readme(result: dict, path=None) -> None:
-    lines = [*PROSE_BEFORE, *summary(result), *PROSE_AFTER]
-    write_section(SECTION, lines, *([path] if path else []))
+def write_readme(result: dict, path=README) -> None:
+    write_section(SECTION, [*PROSE_BEFORE, *summary(result), *PROSE_AFTER], path)
 
 
 def main(argv=None) -> int:
