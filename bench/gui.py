@@ -276,9 +276,10 @@ def summary(r: dict) -> list[str]:
                      f"would take about {cost * 25 / 10:.0f}% of a core.")
     if not r["targets_met"]["event-loop p99 < 30 ms while training"]:
         lines.append("")
-        lines.append("- Latency missed: the longest waits are single repaints of every panel "
-                     "at once (the feature maps and weight mosaics), while the worker thread "
-                     "holds one of the two cores.")
+        lines.append("- Latency missed: the longest waits are pyqtgraph's scene updates "
+                     "(queued calls that redraw each view after a repaint, 10-20 ms each while "
+                     "the worker thread competes for the interpreter lock), several back to "
+                     "back.")
     return lines
 
 
