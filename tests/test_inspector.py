@@ -287,3 +287,35 @@ def test_timeline_offers_the_current_learning_rate(window):
     assert window.timeline_panel.lr_spin.value() == pytest.approx(window.controls.lr_spin.value())
     window.controls.lr_spin.setValue(0.02)
     assert window.timeline_panel.lr_spin.value() == pytest.approx(0.02)
+
+
+def test_the_inspector_tab_shows_several_stages_at_once_at_1600x1000(window, qtbot):
+    """In the main window the stage cards flow side by side: at least 4 lie wholly inside the
+    scroll area's viewport, and the curves below give up height to the tab."""
+    window.resize(1600, 1000)
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: bool(window._default_state))  # the first layout has settled
+    loss_before = window.docks["Loss"].height()
+    window.tabs.setCurrentIndex([window.tabs.tabText(i) for i in
+                                 range(window.tabs.count())].index("Inspector"))
+    with qtbot.waitSignal(window.worker.traced, timeout=30000):
+        window.worker.submit("step_samples", 1)
+    ins = window.inspector
+    qtbot.waitUntil(lambda: ins.step_trace is not None and bool(ins.cards))
+    qtbot.wait(200)  # the deferred fit to the tab's width
+    port = ins.scroll.viewport()
+    seen = port.rect()
+
+    def visible(card):
+        top_left = card.mapTo(port, card.rect().topLeft())
+        return card.isVisible() and seen.contains(
+            type(seen)(top_left, card.size()).adjusted(0, 0, -1, -1))
+
+    shown = [c.keys[0] for c in ins.cards if visible(c)]
+    assert len(shown) >= 4, shown
+    assert shown[:4] == ["input", "conv1", "pool1.mask", "pool1"]
+    assert ins.splitter.orientation() == Qt.Horizontal  # the arithmetic beside the stages
+    assert window.docks["Loss"].height() < loss_before
+    window.tabs.setCurrentIndex(0)  # back to the feature maps: their curve height returns
+    qtbot.waitUntil(lambda: abs(window.docks["Loss"].height() - loss_before) <= 12)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt5.QtCore import QPoint, QRect, QSize, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QFont, QImage, QPainter, QPen
+from PyQt5.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPen
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
 SOURCE_COLOR = "#ffb000"  # outline of the cells a selected value is computed from
@@ -28,9 +28,15 @@ def short(v: float) -> str:
 
 
 def colorize(a: np.ndarray, lut: np.ndarray, lo: float, hi: float) -> np.ndarray:
-    """float (h, w) -> uint8 RGBA (h, w, 4) through ``lut`` (256, 4); NaN is transparent."""
+    """float (h, w) -> uint8 RGBA (h, w, 4) through ``lut`` (256, 4); NaN is transparent,
+    infinities take the ends of the scale (levels that are not finite: the finite range)."""
+    a = np.asarray(a, dtype=np.float64)  # no overflow in the arithmetic below
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        finite = a[np.isfinite(a)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     span = hi - lo if hi > lo else 1.0
-    idx = np.clip((np.nan_to_num(a, nan=lo) - lo) / span * (len(lut) - 1), 0, len(lut) - 1)
+    clean = np.nan_to_num(a, nan=lo, posinf=hi, neginf=lo)
+    idx = np.clip((clean - lo) / span * (len(lut) - 1), 0, len(lut) - 1)
     rgba = lut[idx.astype(np.intp)].copy()
     rgba[np.isnan(a), 3] = 0
     return rgba
@@ -206,6 +212,12 @@ class CellGrid(QWidget):
 
     def _numbers(self, p: QPainter, k: int) -> None:
         m, rgba = self.maps[k], self._rgba[k]
+        font = QFont(p.font())
+        widest = max((short(v) for v in m.ravel()), key=len, default="")
+        while font.pointSizeF() > 6 and \
+                QFontMetrics(font).horizontalAdvance(widest) > self.cell_w - 3:
+            font.setPointSizeF(font.pointSizeF() - 0.5)  # small cells: smaller numbers
+        p.setFont(font)
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
                 if np.isnan(m[i, j]):

@@ -10,6 +10,8 @@ from. The gradient check runs on a pool thread, never on the GUI thread.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PyQt5.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontDatabase
@@ -22,6 +24,7 @@ from PyQt5.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
@@ -79,50 +82,68 @@ def _summary(stage: Stage) -> str:
     return text
 
 
-def _fit_cols(stage: Stage, width: int) -> int:
-    """Tiles per row: the layout's choice, fewer when the width is short (never for class
-    rows or input-channel rows, whose rows mean something)."""
+def _cell(stage: Stage, compact: bool) -> tuple:
+    """(width, height) of one cell: the stage's own, or about two thirds when room is short
+    (cells with numbers keep room for them)."""
+    w, h = stage.cell
+    if not compact:
+        return w, h
+    if stage.numbers:
+        return max(44, round(w * 0.85)), max(19, round(h * 0.85))
+    return max(min(w, 2), round(w * 2 / 3)), max(min(h, 2), round(h * 2 / 3))
+
+
+def _cols(stage: Stage, cell_w: int, width: int) -> int:
+    """Tiles per row: a compact block (8 maps as 2 rows of 4), fewer when ``width`` pixels are
+    short (never for class rows or input-channel rows, whose rows mean something)."""
     lay = stage.layout
     if lay.row_labels:
         return lay.cols
-    tile = lay.maps.shape[2] * stage.cell[0] + 6
-    return max(1, min(lay.cols, width // tile))
+    n, _, w = lay.maps.shape
+    cols = min(lay.cols, math.ceil(math.sqrt(2 * n)))
+    return max(1, min(cols, width // (w * cell_w + 4)))
 
 
-def _per_row(stages: list[Stage], width: int = 720) -> int:
+def _grid_width(stage: Stage, compact: bool, width: int) -> int:
+    cell = _cell(stage, compact)[0]
+    cols = min(_cols(stage, cell, width), stage.layout.maps.shape[0])
+    return cols * (stage.layout.maps.shape[2] * cell + 4) + \
+        (22 if stage.layout.row_labels else 0)
+
+
+def _per_row(stages: list[Stage], width: int = 720, compact: bool = False) -> int:
     """How many grids of a group fit side by side in ``width`` pixels."""
-    n, h, w = stages[0].layout.maps.shape
-    cols = min(stages[0].layout.cols, n)
-    grid = cols * (w * stages[0].cell[0] + 6) + (22 if stages[0].layout.row_labels else 0)
-    one = max(240, grid)  # the min / max line under a grid is about 240 pixels wide
-    return max(1, min(len(stages), (width - 40) // (one + 24)))
+    one = max(150, _grid_width(stages[0], compact, width))
+    return max(1, min(len(stages), (width - 20) // (one + 18)))
 
 
 class StageCard(QFrame):
     """One stage, or a weight's before / after / change: title, formula, grid(s), summary."""
 
-    def __init__(self, stages: list[Stage], on_click, width: int = 640, parent=None):
+    def __init__(self, stages: list[Stage], on_click, width: int = 640, compact: bool = False,
+                 parent=None):
         super().__init__(parent)
         self.setObjectName("stageCard")
+        self.setSizePolicy(QSizePolicy.Fixed, QSizePolicy.Fixed)
         self.keys = [s.key for s in stages]
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(10, 8, 10, 8)
-        layout.setSpacing(4)
+        layout.setContentsMargins(6, 5, 6, 5)
+        layout.setSpacing(3)
         self.title_label = QLabel()
         self.title_label.setTextFormat(Qt.PlainText)
         bold = QFont(self.font())
         bold.setBold(True)
-        bold.setPointSizeF(bold.pointSizeF() + 1)
         self.title_label.setFont(bold)
         self.note_label = QLabel()
         self.note_label.setObjectName("muted")
-        layout.addWidget(self.title_label)
-        layout.addWidget(self.note_label)
+        for label in (self.title_label, self.note_label):
+            label.setWordWrap(True)
+            layout.addWidget(label)
         grouped = len(stages) > 1
         row = QGridLayout()
         row.setHorizontalSpacing(18)
-        row.setVerticalSpacing(8)
-        per_row = _per_row(stages, width)
+        row.setVerticalSpacing(6)
+        self.per_row = per_row = _per_row(stages, width, compact)
         self.grids: dict[str, CellGrid] = {}
         self.captions: dict[str, QLabel] = {}
         self.summaries: dict[str, QLabel] = {}
@@ -140,6 +161,7 @@ class StageCard(QFrame):
             box.addWidget(grid)
             summary = QLabel()
             summary.setObjectName("muted")
+            summary.setWordWrap(True)
             self.summaries[s.key] = summary
             box.addWidget(summary)
             box.addStretch(1)
@@ -147,8 +169,10 @@ class StageCard(QFrame):
         row.setColumnStretch(per_row, 1)
         layout.addLayout(row)
 
-    def update_stages(self, stages: list[Stage], luts: dict, width: int = 640) -> None:
-        """Redraw from ``stages``; tiles wrap to fit ``width`` pixels (not class rows)."""
+    def update_stages(self, stages: list[Stage], luts: dict, width: int = 640,
+                      compact: bool = False) -> None:
+        """Redraw from ``stages``; tiles wrap to fit ``width`` pixels (not class rows), cells
+        shrink when ``compact``."""
         first = stages[0]
         if first.group:
             self.title_label.setText(f"{first.group}: before and after the step")
@@ -159,20 +183,29 @@ class StageCard(QFrame):
             self.note_label.setText(first.note)
         for s in stages:
             lay = s.layout
-            cell, cols = s.cell, _fit_cols(s, width)
+            cell = _cell(s, compact)
+            cols = _cols(s, cell[0], width)
             room = width - (40 if lay.row_labels else 0)
-            if not s.numbers and cols * (lay.maps.shape[2] * cell[0] + 6) > room:
-                c = max(1, (room // cols - 6) // lay.maps.shape[2])  # still too wide: shrink
+            if not s.numbers and cols * (lay.maps.shape[2] * cell[0] + 4) > room:
+                c = max(1, (room // cols - 4) // lay.maps.shape[2])  # still too wide: shrink
                 cell = (c, c)
-            self.grids[s.key].set_data(lay.maps, luts[s.style], s.levels, numbers=s.numbers,
-                                       tile_labels=lay.tile_labels, row_labels=lay.row_labels,
-                                       col_labels=lay.col_labels, window=s.window,
-                                       cell=cell[0], cell_h=cell[1], cols=cols)
+            grid = self.grids[s.key]
+            grid.gap = 4
+            grid.set_data(lay.maps, luts[s.style], s.levels, numbers=s.numbers,
+                          tile_labels=lay.tile_labels, row_labels=lay.row_labels,
+                          col_labels=lay.col_labels, window=s.window,
+                          cell=cell[0], cell_h=cell[1], cols=cols)
             if s.key in self.captions:
                 self.captions[s.key].setText(s.key.rsplit(":", 1)[1])
             summary = _summary(s)
             self.summaries[s.key].setText(summary)
             self.summaries[s.key].setVisible(bool(summary))
+            self.summaries[s.key].setFixedWidth(max(150, grid.sizeHint().width()))
+        widths = [max(150, self.grids[s.key].sizeHint().width()) for s in stages]
+        rows = [widths[i:i + self.per_row] for i in range(0, len(widths), self.per_row)]
+        inner = max(sum(r) + 18 * (len(r) - 1) for r in rows)
+        for label in (self.title_label, self.note_label):
+            label.setFixedWidth(inner)
 
 
 class InspectorView(QWidget):
@@ -209,7 +242,8 @@ class InspectorView(QWidget):
         self.scroll.setWidgetResizable(True)
         self.content = QWidget()
         self.content_layout = QVBoxLayout(self.content)
-        self.content_layout.setSpacing(8)
+        self.content_layout.setContentsMargins(6, 6, 6, 6)
+        self.content_layout.setSpacing(6)
         self.placeholder = QLabel("Press Step one sample (Right arrow): that sample's forward "
                                   "and backward pass appears here, number by number.")
         self.placeholder.setWordWrap(True)
@@ -224,7 +258,7 @@ class InspectorView(QWidget):
         self.header_label.setWordWrap(True)
         self.header_label.setTextFormat(Qt.RichText)
         self.arithmetic_label = QLabel("Arithmetic: click any cell")
-        self.arithmetic_label.setObjectName("sectionTitle")
+        self.arithmetic_label.setObjectName("sideTitle")
         self.arithmetic_text = QPlainTextEdit()
         self.arithmetic_text.setReadOnly(True)
         self.arithmetic_text.setLineWrapMode(QPlainTextEdit.NoWrap)
@@ -248,21 +282,21 @@ class InspectorView(QWidget):
         self.window_button.setToolTip("More room for the pass: the inspector in a window of "
                                       "its own (close it to put it back)")
         self.window_button.clicked.connect(self.toggle_window)
-        top = QHBoxLayout()
-        top.addWidget(self.header_label, 1)
-        top.addWidget(self.window_button, 0, Qt.AlignTop)
-        side_layout.addLayout(top)
+        side_layout.addWidget(self.header_label)
         side_layout.addWidget(self.arithmetic_label)
         side_layout.addWidget(self.arithmetic_text, 1)
-        for w in (self.gradcheck_button, self.gradcheck_status, self.gradcheck_table):
-            side_layout.addWidget(w)
+        side_layout.addWidget(self.gradcheck_button)
+        side_layout.addWidget(self.window_button)
+        side_layout.addWidget(self.gradcheck_status)
+        side_layout.addWidget(self.gradcheck_table)
+        side.setMinimumWidth(200)
 
         self.splitter = QSplitter(Qt.Horizontal)
         self.splitter.addWidget(self.scroll)
         self.splitter.addWidget(side)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
-        self.splitter.setSizes([780, 500])
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
+        self.splitter.setSizes([900, 320])
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.splitter)
@@ -270,8 +304,10 @@ class InspectorView(QWidget):
         self._fit_timer.setSingleShot(True)
         self._fit_timer.setInterval(60)
         self._fit_timer.timeout.connect(self._fit)
-        self._width = 640  # pixels the stage grids may use
-        self._fitted = False
+        self._width = 640  # pixels the stage cards may use
+        self.compact = True  # cells about two thirds of their size while room is short
+        self._rows: list[QWidget] = []  # section titles and rows of cards, in order
+        self._fitted = 0  # the length the splitter was last sized for
         self._home: QScrollArea | None = None  # the tab's scroll area while in a window
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
@@ -279,24 +315,32 @@ class InspectorView(QWidget):
         self._fit_timer.start()
 
     def _fit(self) -> None:
-        """Side by side when wide, the arithmetic below the stages when narrow; tiles wrap."""
-        wide = self.width() >= 900
+        """The arithmetic a narrow column on the right (below the stages only when the view
+        is very narrow); the stage cards flow into rows that fit the rest."""
+        wide = self.width() >= 740  # room for two map cards beside the arithmetic
         orientation = Qt.Horizontal if wide else Qt.Vertical
-        if self.splitter.orientation() != orientation or not self._fitted:
-            self._fitted = True
+        total = self.width() if wide else self.height()
+        if self.splitter.orientation() != orientation or abs(total - self._fitted) > 40:
+            self._fitted = total  # sized again when the room changes a lot
             self.splitter.setOrientation(orientation)
-            total = self.width() if wide else self.height()
-            side = min(500, int(total * 0.4)) if wide else int(total * 0.45)
+            side = max(240, min(400, int(total * 0.26))) if wide else \
+                max(150, int(total * 0.28))
             self.splitter.setSizes([total - side, side])
         if self.explanation is not None:  # re-wrap the arithmetic to the new width
             self.arithmetic_text.setPlainText(self.explanation.text(self._text_columns()))
-        width = max(200, self.scroll.viewport().width() - 60)
+        width = self._room()
         if abs(width - self._width) > 8:
             self._width = width
             if self.step_trace is not None:
                 self._rebuild_cards(list(self.stages.values()))
                 self._refresh_cards()
                 self.select(*self.selection)
+
+    def _room(self) -> int:
+        """Pixels of width the stage cards may use; sets ``compact`` for short room."""
+        width = max(200, self.scroll.viewport().width() - 12)
+        self.compact = width < 860
+        return width
 
     # ---- theme --------------------------------------------------------------------------
     def apply_theme(self, theme) -> None:
@@ -315,7 +359,8 @@ class InspectorView(QWidget):
             f"QFrame#stageCard {{ border: 1px solid {theme.muted}; border-radius: 4px; }}"
             f"QLabel#muted {{ color: {theme.muted}; }}"
             f"QLabel#caption {{ color: {theme.text}; font-weight: bold; }}"
-            f"QLabel#sectionTitle {{ font-weight: bold; font-size: 13pt; }}")
+            f"QLabel#sectionTitle {{ font-weight: bold; font-size: 13pt; }}"
+            f"QLabel#sideTitle {{ font-weight: bold; font-size: 11pt; }}")
         for grid in self.grids.values():
             grid.set_colors(theme.text, theme.muted, theme.accent)
         if self.step_trace is not None:
@@ -331,7 +376,7 @@ class InspectorView(QWidget):
         keys = [s.key for s in stages]
         self.stages = {s.key: s for s in stages}
         if self.isVisible():
-            self._width = max(200, self.scroll.viewport().width() - 60)
+            self._width = self._room()
         if keys != [k for card in self.cards for k in card.keys]:
             self._rebuild_cards(stages)
         self._refresh_cards()
@@ -343,8 +388,8 @@ class InspectorView(QWidget):
                    f"<span style='color:{self.theme.bad}'>wrong</span>")
         self.header_label.setText(
             f"<b>Step {st.step}</b> &nbsp; one sample, label <b>{label}</b><br>"
-            f"network said <b>{guess}</b> (out[{guess}] = {probs[guess]:.3f}), {verdict}"
-            f" &nbsp; loss L = {float(tr['loss'][0]):.4f} &nbsp; lr {st.lr:g}")
+            f"network said <b>{guess}</b> (out[{guess}] = {probs[guess]:.3f}), {verdict}<br>"
+            f"loss L = {float(tr['loss'][0]):.4f} &nbsp; lr {st.lr:g}")
         self.gradcheck_button.setEnabled(True)
         if self.gradcheck_report is not None:
             self.gradcheck_status.setText("(from an earlier step; run it again for this one)")
@@ -357,42 +402,64 @@ class InspectorView(QWidget):
         for card in self.cards:
             card.setParent(None)
             card.deleteLater()
-        for i in reversed(range(self.content_layout.count())):
-            item = self.content_layout.itemAt(i)
-            if item.widget() is not None and item.widget() is not self.placeholder:
-                item.widget().setParent(None)
-            elif item.spacerItem() is not None:
-                self.content_layout.removeItem(item)
         self.placeholder.hide()
         self.cards, self.grids = [], {}
-        section = None
         i = 0
         while i < len(stages):
             s = stages[i]
-            if s.section != section:
-                section = s.section
-                header = QLabel(SECTIONS[section])
-                header.setObjectName("sectionTitle")
-                self.content_layout.addWidget(header)
             group = [s]
             while s.group and i + len(group) < len(stages) and \
                     stages[i + len(group)].group == s.group:
                 group.append(stages[i + len(group)])
-            card = StageCard(group, self._on_click, self._width)
+            card = StageCard(group, self._on_click, self._width, self.compact, self.content)
             self.cards.append(card)
             self.grids.update(card.grids)
-            self.content_layout.addWidget(card)
             i += len(group)
-        self.content_layout.addStretch(1)
         for grid in self.grids.values():
             grid.set_colors(self.theme.text, self.theme.muted, self.theme.accent)
 
     def _refresh_cards(self) -> None:
         label = int(self.step_trace.trace["labels"][0])
         for card in self.cards:
-            card.update_stages([self.stages[k] for k in card.keys], self.luts, self._width)
+            card.update_stages([self.stages[k] for k in card.keys], self.luts, self._width,
+                               self.compact)
         for key, grid in self.grids.items():
             grid.emphasis = {label} if self.stages[key].layout.col_labels else set()
+        self._pack()
+
+    def _pack(self) -> None:
+        """Section by section, the cards in rows as wide as the room (a flow layout)."""
+        for card in self.cards:
+            card.setParent(self.content)  # kept while the old rows go
+        for row in self._rows:
+            self.content_layout.removeWidget(row)
+            row.deleteLater()
+        while self.content_layout.count() > 1:  # the placeholder stays; the stretch goes
+            self.content_layout.takeAt(1)
+        self._rows = []
+        section, row, used = None, None, 0
+        for card in self.cards:
+            stage = self.stages[card.keys[0]]
+            width = card.sizeHint().width()
+            if stage.section != section:
+                section, row = stage.section, None
+                title = QLabel(SECTIONS[section])
+                title.setObjectName("sectionTitle")
+                self._rows.append(title)
+            if row is None or used + 8 + width > self._width:
+                row = QWidget()
+                box = QHBoxLayout(row)
+                box.setContentsMargins(0, 0, 0, 0)
+                box.setSpacing(8)
+                box.addStretch(1)
+                self._rows.append(row)
+                used = -8
+            row.layout().insertWidget(row.layout().count() - 1, card, 0, Qt.AlignTop)
+            card.show()
+            used += 8 + width
+        for w in self._rows:
+            self.content_layout.addWidget(w)
+        self.content_layout.addStretch(1)
 
     # ---- selection ----------------------------------------------------------------------
     def _on_click(self, key: str, k: int, i: int, j: int) -> None:
@@ -423,7 +490,7 @@ class InspectorView(QWidget):
     def _text_columns(self) -> int:
         """Characters that fit on one line of the arithmetic panel."""
         char = self.arithmetic_text.fontMetrics().horizontalAdvance("0") or 8
-        return max(40, self.arithmetic_text.viewport().width() // char - 2)
+        return max(28, self.arithmetic_text.viewport().width() // char - 2)
 
     # ---- gradient check -----------------------------------------------------------------
     def run_gradcheck(self) -> None:

@@ -164,6 +164,9 @@ class MainWindow(QMainWindow):
         w.submit("probe_test", 0)
         w.submit("reset", settings)
         self.file_actions = attach_file_actions(self)  # Evaluation tab, File > Open/Save/Export
+        self._curve_heights: dict[str, int] = {}  # tab name -> height of the Loss dock
+        self._tab_name = self.tabs.tabText(self.tabs.currentIndex())
+        self.tabs.currentChanged.connect(self._tab_changed)
 
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
@@ -537,6 +540,18 @@ class MainWindow(QMainWindow):
         right_h = sum(d.height() for d in right)
         self.resizeDocks(right, [int(right_h * f) for f in (0.32, 0.26, 0.42)], Qt.Vertical)
         self.resizeDocks([self.docks["Loss"]], [int(self.height() * 0.3)], Qt.Vertical)
+
+    def _tab_changed(self, index: int) -> None:
+        """Each tab keeps its own height of the Loss / Accuracy docks: the feature maps share
+        the height with the curves, the other tabs (Inspector, Timeline ...) take most of it."""
+        loss, name = self.docks["Loss"], self.tabs.tabText(index)
+        previous, self._tab_name = self._tab_name, name
+        if self._default_state is None or loss.isFloating() or not loss.isVisible() \
+                or self.dockWidgetArea(loss) != Qt.BottomDockWidgetArea:
+            return
+        self._curve_heights[previous] = loss.height()
+        default = int(self.height() * (0.3 if name == "Feature maps" else 0.17))
+        self.resizeDocks([loss], [self._curve_heights.get(name, default)], Qt.Vertical)
 
     # ---- shutdown --------------------------------------------------------------------------
     def shutdown(self) -> bool:
