@@ -192,3 +192,14 @@ def test_refuses_a_bad_random_state(saved, tmp_path):
         meta["rng"] = {"bit_generator": "PCG64", "state": "nonsense"}
         a["state/meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
     _refused(_rewrite(saved[0], tmp_path / "rng.npz", change), "training state")
+
+
+def test_saved_model_files_have_ordinary_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = tmp_path / "m.npz"
+        save_model(path, Model(build_config("seed"), seed=0))
+    finally:
+        os.umask(umask)
+    assert (path.stat().st_mode & 0o777) == 0o644
+    assert os.listdir(tmp_path) == ["m.npz"]

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from contextlib import contextmanager
 
 import numpy as np
@@ -20,6 +19,8 @@ import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401 - registers pg.exporters
 from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtWidgets import QMenu
+
+from engine.atomic import atomic_path as _atomic_path
 
 from . import dialogs
 
@@ -30,28 +31,14 @@ class ExportError(OSError):
 
 @contextmanager
 def atomic_path(path: str):
-    """Yields a temporary path beside ``path`` (same suffix); renamed over ``path`` on success,
-    removed on failure."""
-    path = os.path.abspath(os.fspath(path))
-    folder, name = os.path.split(path)
-    suffix = os.path.splitext(name)[1]
+    """``engine.atomic.atomic_path``, failing with a one-line ExportError."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + name + ".", suffix=suffix)
+        with _atomic_path(path, suffix=os.path.splitext(path)[1]) as tmp:
+            yield tmp
     except OSError as e:
+        if isinstance(e, ExportError):
+            raise
         raise ExportError(f"cannot write {path}: {e.strerror or e}") from None
-    os.close(fd)
-    try:
-        yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, not mkstemp's owner-only one
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ---- history ---------------------------------------------------------------------------
