@@ -267,6 +267,11 @@ def summary(r: dict) -> list[str]:
               f"{r['latency_ms']['ticks']:,} probe ticks. BLAS: {r['blas']}; {blas_env}. "
               f"Load average {r['load_average'][0]} at the start, {r['load_average'][1]} "
               f"at the end."]
+    if not r["targets_met"]["app / headless >= 0.70"]:
+        lines.append("")
+        lines.append(f"- Ratio missed: other programs were busy (load average up to "
+                     f"{max(r['load_average'])}); the app's two threads lose more to them than "
+                     f"the headless one (compare the range of rounds).")
     if not r["targets_met"][">= 25 panel repaints/s"]:
         lines.append("")
         cost = 1000 * r["gui_busy"] / max(r["repaints_per_s"]["snapshot"], 0.1)
