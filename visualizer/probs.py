@@ -77,9 +77,16 @@ class ProbsPanel(QWidget):
 
     def set_classes(self, names) -> None:
         self.class_names = list(names)
-        ticks = [[(k, short_name(n)) for k, n in enumerate(self.class_names)]]
+        labels = [short_name(n) for n in self.class_names]
+        long = max(len(t) for t in labels) > 2
+        if long:  # every other name a line lower, and room for the outer ones
+            labels = [t if k % 2 == 0 else "\n" + t for k, t in enumerate(labels)]
+        ticks = [[(k, t) for k, t in enumerate(labels)]]
+        margin = 0.9 if long else 0.6
         for plot in (self.prob_plot, self.logit_plot):
             plot.getAxis("bottom").setTicks(ticks)
+            plot.getAxis("bottom").setHeight(34 if long else None)
+            plot.setXRange(-margin, CLASSES - 1 + margin, padding=0)
 
     def set_output(self, logits, probs, label: int | None) -> None:
         """logits, probs: (10,) for the probe digit; label: its true class or None."""
