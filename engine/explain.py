@@ -292,9 +292,15 @@ def _probs(model, trace, name, index, n, params):
 def _loss(model, trace, name, index, n, params):
     c = int(trace["labels"][n])
     p = float(trace["probs"][n, c])
-    value = float(-np.log(np.float64(p)))
+    line = f"L = -log(out[{c}]) = -log({fmt(p)}) = "
+    if p > 0:
+        value = float(-np.log(np.float64(p)))
+    else:  # out[label] underflowed to 0 (a diverging network): the same L from the logits
+        t = trace["logits"][n].astype(np.float64)
+        value = float(np.log(np.exp(t - t.max()).sum()) - (t[c] - t.max()))
+        line = f"L = -log(out[{c}]), out[{c}] underflowed to 0; from the logits: L = "
     return Explanation("loss", (), "loss", "L = -log(out[label])",
-                       (f"label = {c}", f"L = -log(out[{c}]) = -log({fmt(p)}) = {fmt(value)}"),
+                       (f"label = {c}", line + fmt(value)),
                        value, float(trace["loss"][n]), (p,),
                        sources=(("probs", (c,)),))
 
@@ -305,8 +311,9 @@ def _softmax_grad(model, trace, name, index, n, params):
     c = int(trace["labels"][n])
     out = trace["probs"][n].astype(np.float64)
     oc, ok = out[c], out[k]
+    oc_safe = max(oc, float(np.finfo(np.float32).tiny))  # as the trace: never -1/0
     if name == "dL_dout":
-        value = -1.0 / oc if k == c else 0.0
+        value = -1.0 / oc_safe if k == c else 0.0
         lines = ((f"k = label {c}: dL/dout[{c}] = -1 / out[{c}] = -1 / {fmt(oc)} = {fmt(value)}",)
                  if k == c else (f"k = {k} is not the label {c}: L = -log(out[{c}]) does not "
                                  f"depend on out[{k}], so dL/dout[{k}] = 0",))
@@ -323,7 +330,7 @@ def _softmax_grad(model, trace, name, index, n, params):
                            "if k = c, else -out[c] out[k]", lines, value,
                            float(trace[name][n, k]), (oc, ok),
                            sources=(("probs", (c,)), ("probs", (k,))))
-    d_out = -1.0 / oc
+    d_out = -1.0 / oc_safe
     dodt = oc * (1 - oc) if k == c else -oc * ok
     value = d_out * dodt
     lines = (f"dL/dout[{c}] * dout[{c}]/dt[{k}] = {fmt(d_out)} * {fmt(dodt)} = {fmt(value)}",

@@ -179,7 +179,9 @@ class Model:
             n = len(labels)
             p_label = probs[np.arange(n), labels]
             d_out = np.zeros_like(probs)
-            d_out[np.arange(n), labels] = -1.0 / p_label  # dL/dout: only the label entry
+            # dL/dout: only the label entry (a probability that underflowed to 0 shows as
+            # the largest float, not as -inf)
+            d_out[np.arange(n), labels] = -1.0 / np.maximum(p_label, np.finfo(p_label.dtype).tiny)
             trace["labels"] = np.array(labels)
             trace["loss"] = np.array(losses)
             trace["dL_dout"] = d_out

@@ -145,6 +145,46 @@ def test_cli_divergence_on_resume_keeps_the_saved_model(capsys, tmp_path):
 
 
 
+
+def test_a_probability_that_underflows_is_shown_finite():
+    from engine.explain import explain
+    from engine.model import prepare_input
+    from visualizer.cell_grid import colorize
+    model = Model(build_config("seed"), 0)
+    model.params()["dense1.W"][...] *= 300_000  # logits far apart, as near a divergence
+    data = load_mini()
+    x = prepare_input(data.x_test[:1])
+    label = int(np.argmin(model.forward(x)[0]))  # the least likely class: out[label] == 0
+    trace: dict = {}
+    with np.errstate(all="ignore"):
+        model.loss_and_grads(x, np.array([label]), trace)
+    assert trace["probs"][0, label] == 0 and np.isfinite(trace["loss"]).all()
+    assert np.isfinite(trace["dL_dout"]).all()  # not -1 / 0
+    for key, index in (("loss", ()), ("dL_dout", (label,)), ("dL_dt", (label,))):
+        e = explain(model, trace, key, index)  # warnings are errors here: none is raised
+        assert np.isfinite(e.value), key
+    assert explain(model, trace, "loss").value == pytest.approx(float(trace["loss"][0]))
+    lut = np.zeros((256, 4), np.uint8)
+    lut[:, 0] = np.arange(256)
+    rgba = colorize(np.array([[-np.inf, -1.0, 1.0, np.inf, np.nan]]), lut, -np.inf, np.inf)
+    assert list(rgba[0, :4, 0]) == [0, 0, 255, 255] and rgba[0, 4, 3] == 0  # NaN transparent
+
+
+def test_the_timeline_shows_nothing_of_a_run_it_is_not_configured_for(qtbot):
+    from engine.timeline import Timeline
+    from visualizer.timeline_panel import TimelinePanel
+    data = load_mini()
+    timeline = Timeline(every=1)
+    panel = TimelinePanel(timeline)
+    qtbot.addWidget(panel)
+    panel.set_config(build_config("seed"))
+    trainer = Trainer(Model(build_config("deep"), 0), data.x_train[:20], data.y_train[:20])
+    timeline.start(trainer)  # a Reset to another network, before its set_config arrives
+    with qtbot.assertNotEmitted(panel.scrubbed):
+        assert panel.show_step(0) is None
+    panel.set_config(build_config("deep"))
+    assert panel.show_step(0).step == 0
+
 # ---- long steps stay interruptible ----------------------------------------------------------
 def test_a_large_batch_runs_in_chunks_and_can_be_given_up():
     data = load_mini()

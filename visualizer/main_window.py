@@ -311,7 +311,7 @@ class MainWindow(QMainWindow):
         """Paint a past moment from the Timeline (pausing training), or None: live."""
         if snapshot is not None and self.running:
             self.worker.submit("pause")
-        self.moment = snapshot
+        self.moment = None if snapshot is None else finite_snapshot(snapshot)
         self._force_repaint()
 
     def _resume(self, step: int, lr: float) -> None:

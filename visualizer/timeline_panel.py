@@ -217,9 +217,15 @@ class TimelinePanel(QWidget):
         else:
             self.show_step(self.steps[value])
 
-    def show_step(self, step: int) -> Snapshot:
-        """Show the kept moment at or before ``step`` and emit it as a Snapshot."""
+    def show_step(self, step: int) -> Snapshot | None:
+        """Show the kept moment at or before ``step`` and emit it as a Snapshot (None, and
+        nothing shown, while the timeline already holds a new architecture's run whose
+        ``set_config`` has not arrived yet)."""
         state = self.timeline.state_at(step)
+        own, params = self._model and self._model.params(), state["params"]
+        if own and (set(own) != set(params) or any(own[k].shape != params[k].shape
+                                                   for k in own)):
+            return None
         meta = state["meta"]
         self.chosen = int(meta["step"])
         self.slider.blockSignals(True)
@@ -244,7 +250,8 @@ class TimelinePanel(QWidget):
             return None
         self._model.set_params(params)
         trace: dict = {}
-        self._model.loss_and_grads(self.probe[0], self.probe[1], trace)
+        with np.errstate(all="ignore"):  # weights near a divergence: the window cleans them
+            self._model.loss_and_grads(self.probe[0], self.probe[1], trace)
         return trace
 
     def _describe(self, *_) -> None:
