@@ -367,6 +367,24 @@ def test_an_image_that_is_not_an_image_is_refused(qtbot, window, tmp_path):
                                probe_before / 255 - 0.5, atol=1e-6)
 
 
+
+@pytest.mark.parametrize("make, argv", [
+    (lambda d: bad_folder(d), lambda d: ["train", "--data", str(d / "not-mnist")]),
+    (lambda d: bad_folder(d), lambda d: ["eval", "--model", str(d / "m.npz"), "--data",
+                                         str(d / "not-mnist")]),
+    (lambda d: (d / "m.npz").write_bytes(b"PK\x03\x04 truncated"),
+     lambda d: ["train", "--resume", str(d / "m.npz")]),
+    (lambda d: (d / "m.npz").write_text("weights"),
+     lambda d: ["predict", "--model", str(d / "m.npz"), str(d / "m.npz")]),
+    (lambda d: None, lambda d: ["eval", "--model", str(d / "missing.npz")]),
+])
+def test_cli_bad_files_exit_1_with_one_line(capsys, tmp_path, make, argv):
+    save_model(tmp_path / "m.npz", Model(build_config("seed"), 0))
+    make(tmp_path)
+    assert cli_run(argv(tmp_path)) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and one_line(err) and "Traceback" not in err
+
 # ---- limits on inputs -----------------------------------------------------------------------
 @pytest.mark.parametrize("name, typed, kept, words", [
     ("lr_spin", "20", 0.01, "Learning rate goes from 1e-05 to 10"),
@@ -402,7 +420,7 @@ def test_limits_follow_the_training_set_and_accept_the_extremes(qtbot, window):
 
 
 @pytest.mark.parametrize("argv", [
-    ["evaluate", "--model", "m.npz", "--test-size", "0"],
+    ["eval", "--model", "m.npz", "--test-size", "0"],
     ["gradcheck", "--samples", "0"], ["gradcheck", "--samples", "101"],
     ["gradcheck", "--filters", "65"], ["gradcheck", "--seed", "-1"],
     ["screenshot", "--out", "x.png", "--size", "10x10"],
@@ -412,7 +430,8 @@ def test_limits_follow_the_training_set_and_accept_the_extremes(qtbot, window):
 def test_cli_options_out_of_range_exit_2_with_the_reason(capsys, argv):
     assert cli_run(argv) == 2
     out, err = capsys.readouterr()
-    assert out == "" and "error:" in err.strip().splitlines()[-1]
+    last = err.strip().splitlines()[-1]
+    assert out == "" and "error:" in last and argv[-2] in last  # names the option
 
 
 # ---- shutdown in the middle of every kind of work -------------------------------------------
