@@ -13,17 +13,21 @@ class SGD:
         self.velocity: dict[str, np.ndarray] = {}
 
     def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        for key, w in params.items():
-            g = grads[key]
-            if self.momentum:
+        self.update([(key, w, grads[key]) for key, w in params.items()])
+
+    def update(self, weights: list) -> None:
+        """The step on (key, weight, gradient) triples, e.g. ("dense1.W", W, dW)."""
+        lr, momentum = self.lr, self.momentum
+        for key, w, g in weights:
+            if momentum:
                 v = self.velocity.get(key)
                 if v is None:
                     v = self.velocity[key] = np.zeros_like(w)
-                v *= self.momentum
-                v -= self.lr * g
+                v *= momentum
+                v -= lr * g
                 w += v
             else:
-                w -= w.dtype.type(self.lr) * g
+                w -= w.dtype.type(lr) * g
 
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.velocity.items()}

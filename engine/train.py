@@ -24,6 +24,8 @@ LOSS_LIMIT = 1000.0
 # bounded and ``Trainer.should_stop`` is asked between chunks (~0.1-0.4 s each on 2 cores).
 CHUNK_MACS = 1e8
 
+_sum = np.add.reduce  # what ndarray.sum() runs, without its Python-level wrapper
+
 
 class DivergenceError(RuntimeError):
     """The loss exploded (above LOSS_LIMIT) or a loss or gradient stopped being finite; the
@@ -146,6 +148,7 @@ class Trainer:
         self.samples_seen = 0
         self._new_epoch()
         self._last_snapshot = -math.inf
+        self._slots_model = None  # the model _weight_slots was built for
 
     # ---- hyperparameters ---------------------------------------------------------------
     @property
@@ -195,15 +198,21 @@ class Trainer:
             raise DivergenceError(
                 f"the network overflowed at step {self.step_count + 1} (learning rate "
                 f"{self.lr:g}); try a lower learning rate") from e
-        loss_sum = float(losses.sum())
-        grads = self.model.grads()
+        loss_sum = float(_sum(losses))
+        slots = self._weight_slots()
+        weights = [(key, params[k], grads[k]) for key, params, grads, k in slots]
+        # one finite check over every gradient: a sum of finite float32 sums stays finite as a
+        # Python float, and an inf or nan in any of them carries through to the total
+        grad_total = 0.0
+        for _, _, g in weights:
+            grad_total += float(_sum(g, axis=None))
         exploded = not (math.isfinite(loss_sum) and loss_sum <= LOSS_LIMIT * len(idx))
-        if exploded or not all(math.isfinite(float(g.sum())) for g in grads.values()):
+        if exploded or not math.isfinite(grad_total):
             raise DivergenceError(
                 f"the loss became {loss_sum / len(idx):.4g} at step {self.step_count + 1} "
                 f"(learning rate {self.lr:g}); try a lower learning rate")
-        self.optimizer.step(self.model.params(), grads)
-        correct = int((probs.argmax(axis=1) == labels).sum())
+        self.optimizer.update(weights)
+        correct = int(np.count_nonzero(np.equal(probs.argmax(axis=1), labels)))
         self.step_count += 1
         self.cursor += len(idx)
         self.samples_seen += len(idx)
@@ -224,6 +233,16 @@ class Trainer:
         if self.cursor >= len(self.order):
             self.end_epoch()
         return report
+
+    def _weight_slots(self) -> list:
+        """(key, layer.params, layer.grads, name) for every weight of the model, e.g.
+        ("conv1.W", conv1.params, conv1.grads, "W"): built once per model, so a step does not
+        rebuild the params()/grads() dicts (the arrays themselves are looked up every step)."""
+        if self._slots_model is not self.model:
+            self._slots = [(f"{layer.name}.{k}", layer.params, layer.grads, k)
+                           for layer in self.model.layers for k in layer.params]
+            self._slots_model = self.model
+        return self._slots
 
     def _chunked_loss_and_grads(self, x, labels, rng_state):
         """loss_and_grads of a large batch, chunk by chunk: the same mean gradient (left in
