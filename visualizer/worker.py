@@ -36,6 +36,10 @@ from .model_files import restore_position, saved_run_of
 EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
 EVAL_INTERVAL = 2.0  # seconds between two test evaluations within an epoch, at least
 EVAL_SHARE = 0.02  # and at most this share of the training time
+# the Timeline keeps about this many training states (at most TIMELINE_MAX_BYTES): the seed
+# net at batch 1 fills it within its first two epochs, and memory stays flat from then on
+TIMELINE_STATES = 128
+TIMELINE_MAX_BYTES = 64 * 2**20
 # commands that abandon a long step (or evaluation) between two of its chunks
 URGENT = frozenset({"stop", "pause", "toggle", "reset", "load", "resume"})
 
@@ -408,6 +412,8 @@ class TrainWorker(QObject):
         self._reset_buffer()
         self._apply_probe()
         x_test, y_test = _read_only(data.x_test), _read_only(data.y_test)
+        weights = sum(w.nbytes for w in model.params().values())
+        self.timeline.max_bytes = min(TIMELINE_MAX_BYTES, max(2**21, TIMELINE_STATES * weights))
         self.timeline.start(trainer)
         self.run_started.emit(RunInfo(settings, config, data.name, list(data.class_names),
                                       len(data.x_train), x_test, y_test))
