@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import os
 import random
+import traceback
 
 import numpy as np
 import pytest
@@ -334,7 +335,7 @@ def test_random_actions_leave_the_app_working(qtbot, tmp_path, monkeypatch, file
                             timeout=TIMEOUT)
             assert np.isfinite(window.latest.params["dense1.W"]).all()
         assert not exceptions, "\n".join(
-            "".join(__import__("traceback").format_exception(*e)) for e in exceptions)
+            "".join(traceback.format_exception(*e)) for e in exceptions)
     finally:
         window.close()
         window.deleteLater()
