@@ -326,6 +326,8 @@ class MainWindow(QMainWindow):
         curves restart there (the Timeline shows both runs) and the live state is shown."""
         self.loss_panel.clear()
         self.accuracy_panel.clear()
+        for stale in ("samples", "train", "epoch_progress"):  # back with the next step
+            self.status.values.pop(stale, None)
         self.status.set_values(step=step)
         self._show_moment(None)
 
