@@ -23,7 +23,8 @@ def test_engine_sources_import_no_gui():
 
 def test_importing_engine_loads_no_gui_module():
     code = ("import sys, engine, pkgutil, importlib\n"
-            "for m in pkgutil.iter_modules(engine.__path__): importlib.import_module('engine.'+m.name)\n"
+            "for m in pkgutil.iter_modules(engine.__path__):\n"
+            "    importlib.import_module('engine.' + m.name)\n"
             f"bad = [m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}]\n"
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ENGINE.parent,
