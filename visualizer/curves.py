@@ -18,12 +18,30 @@ from .theme import Theme
 
 LOSS_WINDOW = 50.0  # samples the smoothed loss averages over (light smoothing)
 ACC_WINDOW = 500.0  # samples the running train accuracy averages over
+SMOOTH = ("smooth", "running")  # smoothed curves: downsampled by their mean, not min and max
 
 
 def faint(color: str, alpha: int = 110) -> QColor:
     c = QColor(color)
     c.setAlpha(alpha)
     return c
+
+
+def label_once(axis: pg.AxisItem) -> None:
+    """Make ``axis`` lay out its label again only when the label's text changes (pyqtgraph
+    re-sets its HTML at every range change, which following the run makes every refresh)."""
+    shown = [None]
+
+    def update_label() -> None:
+        text = axis.labelString()
+        if text != shown[0]:
+            shown[0] = text
+            axis.label.setHtml(text)
+            axis._adjustSize()
+        axis.picture = None  # the ticks changed with the range
+        axis.update()
+
+    axis._updateLabel = update_label
 
 
 class _CurvePanel(QWidget):
@@ -36,6 +54,8 @@ class _CurvePanel(QWidget):
         self.plot.setLabel("bottom", "samples seen")
         self.plot.setLabel("left", y_label)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
+        for name in ("left", "bottom"):
+            label_once(self.plot.getAxis(name))
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
         self.plot.getViewBox().sigRangeChangedManually.connect(self._on_manual_range)
         self.follow = True
@@ -48,6 +68,7 @@ class _CurvePanel(QWidget):
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.histories: dict[str, History] = {}
         self._dirty = False
+        self._pushed: dict[str, tuple] = {}  # curve -> state of its history last pushed
         self._theme: Theme | None = None
 
     def _add(self, key: str, name: str, capacity: int = 8192, **style):
@@ -62,6 +83,7 @@ class _CurvePanel(QWidget):
             h.clear()
         for item in self.curves.values():
             item.setData([], [])
+        self._pushed.clear()
         self._dirty = False
         self.redraw()
 
@@ -79,14 +101,30 @@ class _CurvePanel(QWidget):
             h = self.histories[key]
             # about two points per pixel column, each bin's min and max (pyqtgraph's own
             # automatic downsampling and clip-to-view would cost a second repaint per frame)
-            item.setDownsampling(ds=max(1, int(len(h) / width)), auto=False, method="peak")
+            # (a smoothed curve: one mean per pixel column, half the segments to draw)
+            ds = max(1, int(len(h) / width))
+            method = "mean" if key in SMOOTH else "peak"
+            state = (len(h), h.stride, h.x[-1] if len(h) else None, ds)
+            if self._pushed.get(key) == state:
+                continue  # unchanged (epoch and test points come rarely): no new path
+            self._pushed[key] = state
+            item.setDownsampling(ds=ds, auto=False, method=method)  # no-op when unchanged
             item.setData(h.x, h.y)
         if vb.autoRangeEnabled()[0]:
             self.follow = True
+        x_range = None
         if self.follow:
             ends = [h.x[-1] for h in self.histories.values() if len(h)]
-            self.plot.setXRange(0, max(ends, default=1.0) or 1.0, padding=0.02)
+            end = max(ends, default=1.0) or 1.0
+            x_range = (-0.02 * end, 1.02 * end)
+        y_range = self._y_range()
+        if x_range or y_range:  # one call: the axes are laid out once
+            self.plot.setRange(xRange=x_range, yRange=y_range, padding=0)
         self.redraw()
+
+    def _y_range(self) -> tuple[float, float] | None:
+        """The y range to show now, or None to leave it."""
+        return None
 
     def redraw(self, *_) -> None:
         self.plot_widget.viewport().update()
@@ -158,16 +196,11 @@ class LossPanel(_CurvePanel):
         self.histories["test"].extend([samples], [test_loss])
         self._dirty = True
 
-    def refresh(self) -> None:
-        """As the base, but the y range follows the smoothed and test curves (raw spikes of
-        single samples would otherwise flatten everything)."""
-        dirty = self._dirty
-        super().refresh()
-        if not dirty:
-            return
+    def _y_range(self) -> tuple[float, float] | None:
+        """The y range follows the smoothed and test curves (raw spikes of single samples
+        would otherwise flatten everything)."""
         tops = [h.y.max() for k, h in self.histories.items() if k != "raw" and len(h)]
-        if tops:
-            self.plot.setYRange(0, max(0.1, max(tops) * 1.15), padding=0)
+        return (0, max(0.1, max(tops) * 1.15)) if tops else None
 
     def _style(self, theme: Theme) -> None:
         raw = QColor(theme.curve)

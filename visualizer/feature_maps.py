@@ -35,13 +35,22 @@ def map_layers(trace: dict) -> list[str]:
     return shown
 
 
-def dim_overlay(mask: np.ndarray, color: str, alpha: int = DIM_ALPHA) -> np.ndarray:
-    """mask (H, W, C) bool, True at winners -> RGBA (C, H, W, 4) dimming the losers."""
+def colour_maps(maps: np.ndarray, peak: float, lut: np.ndarray) -> np.ndarray:
+    """maps (C, H, W) float -> RGBA uint8 (C, H, W, 4) through ``lut`` (256, 4) uint8 over
+    -peak..peak (as an ImageItem with these levels would colour them)."""
+    index = np.clip((maps + peak) * np.float32(128 / peak), 0, 255).astype(np.uint8)
+    return lut[index]
+
+
+def dim_losers(rgba: np.ndarray, mask: np.ndarray, color: str,
+               alpha: int = DIM_ALPHA) -> None:
+    """Blend ``color`` with opacity alpha/255 over the pixels of rgba (C, H, W, 4) where
+    mask (H, W, C) is False (those that lost their pooling window), in place."""
     c = QColor(color)
-    rgba = np.zeros((mask.shape[2], mask.shape[0], mask.shape[1], 4), np.uint8)
-    rgba[..., :3] = (c.red(), c.green(), c.blue())
-    rgba[..., 3] = np.where(mask.transpose(2, 0, 1), 0, alpha)
-    return rgba
+    a = alpha / 255
+    rgb = rgba[..., :3]
+    dimmed = rgb * np.float32(1 - a) + np.array([c.red(), c.green(), c.blue()], np.float32) * a
+    np.copyto(rgb, (dimmed + 0.5).astype(np.uint8), where=~mask.transpose(2, 0, 1)[..., None])
 
 
 class FeatureMapsPanel(QWidget):
@@ -74,6 +83,7 @@ class FeatureMapsPanel(QWidget):
         self.trace: dict | None = None
         self._signature = None
         self._theme: Theme | None = None
+        self._lut = np.zeros((256, 4), np.uint8)  # the diverging colour map, RGBA
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
 
     def set_architecture(self, config: dict) -> None:
@@ -128,13 +138,13 @@ class FeatureMapsPanel(QWidget):
                 peak = max(float(np.abs(finite).max()), 1e-6)
             h, w, c = maps.shape
             section.title.setText(self._title(name, c, h, w, peak))
-            section.set_maps(maps.transpose(2, 0, 1), (-peak, peak))
+            # coloured here, winners and losers in one image: one item to draw, not two
+            rgba = colour_maps(maps.transpose(2, 0, 1), peak, self._lut)
             pool = self._pool_after(name)
             mask = trace.get(f"{pool}.mask") if pool else None
             if mask is not None and self.masks_box.isChecked() and self._theme is not None:
-                section.set_overlay(dim_overlay(mask[0], self._theme.plot_bg))
-            else:
-                section.set_overlay(None)
+                dim_losers(rgba, mask[0], self._theme.plot_bg)
+            section.set_rgba(rgba, maps.transpose(2, 0, 1))
 
     def _pool_after(self, name: str) -> str | None:
         i = self.names.index(name)
@@ -185,7 +195,5 @@ class FeatureMapsPanel(QWidget):
         self._theme = theme
         self.graphics.setBackground(theme.plot_bg)
         self.view.set_colors(theme.text, theme.muted)
-        lut = colormap(theme.diverging).getLookupTable(0.0, 1.0, 256)
-        for section in self.view.sections:
-            section.image.setLookupTable(lut)
+        self._lut = colormap(theme.diverging).getLookupTable(0.0, 1.0, 256, alpha=True)
         self._draw()

@@ -71,7 +71,7 @@ class Section:
         self.lead = self.top = 0  # label bands above every row / above the first row
         self.every_row = True
         self.x0 = self.y0 = 0.0
-        self._maps = self._overlay = self._levels = None
+        self._maps = self._overlay = self._levels = self._rgba = None
         for item in (self.image, self.title):
             view.addItem(item)
 
@@ -107,7 +107,7 @@ class Section:
             item.setFont(_font(7))
             self.view.addItem(item)
             self.labels.append(item)
-        self._maps = self._overlay = None
+        self._maps = self._overlay = self._rgba = None
         self.view.apply_colors()
 
     @property
@@ -117,10 +117,17 @@ class Section:
 
     def set_maps(self, maps: np.ndarray, levels) -> None:
         """maps (n, h, w) float -> the mosaic, coloured between ``levels`` = (low, high)."""
-        self._maps, self._levels = maps, levels
+        self._maps, self._levels, self._rgba = maps, levels, None
         mosaic = tile(np.asarray(maps, np.float32), self.cols, self.factor, lead=self.lead,
                       top=self.top)
         self.image.setImage(mosaic, autoLevels=False, levels=levels)
+
+    def set_rgba(self, rgba: np.ndarray, maps: np.ndarray | None = None) -> None:
+        """rgba: uint8 (n, h, w, 4), maps already coloured (one image to draw, cheaper than
+        maps and an overlay); ``maps`` (n, h, w) is what ``last_maps`` returns."""
+        self._maps, self._rgba = maps, rgba
+        mosaic = tile(rgba, self.cols, self.factor, fill=0, lead=self.lead, top=self.top)
+        self.image.setImage(mosaic, autoLevels=False, levels=(0, 255))
 
     def set_overlay(self, rgba: np.ndarray | None) -> None:
         """rgba: uint8 (n, h, w, 4) drawn over the maps, or None to hide it."""
@@ -141,7 +148,9 @@ class Section:
 
     def redraw(self) -> None:
         """Tile the last maps again (after the layout changed)."""
-        if self._maps is not None and self._maps.shape[0] == self.shape[0]:
+        if self._rgba is not None and self._rgba.shape[0] == self.shape[0]:
+            self.set_rgba(self._rgba, self._maps)
+        elif self._maps is not None and self._maps.shape[0] == self.shape[0]:
             self.set_maps(self._maps, self._levels)
         if self._overlay is not None:
             self.set_overlay(self._overlay)

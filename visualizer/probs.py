@@ -5,7 +5,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor, QFont
-from PyQt5.QtWidgets import QGraphicsView, QLabel, QVBoxLayout, QWidget
+from PyQt5.QtWidgets import QGraphicsView, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from .theme import Theme
 
@@ -18,14 +18,32 @@ def short_name(name: str, limit: int = 7) -> str:
     return word[:limit]
 
 
+class Holder(QWidget):
+    """One child widget filling this one, of fixed height: the child's size hints (a label
+    whose text changes at every repaint) then never make the window lay out its docks again."""
+
+    def __init__(self, child: QWidget, parent=None):
+        super().__init__(parent)
+        self.child = child
+        child.setParent(self)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        self.setFixedHeight(child.sizeHint().height())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.child.setGeometry(self.rect())
+        super().resizeEvent(event)
+
+
 class ProbsPanel(QWidget):
     """``set_classes(names)`` after a Reset, ``set_output(logits, probs, label)`` per repaint."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.headline = QLabel("—")
+        self.headline = QLabel(_headline("0", 1.0))
         self.headline.setObjectName("headline")
         self.headline.setTextFormat(Qt.RichText)
+        headline_box = Holder(self.headline)
+        self.headline.setText("—")
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.ci.setContentsMargins(2, 2, 6, 2)
         # repaint once per update (pyqtgraph alone repaints changed bars twice)
@@ -65,13 +83,14 @@ class ProbsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 4, 2, 2)
         layout.setSpacing(2)
-        layout.addWidget(self.headline)
+        layout.addWidget(headline_box)
         layout.addWidget(self.graphics, 1)
         layout.addWidget(self.hover_label)
         self.class_names = [str(k) for k in range(CLASSES)]
         self.logits = self.probs = None
         self.label: int | None = None
         self._theme: Theme | None = None
+        self._span = 0.0  # the logit plot's half range: grows at once, shrinks below 70%
         self.set_classes(self.class_names)
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
 
@@ -112,7 +131,9 @@ class ProbsPanel(QWidget):
         self.prob_bars.setOpts(height=probs, brushes=brushes, pens=[pg.mkPen(None)] * CLASSES)
         self.logit_bars.setOpts(height=logits, brushes=brushes, pens=[pg.mkPen(None)] * CLASSES)
         span = max(1.0, float(np.abs(logits).max()) * 1.1)
-        self.logit_plot.setYRange(-span, span, padding=0)
+        if not 0.7 * self._span <= span <= self._span:  # a new range redraws the axis
+            self._span = span
+            self.logit_plot.setYRange(-span, span, padding=0)
         for k, item in enumerate(self.value_labels):
             text = f"{probs[k]:.0%}" if probs[k] >= 0.005 else ""
             inside = probs[k] > 0.6  # tall bars carry their label inside, below the top
@@ -129,8 +150,7 @@ class ProbsPanel(QWidget):
             color = theme.good if ok else theme.bad
             mark = "✓ right" if ok else f"✗ true class {self.class_names[label]}"
             verdict = f"&nbsp;&nbsp;<span style='color:{color}'>{mark}</span>"
-        self.headline.setText(f"<span style='font-size:15pt; font-weight:600'>{name}</span>"
-                              f"&nbsp;&nbsp;{probs[pred]:.1%} sure{verdict}")
+        self.headline.setText(_headline(name, probs[pred], verdict))
         self.graphics.viewport().update()
 
     def _on_mouse(self, pos) -> None:
@@ -159,3 +179,8 @@ class ProbsPanel(QWidget):
             item.setColor(theme.text)
             item.shown = None
         self._draw()
+
+
+def _headline(name: str, p: float, verdict: str = "") -> str:
+    return (f"<span style='font-size:15pt; font-weight:600'>{name}</span>"
+            f"&nbsp;&nbsp;{p:.1%} sure{verdict}")
