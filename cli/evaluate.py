@@ -43,7 +43,6 @@ def load_test_split(spec: str):
 
 def run(args) -> int:
     from engine.checkpoint import load_model
-
     from engine.metrics import confusion_matrix, per_class_accuracy
     from engine.train import evaluate
 
