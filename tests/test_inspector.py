@@ -270,6 +270,22 @@ def test_resuming_from_the_timeline_tab_replays_the_losses_or_forks(window, run_
     assert len(branches) == 2 and "0.01" in branches[-1].label
 
 
+def test_a_timeline_moment_is_marked_on_the_curves_and_in_the_status_bar(window, run_steps):
+    window.worker.timeline.every = 10
+    run_steps(window, 30)
+    panel = window.timeline_panel
+    panel.refresh()
+    panel.show_step(10)
+    batch = window.controls.hyper().batch_size
+    for curves in (window.loss_panel, window.accuracy_panel):
+        assert curves.marker.isVisible() and curves.marker.value() == 10 * batch
+    state = window.status.labels["state"].text()
+    assert "step 10" in state and "Timeline" in state
+    panel.go_live()
+    assert not window.loss_panel.marker.isVisible()
+    assert "Timeline" not in window.status.labels["state"].text()
+
+
 def test_the_inspector_opens_in_its_own_window_and_goes_back(window, qtbot):
     ins = window.inspector
     ins.window_button.click()

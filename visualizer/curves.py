@@ -19,6 +19,17 @@ from .theme import Theme
 LOSS_WINDOW = 50.0  # samples the smoothed loss averages over (light smoothing)
 ACC_WINDOW = 500.0  # samples the running train accuracy averages over
 SMOOTH = ("smooth", "running")  # smoothed curves: downsampled by their mean, not min and max
+NICE = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def nice_end(x: float) -> float:
+    """The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten)
+    at or above x: the followed x axis grows in steps of at most 25%, so its ticks are laid
+    out again a few times per decade of samples, not at every refresh."""
+    if x <= 1.0:
+        return 1.0
+    scale = 10.0 ** np.floor(np.log10(x))
+    return next(scale * n for n in NICE if scale * n >= x * (1 - 1e-9))
 
 
 def faint(color: str, alpha: int = 110) -> QColor:
@@ -67,8 +78,14 @@ class _CurvePanel(QWidget):
         layout.addWidget(self.plot_widget)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.histories: dict[str, History] = {}
+        # the Timeline moment shown in the other panels (hidden while they show the live run)
+        self.marker = pg.InfiniteLine(angle=90, movable=False)
+        self.marker.setZValue(10)
+        self.marker.hide()
+        self.plot.addItem(self.marker, ignoreBounds=True)
         self._dirty = False
         self._pushed: dict[str, tuple] = {}  # curve -> state of its history last pushed
+        self._shown: tuple | None = None  # (x_range, y_range) last set
         self._theme: Theme | None = None
 
     def _add(self, key: str, name: str, capacity: int = 8192, **style):
@@ -84,6 +101,7 @@ class _CurvePanel(QWidget):
         for item in self.curves.values():
             item.setData([], [])
         self._pushed.clear()
+        self._shown = None
         self._dirty = False
         self.redraw()
 
@@ -110,15 +128,16 @@ class _CurvePanel(QWidget):
             self._pushed[key] = state
             item.setDownsampling(ds=ds, auto=False, method=method)  # no-op when unchanged
             item.setData(h.x, h.y)
-        if vb.autoRangeEnabled()[0]:
-            self.follow = True
+        if vb.autoRangeEnabled()[0]:  # the "A" button: follow the run again
+            self.follow, self._shown = True, None
         x_range = None
         if self.follow:
             ends = [h.x[-1] for h in self.histories.values() if len(h)]
-            end = max(ends, default=1.0) or 1.0
+            end = nice_end(float(max(ends, default=1.0)))
             x_range = (-0.02 * end, 1.02 * end)
         y_range = self._y_range()
-        if x_range or y_range:  # one call: the axes are laid out once
+        if (x_range or y_range) and (x_range, y_range) != self._shown:
+            self._shown = (x_range, y_range)  # one call: the axes are laid out once
             self.plot.setRange(xRange=x_range, yRange=y_range, padding=0)
         self.redraw()
 
@@ -129,8 +148,17 @@ class _CurvePanel(QWidget):
     def redraw(self, *_) -> None:
         self.plot_widget.viewport().update()
 
+    def set_marker(self, samples: float | None) -> None:
+        """Mark the moment ``samples`` (samples seen) on the curves, or None: no mark."""
+        if samples is None:
+            self.marker.hide()
+        else:
+            self.marker.setValue(samples)
+            self.marker.show()
+        self.redraw()
+
     def _on_manual_range(self, *_) -> None:
-        self.follow = False
+        self.follow, self._shown = False, None
 
     def point_count(self) -> int:
         return sum(len(h) for h in self.histories.values())
@@ -138,6 +166,7 @@ class _CurvePanel(QWidget):
     def apply_theme(self, theme: Theme) -> None:
         self._theme = theme
         self.plot_widget.setBackground(theme.plot_bg)
+        self.marker.setPen(pg.mkPen(theme.text, width=1, style=Qt.DashLine))
         for name in ("left", "bottom"):
             axis = self.plot.getAxis(name)
             axis.setPen(pg.mkPen(theme.muted))

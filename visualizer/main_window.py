@@ -293,7 +293,11 @@ class MainWindow(QMainWindow):
         if running:
             self.timeline_panel.go_live()
         self.controls.set_running(running)
-        self.status.values["state"] = "training" if running else "paused"
+        state = "training" if running else "paused"
+        if self._live_state is not None:  # a Timeline moment is shown: its text stays
+            self._live_state = state
+        else:
+            self.status.values["state"] = state
         if not running:
             self.status.values["rate"] = 0
         self._status_dirty = True
@@ -312,7 +316,25 @@ class MainWindow(QMainWindow):
         if snapshot is not None and self.running:
             self.worker.submit("pause")
         self.moment = None if snapshot is None else finite_snapshot(snapshot)
+        samples = None if snapshot is None else self._samples_at(snapshot.step)
+        for panel in (self.loss_panel, self.accuracy_panel):
+            panel.set_marker(samples)
+        if snapshot is not None:  # every panel but the curves shows that moment: say so
+            if self._live_state is None:
+                self._live_state = self.status.values.get("state", "")
+            self.status.set_values(state=f"showing step {snapshot.step:,} from the Timeline")
+        elif self._live_state is not None:
+            self.status.set_values(state=self._live_state)
+            self._live_state = None
         self._force_repaint()
+
+    _live_state: str | None = None  # the status bar's state while a moment is shown
+
+    def _samples_at(self, step: int) -> int | None:
+        try:
+            return int(self.timeline_panel.timeline.state_at(step)["meta"]["samples_seen"])
+        except (LookupError, ValueError):
+            return None
 
     def _resume(self, step: int, lr: float) -> None:
         """Continue from the Timeline's snapshot at ``step`` with learning rate ``lr``."""
