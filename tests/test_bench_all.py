@@ -101,3 +101,12 @@ def test_only_the_named_section_changes():
     text = ("a\n<!-- x: begin -->\nold x\n<!-- x: end -->\nb\n"
             "<!-- y: begin -->\nold y\n<!-- y: end -->\nc\n")
     assert replace_section(text, "y", ["new y"]) == text.replace("old y", "new y")
+
+
+def test_memory_growth_compares_the_halves_after_epoch_1():
+    from bench.memory import growth_between_halves
+
+    swinging = [140.0, 160.0, 141.0, 162.0, 145.0, 161.0, 162.5, 140.5, 162.0]
+    leaking = [140.0 + 3 * k for k in range(9)]
+    assert growth_between_halves(swinging) == pytest.approx(0.5)
+    assert growth_between_halves(leaking) == pytest.approx(12.0)
