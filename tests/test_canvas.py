@@ -7,9 +7,9 @@ import pytest
 from PyQt5.QtCore import QEvent, QObject, QPointF, Qt, pyqtSignal
 from PyQt5.QtGui import QMouseEvent
 from PyQt5.QtTest import QTest
-from PyQt5.QtWidgets import QApplication
+from PyQt5.QtWidgets import QApplication, QComboBox
 
-from engine.datasets import load_dataset
+from engine.datasets import DIGIT_NAMES, FASHION_NAMES, load_dataset
 from engine.model import Model, build_config
 from engine.train import Snapshot, Trainer
 from visualizer.canvas import DrawCanvas
@@ -286,6 +286,41 @@ def test_attach_wires_weights_and_probe(qtbot, trained_model):
     np.testing.assert_array_equal(image, panel.digit)
     panel.clear_button.click()
     assert window.probes[-1] == ("test", 4)  # back to the chosen test digit
+
+
+def test_class_names_of_the_run_name_the_saliency_classes_and_test_digits(qtbot,
+                                                                          trained_model):
+    window = FakeWindow()
+    panel = attach(window)
+    qtbot.addWidget(panel)
+    panel.show()
+    data = load_dataset("mini", progress=False)
+    params = {k: v.copy() for k, v in trained_model.params().items()}
+
+    def reset(names):  # what a Reset to another dataset sends
+        window.info = SimpleNamespace(config=trained_model.config, x_test=data.x_test,
+                                      y_test=data.y_test, class_names=list(names))
+        window.run_started.emit(window.info)
+        window.snapshot_shown.emit(Snapshot(step=1, epoch=0, params=params))
+
+    reset(DIGIT_NAMES)
+    stroke(panel.canvas, zero_points())
+    width = panel.sizeHint().width()
+    reset(FASHION_NAMES)
+    combo = panel.saliency_combo
+    assert [combo.itemText(i) for i in range(1, 11)] == FASHION_NAMES
+    fresh = QComboBox()
+    fresh.addItems([combo.itemText(i) for i in range(combo.count())])
+    assert combo.sizeHint().width() >= fresh.sizeHint().width()  # "Ankle boot" not clipped
+    assert panel.class_label.text() == "T-shirt/top"  # the drawn zero, read as class 0
+    assert panel.sizeHint().width() <= width  # the longest name does not widen the panel
+    label = int(data.y_test[3])
+    panel.load_test_digit(3)
+    assert panel.source_label.text() == f"test digit #3, labelled {FASHION_NAMES[label]}"
+    reset(DIGIT_NAMES)
+    assert [combo.itemText(i) for i in range(1, 11)] == DIGIT_NAMES
+    panel.load_test_digit(3)
+    assert panel.source_label.text() == f"test digit #3, labelled {label}"
 
 
 def test_pen_tablet_pressure_sets_the_width(qtbot):

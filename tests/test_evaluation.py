@@ -1,6 +1,7 @@
 """Evaluation: metrics, the off-thread evaluation and the evaluation view."""
 from __future__ import annotations
 
+import dataclasses
 import gc
 import threading
 
@@ -8,12 +9,16 @@ import numpy as np
 import pytest
 from PyQt5 import QtCore
 
-from engine.datasets import load_mini
+from engine.datasets import DIGIT_NAMES, FASHION_NAMES, load_mini
 from engine.metrics import confusion_matrix, per_class_accuracy
 from engine.model import Model, build_config
 from engine.train import Trainer, evaluate
 from visualizer import evaluation
 from visualizer.evaluation import EvaluationView, evaluate_weights
+from visualizer.worker import RunSettings
+
+SHORT = ["T-shirt", "Trouser", "Pullove", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+         "Ankle"]  # the Fashion-MNIST names where space is tight
 
 
 @pytest.fixture(scope="module")
@@ -150,6 +155,84 @@ def test_view_draws_the_matrix(qtbot, make_view, trained):
     colours = {after.pixel(x, y) for x in range(0, after.width(), 4)
                for y in range(0, after.height(), 4)}
     assert len(colours) > 20 and after != before
+
+
+def axis_labels(plot, side: str = "bottom") -> list[str]:
+    """The tick strings of one axis of a pyqtgraph plot (staggering newlines dropped)."""
+    return [text.strip() for _, text in plot.plotItem.getAxis(side)._tickLevels[0]]
+
+
+def tooltip_at(plot, true: int, predicted: int) -> str:
+    """The confusion plot's tooltip with the mouse over one cell."""
+    plot._on_move(plot.plotItem.vb.mapViewToScene(QtCore.QPointF(predicted + 0.5, true + 0.5)))
+    return plot.toolTip()
+
+
+def biggest_mistake(result) -> tuple[int, int]:
+    off = result.confusion - np.diag(np.diag(result.confusion))
+    return tuple(int(v) for v in np.unravel_index(np.argmax(off), (10, 10)))
+
+
+def test_fashion_names_label_the_matrix_the_gallery_and_the_bars(qtbot, make_view, trained):
+    config, params, data = trained
+    view = make_view()
+    view.resize(900, 700)
+    view.show()
+    view.set_test_set(data.x_test, data.y_test, FASHION_NAMES)
+    plot = view.confusion_plot
+    assert axis_labels(plot) == axis_labels(plot, "left") == SHORT
+    assert plot.plotItem.getAxis("bottom").upright  # long names stand up under the columns
+    view.set_result(evaluate_weights(config, params, data.x_test, data.y_test))
+    r = view.result
+    true, pred = biggest_mistake(r)
+    assert tooltip_at(plot, true, pred).startswith(
+        f"true {FASHION_NAMES[true]}, predicted {FASHION_NAMES[pred]}: ")
+    assert f"of class {FASHION_NAMES[true]})" in plot.toolTip()
+    view.show_cell(true, pred)
+    assert f"True {FASHION_NAMES[true]}, predicted {FASHION_NAMES[pred]}: " in \
+        view.gallery_label.text()
+    item = view.gallery.item(0)
+    lines = item.text().split("\n")
+    assert lines[:2] == [SHORT[true], f"→ {SHORT[pred]}"]
+    room = view.gallery.visualItemRect(item).width()
+    assert all(view.gallery.fontMetrics().horizontalAdvance(t) < room for t in lines)
+    view.gallery.setCurrentItem(item)  # the bars of the true and the predicted class named
+    named = [t for t in axis_labels(view.probability_plot) if t]
+    assert named == sorted([SHORT[true], SHORT[pred]], key=SHORT.index)
+
+
+def test_digits_come_back_after_a_reset_to_mnist(qtbot, make_view, trained):
+    config, params, data = trained
+    view = make_view()
+    view.set_test_set(data.x_test, data.y_test, FASHION_NAMES)
+    view.set_test_set(data.x_test, data.y_test, DIGIT_NAMES)
+    plot = view.confusion_plot
+    assert axis_labels(plot) == axis_labels(plot, "left") == DIGIT_NAMES
+    assert not plot.plotItem.getAxis("bottom").upright
+    view.set_result(evaluate_weights(config, params, data.x_test, data.y_test))
+    true, pred = biggest_mistake(view.result)
+    assert tooltip_at(plot, true, pred).endswith(f"of the {true}s)\nclick to list them")
+    view.show_cell(true, pred)
+    assert f"True {true}, predicted {pred}: " in view.gallery_label.text()
+    assert view.gallery.item(0).text().startswith(f"{true} → {pred}\n")
+    view.gallery.setCurrentRow(0)
+    assert axis_labels(view.probability_plot) == DIGIT_NAMES
+
+
+def test_window_names_the_fashion_classes_after_a_reset(qtbot, window, monkeypatch):
+    import engine.datasets
+
+    def fashion(spec, *args, **kwargs):  # the embedded digits under Fashion-MNIST's names
+        return dataclasses.replace(load_mini(), name="fashion", class_names=FASHION_NAMES)
+
+    monkeypatch.setattr(engine.datasets, "load_dataset", fashion)
+    window.reset(RunSettings(dataset="fashion"))
+    qtbot.waitUntil(lambda: window.info.class_names == FASHION_NAMES, timeout=20000)
+    view = window.file_actions.evaluation
+    assert axis_labels(view.confusion_plot) == SHORT
+    assert axis_labels(view.per_class_plot, "left") == FASHION_NAMES
+    combo = window.draw_panel.saliency_combo
+    assert [combo.itemText(i) for i in range(1, 11)] == FASHION_NAMES
 
 
 def test_cancel_leaves_no_thread_and_no_result(qtbot, make_view, trained):

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 from PyQt5.QtCore import QRectF, QSize, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QFont, QImage, QPainter, QPalette
+from PyQt5.QtGui import QFont, QFontMetricsF, QImage, QPainter, QPalette
 from PyQt5.QtWidgets import (
+    QBoxLayout,
     QComboBox,
     QFileDialog,
     QGridLayout,
@@ -197,10 +198,6 @@ class DrawPanel(QWidget):
         self.source_label.setStyleSheet("color: gray;")
 
         self.class_label = QLabel()
-        font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * 3.2)
-        font.setBold(True)
-        self.class_label.setFont(font)
         self.confidence_label = QLabel()
         font = QFont(self.font())
         font.setPointSizeF(font.pointSizeF() * 1.4)
@@ -211,6 +208,7 @@ class DrawPanel(QWidget):
         self.saliency_view.setToolTip("Red: brightening the pixel raises the class score; "
                                       "blue: it lowers it")
         self.saliency_combo = QComboBox()
+        self.saliency_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)  # "Ankle boot"
         self.saliency_combo.addItem("top class", None)
         for k, name in enumerate(DIGITS):
             self.saliency_combo.addItem(name, k)
@@ -235,9 +233,10 @@ class DrawPanel(QWidget):
         left.addWidget(self.error_label)
         left.addStretch(1)
 
-        verdict = QHBoxLayout()
+        self.verdict = verdict = QBoxLayout(QBoxLayout.LeftToRight)
         verdict.addWidget(self.class_label)
         verdict.addWidget(self.confidence_label, 1, Qt.AlignLeft | Qt.AlignVCenter)
+        self._fit_class_font(DIGITS)
         views = QGridLayout()
         views.setHorizontalSpacing(6)
         views.setVerticalSpacing(2)
@@ -316,10 +315,28 @@ class DrawPanel(QWidget):
             label.setStyleSheet(f"color: {theme.muted};")
 
     def set_class_names(self, names: list[str]) -> None:
-        self.prob_bars.class_names = list(names)
-        for k, name in enumerate(names):
+        """The run's ten class names: on the bars, the saliency class selector and the label
+        of a test digit."""
+        self.prob_bars.class_names = [str(n) for n in names]
+        for k, name in enumerate(self.prob_bars.class_names):
             self.saliency_combo.setItemText(k + 1, name)
+        self._fit_class_font(self.prob_bars.class_names)
         self._show_prediction()
+
+    def _fit_class_font(self, names) -> None:
+        """The top class in big bold letters beside its confidence. Names too long for that
+        ("T-shirt/top") go above it, in letters small enough not to widen the panel."""
+        font = QFont(self.font())
+        font.setPointSizeF(font.pointSizeF() * 3.2)
+        font.setBold(True)
+        room = max(2 * VIEW_SIDE + 6, self.prob_bars.sizeHint().width())
+        sure = QFontMetricsF(self.confidence_label.font()).horizontalAdvance(">99.9% sure")
+        widest = max(QFontMetricsF(font).horizontalAdvance(n) for n in names)
+        stacked = widest + sure + 12 > room
+        self.verdict.setDirection(QBoxLayout.TopToBottom if stacked else QBoxLayout.LeftToRight)
+        if widest > room:
+            font.setPointSizeF(font.pointSizeF() * room / widest)
+        self.class_label.setFont(font)
 
     # ---- actions -----------------------------------------------------------------------
     def load_test_digit(self, index: int | None = None) -> None:
@@ -341,8 +358,8 @@ class DrawPanel(QWidget):
         self._clear_error()
         self.probe_label = label
         self.probe_source = f"test digit #{i} on the canvas"
-        self.source_label.setText(f"test digit #{i}" + ("" if label is None else
-                                                         f", labelled {label}"))
+        named = "" if label is None else f", labelled {self.prob_bars.class_names[label]}"
+        self.source_label.setText(f"test digit #{i}{named}")
         self.canvas.set_base(self.test_images[i])  # classifies and announces the probe
 
     def open_image(self, path) -> bool:

@@ -166,7 +166,8 @@ class EvaluationView(QtWidgets.QWidget):
         self.gallery = QtWidgets.QListWidget()
         self.gallery.setViewMode(QtWidgets.QListView.IconMode)
         self.gallery.setIconSize(QtCore.QSize(56, 56))
-        self.gallery.setItemDelegate(ThumbnailDelegate(self.gallery))
+        self.thumbnails = ThumbnailDelegate(self.gallery)
+        self.gallery.setItemDelegate(self.thumbnails)
         self.gallery.setResizeMode(QtWidgets.QListView.Adjust)
         self.gallery.setMovement(QtWidgets.QListView.Static)
         self.gallery.setUniformItemSizes(True)
@@ -209,8 +210,7 @@ class EvaluationView(QtWidgets.QWidget):
         self.cancel()
         self.images = np.asarray(images)
         self.labels = np.asarray(labels, dtype=np.intp)
-        self.class_names = list(class_names) if class_names else list(DIGITS)
-        self.per_class_plot.set_class_names(self.class_names)
+        self.set_class_names(class_names or DIGITS)
         self.result = None
         self.gallery.clear()
         self.confusion_plot.set_confusion(np.zeros((10, 10), np.int64))
@@ -219,6 +219,13 @@ class EvaluationView(QtWidgets.QWidget):
         self.progress_bar.setFormat("not evaluated yet")
         self.summary_label.setText(f"Test split: {len(self.labels):,} digits. Press Evaluate.")
         self.evaluate_button.setEnabled(len(self.labels) > 0)
+
+    def set_class_names(self, names) -> None:
+        """The run's ten class names, on every plot and caption."""
+        self.class_names = [str(n) for n in names]
+        self.thumbnails.set_names(self.class_names)
+        for plot in (self.confusion_plot, self.per_class_plot, self.probability_plot):
+            plot.set_class_names(self.class_names)
 
     # ---- running ---------------------------------------------------------------------
     @property
@@ -327,7 +334,9 @@ class EvaluationView(QtWidgets.QWidget):
         else:
             indices = self.result.cell(*self.cell)
             kind = "correct" if true == predicted else "mistaken"
-            title = f"True {true}, predicted {predicted}: {len(indices):,} {kind} digits"
+            names = self.class_names
+            title = (f"True {names[true]}, predicted {names[predicted]}: "
+                     f"{len(indices):,} {kind} digits")
         shown = indices[:GALLERY_LIMIT]
         more = f" (the first {len(shown)})" if len(shown) < len(indices) else ""
         self.gallery_label.setText(f"<b>{title}</b>, most confident first{more}: "
@@ -339,7 +348,7 @@ class EvaluationView(QtWidgets.QWidget):
         self.gallery.clear()
         for i in indices:
             true, pred, p = int(r.labels[i]), int(r.predictions[i]), r.probs[i]
-            text = f"{true} → {pred}\n{100 * p[pred]:.1f}%"
+            text = self.thumbnails.caption(true, pred, p[pred])
             item = QtWidgets.QListWidgetItem(QtGui.QIcon(digit_pixmap(self.images[i])), text)
             item.setData(QtCore.Qt.UserRole, int(i))
             item.setToolTip(self._describe(int(i)))

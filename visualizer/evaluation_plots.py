@@ -7,6 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from .probs import short_name
 from .theme import Theme, resolve
 
 DIGITS = [str(i) for i in range(10)]
@@ -22,6 +23,58 @@ def digit_pixmap(image: np.ndarray, size: int = 56) -> QtGui.QPixmap:
                                                  QtCore.Qt.FastTransformation))
 
 
+def class_ticks(names, offset: float = 0.0) -> list:
+    """Axis ticks for the classes at ``offset + k`` with their short names ("T-shirt/top" ->
+    "T-shirt"; digits stay digits)."""
+    return [[(offset + k, short_name(str(n))) for k, n in enumerate(names)]]
+
+
+def long_names(names) -> bool:
+    """Whether the short names are words (Fashion-MNIST) rather than digits."""
+    return max(len(short_name(str(n))) for n in names) > 2
+
+
+class ClassAxis(pg.AxisItem):
+    """A bottom axis of class names. Long names stand upright (read bottom to top, ending at
+    the axis), so they fit under narrow columns; digits stay level."""
+
+    def __init__(self):
+        super().__init__("bottom")
+        self.upright = False
+
+    def set_names(self, names, offset: float = 0.0) -> None:
+        ticks = class_ticks(names, offset)
+        self.upright = long_names(names)
+        # level text is measured for overlaps: upright names never reach past the axis ends
+        self.setStyle(hideOverlappingLabels=60 if self.upright else True)
+        self.setTicks(ticks)
+        self.setHeight(self._upright_height([t for _, t in ticks[0]]) if self.upright
+                       else None)
+
+    def _upright_height(self, labels) -> int:
+        fm = QtGui.QFontMetricsF(self.style["tickFont"] or QtGui.QFont())
+        text = max(fm.horizontalAdvance(t) for t in labels)
+        label = self.label.boundingRect().height() * 0.8 if self.label.isVisible() else 0
+        return int(text + max(0, self.style["tickLength"]) + self.style["tickTextOffset"][1]
+                   + label + 4)
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802 - pyqtgraph
+        if not self.upright:
+            super().drawPicture(p, axisSpec, tickSpecs, textSpecs)
+            return
+        super().drawPicture(p, axisSpec, tickSpecs, [])
+        p.setPen(self.textPen())
+        right = QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter
+        for rect, _, text in textSpecs:
+            p.save()
+            p.translate(rect.center().x(), rect.top())
+            p.rotate(-90)  # x now points up the screen, y to the right
+            width = p.fontMetrics().horizontalAdvance(text) + 2
+            height = p.fontMetrics().height()
+            p.drawText(QtCore.QRectF(-width, -height / 2, width, height), int(right), text)
+            p.restore()
+
+
 def _blend(a: QtGui.QColor, b: QtGui.QColor, t: float) -> QtGui.QColor:
     """The colour a fraction ``t`` (0..1) of the way from ``a`` to ``b``."""
     return QtGui.QColor(*(round(x + (y - x) * t)
@@ -32,8 +85,8 @@ class _ThemedPlot(pg.PlotWidget):
     """A PlotWidget drawn in a ``visualizer.theme.Theme``'s colours; ``apply_theme`` restyles
     it and redraws its data (``redraw``)."""
 
-    def __init__(self, parent=None):
-        super().__init__(parent)
+    def __init__(self, parent=None, **kwargs):
+        super().__init__(parent, **kwargs)
         self.plotItem.setMenuEnabled(False)
         self.plotItem.hideButtons()
         self.plotItem.setMouseEnabled(False, False)
@@ -62,15 +115,12 @@ class ConfusionPlot(_ThemedPlot):
     cell_clicked = QtCore.pyqtSignal(int, int)  # true, predicted
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(parent, axisItems={"bottom": ClassAxis()})
         p = self.plotItem
         p.setTitle("Confusion matrix")
         p.setLabel("bottom", "predicted (colour: share of the true class)")
         p.setLabel("left", "true")
         p.invertY(True)
-        ticks = [[(i + 0.5, DIGITS[i]) for i in range(10)]]
-        p.getAxis("bottom").setTicks(ticks)
-        p.getAxis("left").setTicks(ticks)
         self.image = pg.ImageItem(np.zeros((10, 10, 4), np.uint8), axisOrder="row-major")
         self.image.setRect(QtCore.QRectF(0, 0, 10, 10))  # cell (r, c) covers [c, c+1] x [r, r+1]
         p.addItem(self.image)
@@ -87,9 +137,16 @@ class ConfusionPlot(_ThemedPlot):
         self.selection.setVisible(False)
         p.addItem(self.selection)
         self.confusion = np.zeros((10, 10), dtype=np.int64)
+        self.set_class_names(DIGITS)
         self.scene().sigMouseClicked.connect(self._on_click)
         self.scene().sigMouseMoved.connect(self._on_move)
         self.apply_theme(self.theme)
+
+    def set_class_names(self, names) -> None:
+        """Ten class names: short ones on the axes, full ones in the tooltip."""
+        self.class_names = [str(n) for n in names]
+        self.plotItem.getAxis("bottom").set_names(names, 0.5)
+        self.plotItem.getAxis("left").setTicks(class_ticks(names, 0.5))
 
     def set_confusion(self, confusion: np.ndarray) -> None:
         """Counts (10, 10), row = true class."""
@@ -134,10 +191,17 @@ class ConfusionPlot(_ThemedPlot):
             self.setToolTip("")
             return
         r, c = cell
+        true, pred = self.class_names[r], self.class_names[c]
         n, total = int(self.confusion[r, c]), int(self.confusion[r].sum())
-        share = f" ({100 * n / total:.1f}% of the {r}s)" if total else ""
-        verb = "correctly classified" if r == c else f"taken for {c}"
-        self.setToolTip(f"true {r}, predicted {c}: {n} digits {verb}{share}\nclick to list them")
+        share = f" ({100 * n / total:.1f}% of {_all_of(true)})" if total else ""
+        verb = "correctly classified" if r == c else f"taken for {pred}"
+        self.setToolTip(f"true {true}, predicted {pred}: {n} digits {verb}{share}\n"
+                        "click to list them")
+
+
+def _all_of(name: str) -> str:
+    """"3" -> "the 3s", "Trouser" -> "class Trouser"."""
+    return f"the {name}s" if name.isdigit() else f"class {name}"
 
 
 class PerClassPlot(_ThemedPlot):
@@ -182,23 +246,41 @@ class PerClassPlot(_ThemedPlot):
 
 class ProbabilityPlot(_ThemedPlot):
     """Ten probability bars of one digit: the true class in "good", a wrong prediction in
-    "bad", the others neutral."""
+    "bad", the others neutral. Digits name every bar; long class names (ten would not fit)
+    name the coloured ones only: the true class, and the prediction a line lower."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         p = self.plotItem
         p.setYRange(0, 1.08, padding=0)
         p.setXRange(-0.6, 9.6, padding=0)
-        p.getAxis("bottom").setTicks([[(i, DIGITS[i]) for i in range(10)]])
+        p.getAxis("bottom").setStyle(hideOverlappingLabels=40)  # a name under an outer bar
         p.getAxis("left").setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.5, 1)]])
         self.bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7)
         p.addItem(self.bars)
         self.probs, self.true, self.predicted = np.zeros(10), -1, -1
+        self.set_class_names(DIGITS)
         self.apply_theme(self.theme)
+
+    def set_class_names(self, names) -> None:
+        self.names = [t for _, t in class_ticks(names)[0]]
+        lines = QtGui.QFontMetrics(QtGui.QFont()).lineSpacing() * 2 + 8
+        self.plotItem.getAxis("bottom").setHeight(lines if long_names(names) else None)
+        self._label_bars()
+
+    def _label_bars(self) -> None:
+        labels = list(self.names)
+        if long_names(self.names):
+            shown = {self.predicted: "\n" + labels[self.predicted]} if self.predicted >= 0 else {}
+            if self.true >= 0:
+                shown[self.true] = labels[self.true]
+            labels = [shown.get(k, "") for k in range(10)]
+        self.plotItem.getAxis("bottom").setTicks([list(enumerate(labels))])
 
     def set_probs(self, probs: np.ndarray, true: int, predicted: int) -> None:
         """probs (10,); -1 for no class."""
         self.probs, self.true, self.predicted = np.asarray(probs, dtype=float), true, predicted
+        self._label_bars()
         self.redraw()
 
     def redraw(self) -> None:
@@ -209,13 +291,30 @@ class ProbabilityPlot(_ThemedPlot):
 
 
 class ThumbnailDelegate(QtWidgets.QStyledItemDelegate):
-    """Draws a gallery item: the digit's icon with two caption lines under it (the item's text,
-    split at the newline), both centred; full text width, no eliding."""
+    """Draws a gallery item: the digit's icon with its caption lines under it (the item's
+    text, split at newlines), centred; full text width, no eliding. Every item has room for
+    the longest ``caption`` of the class names given to ``set_names``."""
+    names = DIGITS  # short class names
+    words = False  # long names: "true", "→ predicted" on lines of their own
+
+    def set_names(self, names) -> None:
+        self.names = [short_name(str(n)) for n in names]
+        self.words = long_names(names)
+
+    def caption(self, true: int, predicted: int, p: float) -> str:
+        """"4 → 9" or "Shirt", "→ T-shirt"; then the probability of the prediction."""
+        t, q = self.names[true], self.names[predicted]
+        return f"{t}\n→ {q}\n{100 * p:.1f}%" if self.words else f"{t} → {q}\n{100 * p:.1f}%"
+
     def sizeHint(self, option, index):  # noqa: N802 - Qt override
-        lines = option.fontMetrics.lineSpacing() * 2
+        fm = option.fontMetrics
         side = option.decorationSize.width()
-        return QtCore.QSize(max(side, option.fontMetrics.horizontalAdvance("8 → 8 ")) + 16,
-                            side + lines + 14)
+        name = max(fm.horizontalAdvance(n) for n in self.names)
+        if self.words:
+            lines, text = 3, name + fm.horizontalAdvance("→  ")
+        else:
+            lines, text = 2, 2 * name + fm.horizontalAdvance(" →  ")
+        return QtCore.QSize(max(side, text) + 16, side + fm.lineSpacing() * lines + 14)
 
     def paint(self, painter, option, index):
         painter.save()
