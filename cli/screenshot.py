@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .common import CommandError, emit, int_range, size_spec
+from .common import CommandError, UsageError, emit, int_range, size_spec
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -32,7 +32,17 @@ def headless() -> bool:
                 or sys.platform in ("win32", "darwin"))
 
 
+def check_probe(index: int) -> None:
+    """The probe must be a digit of the embedded test split, which the app trains on."""
+    from engine.datasets import load_dataset
+    n = len(load_dataset("mini", progress=False).x_test)
+    if index >= n:
+        raise UsageError(f"--probe {index} is out of range: the embedded test split has {n:,} "
+                         f"digits, so INDEX goes from 0 to {n - 1:,}")
+
+
 def run(args) -> int:
+    check_probe(args.probe)
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):
         raise CommandError(f"cannot write {args.out}: folder {folder} does not exist")

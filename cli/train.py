@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import time
 
@@ -26,7 +25,8 @@ ARCHITECTURE = ("preset", "filters", "pool", "relu")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from engine.model import PRESETS
+    from engine.model import MAX_FILTERS, PRESETS
+    from engine.train import LR_SCHEDULES
     p = subparsers.add_parser(
         "train", help="train a network headless",
         description="Train a network on a dataset and report losses, accuracy and speed. "
@@ -38,13 +38,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--test-size", type=int_range(0), metavar="N",
                    help="use the first N test images (default all; 0 skips testing)")
     p.add_argument("--preset", choices=list(PRESETS), help="network (default seed)")
-    p.add_argument("--filters", type=int_range(1, 64), metavar="N",
-                   help="filters of the first conv layer, 1..64 (default: the preset's)")
+    p.add_argument("--filters", type=int_range(1, MAX_FILTERS), metavar="N",
+                   help=f"filters of the first conv layer, 1..{MAX_FILTERS} (default: the "
+                   f"preset's)")
     p.add_argument("--pool", choices=("max", "avg", "min"), help="pooling (default max)")
     p.add_argument("--relu", action=argparse.BooleanOptionalAction, default=None,
                    help="ReLU after each conv layer (default: the preset's)")
-    p.add_argument("--epochs", type=int_range(1, 10_000), default=1, metavar="E",
-                   help="epochs to run (default 1)")
+    p.add_argument("--epochs", type=int_range(1, 10_000), metavar="E",
+                   help="epochs to run (default 1, or what a resumed cosine schedule has left)")
     p.add_argument("--batch-size", type=int_range(1), metavar="B",
                    help="samples per SGD step, 1..training-set size (default 1, as in the notes)")
     p.add_argument("--lr", type=float_range(0, 100, lo_open=True), metavar="LR",
@@ -53,8 +54,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="SGD momentum in [0, 1) (default 0)")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), metavar="S",
                    help="seed for weights, shuffling and augmentation (default 0)")
-    p.add_argument("--lr-schedule", choices=("constant", "cosine"), default="constant",
-                   help="constant lr, or cosine decay from --lr towards 0 over the epochs")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
+                   help="constant lr, or cosine decay from --lr towards 0 over the epochs "
+                   "(default constant; when resuming, the saved run's schedule goes on)")
     p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="shift training images by up to 2 pixels (default off)")
     p.add_argument("--save", metavar="PATH",
@@ -103,7 +105,35 @@ def _resolve(args):
         "augment": bool(pick("augment", False)),
         **{k: pick(k, v) for k, v in DEFAULTS.items() if k not in ("preset", "pool")},
     }
+    settings["schedule"], settings["epochs"] = _schedule(args, meta, settings["lr"])
     return model, state, settings
+
+
+def _schedule(args, meta: dict, lr: float) -> tuple[dict, int]:
+    """(learning-rate schedule, epochs to run). A resumed cosine schedule goes on when
+    --lr-schedule is left out; otherwise a new schedule starts here, over this run's epochs."""
+    saved = meta.get("lr_schedule")
+    if args.lr_schedule is None and saved and saved["name"] == "cosine":
+        return saved, _epochs_left(args, meta, saved)
+    epochs = args.epochs or 1
+    return {"name": args.lr_schedule or "constant", "base_lr": lr,
+            "start_epoch": int(meta.get("epoch", 0)), "epochs": epochs}, epochs
+
+
+def _epochs_left(args, meta: dict, schedule: dict) -> int:
+    """Epochs to run on a resumed cosine schedule: those it has left, or fewer."""
+    left = schedule["start_epoch"] + schedule["epochs"] - int(meta["epoch"])
+    what = (f"the resumed cosine schedule (lr {schedule['base_lr']:g} over "
+            f"{schedule['epochs']} epochs)")
+    if args.lr is not None:
+        raise UsageError(f"--lr {args.lr:g} would change {what}; give --lr-schedule too to "
+                         f"start a new schedule")
+    if left < 1:
+        raise UsageError(f"{what} is complete; give --lr-schedule to train on")
+    if args.epochs is not None and args.epochs > left:
+        raise UsageError(f"--epochs {args.epochs} runs past the end of {what}, which has "
+                         f"{left} left; give --lr-schedule to start a new schedule")
+    return args.epochs or left
 
 
 def _first(x, y, n, what, name):
@@ -122,12 +152,14 @@ def _save(path, model, trainer, settings, dataset, result) -> None:
              "test_size": result["test_size"], "augment": settings["augment"],
              "class_names": list(dataset.class_names),
              "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"]}
-    save_model(path, model, trainer.get_state(), extra)
+    state = trainer.get_state()
+    state["meta"]["lr_schedule"] = settings["schedule"]
+    save_model(path, model, state, extra)
 
 
 def run(args) -> int:
     from engine.datasets import load_dataset
-    from engine.train import DivergenceError, Trainer, evaluate
+    from engine.train import DivergenceError, Trainer, evaluate, schedule_lr
 
     if args.save:
         folder = os.path.dirname(os.path.abspath(args.save))
@@ -155,12 +187,16 @@ def run(args) -> int:
             raise UsageError(f"{e}: the resumed run used {len(state['order'])} training "
                              f"images; give the same --data and --train-size") from None
 
+    schedule, epochs = settings["schedule"], settings["epochs"]
+    trainer.lr = schedule_lr(schedule, trainer.epoch)
     cfg = model.config
     info(args, f"training {cfg['preset']} (filters {cfg['filters']}, {cfg['pool']} pool"
                f"{', relu' if cfg['relu'] else ''}) on {len(x_train)} {settings['data']} images, "
-               f"batch {bs}, lr {trainer.lr:g}")
+               f"batch {bs}, lr {trainer.lr:g}"
+               + (f" (cosine schedule from {schedule['base_lr']:g})"
+                  if schedule["name"] == "cosine" else ""))
     result = {"test_size": len(x_test), "test_loss": None, "test_accuracy": None}
-    total = args.epochs * len(x_train) - trainer.cursor
+    total = epochs * len(x_train) - trainer.cursor
     bar = progress_bar(total, "train")
 
     def on_step(report) -> None:
@@ -172,10 +208,8 @@ def run(args) -> int:
     start = time.perf_counter()
     try:
         with np.errstate(all="ignore"):  # overflow on the way to NaN is caught as divergence
-            base_lr = trainer.lr
-            for epoch in range(args.epochs):
-                if args.lr_schedule == "cosine":
-                    trainer.lr = base_lr * 0.5 * (1 + math.cos(math.pi * epoch / args.epochs))
+            for _ in range(epochs):
+                trainer.lr = schedule_lr(schedule, trainer.epoch)
                 t0 = time.perf_counter()
                 report = trainer.run_epoch()
                 train_seconds += time.perf_counter() - t0
@@ -200,9 +234,9 @@ def run(args) -> int:
     payload = {
         "dataset": settings["data"], "train_size": len(x_train), "test_size": len(x_test),
         "preset": cfg["preset"], "filters": cfg["filters"], "pool": cfg["pool"],
-        "relu": cfg["relu"], "epochs": args.epochs, "total_epochs": trainer.epoch,
-        "steps": trainer.step_count, "batch_size": bs, "lr": base_lr,
-        "lr_schedule": args.lr_schedule,
+        "relu": cfg["relu"], "epochs": epochs, "total_epochs": trainer.epoch,
+        "steps": trainer.step_count, "batch_size": bs, "lr": schedule["base_lr"],
+        "lr_schedule": schedule["name"],
         "momentum": trainer.momentum, "seed": settings["seed"], "augment": settings["augment"],
         "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
         "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"],

@@ -5,19 +5,23 @@ Members (plain arrays only, never pickled objects):
     model            uint8 (bytes,)         JSON {"config": ..., "seed": ..., "dtype": ...}
     param/<name>     float (shape of <name>) every weight, e.g. param/conv1.W (3, 3, 1, 8)
     extra            uint8 (bytes,)         JSON dict of free-form facts (dataset, accuracy...)
-    state/meta       uint8 (bytes,)         JSON Trainer meta (step, epoch, cursor, lr, rng...)
+    state/meta       uint8 (bytes,)         JSON Trainer meta (step, epoch, cursor, lr, rng...),
+                                            optionally "lr_schedule" (see engine.train)
     state/order      int64 (N,)             the epoch's permutation of the training set
     state/velocity/<name>  float            momentum buffers (only those that exist)
-The three state/ members are present only when a trainer state was saved.
+The three state/ members are present only when a trainer state was saved; any other member
+is refused.
 
 ``save_model`` writes atomically (temporary file in the same folder, fsync, rename), so a
 crash never leaves half a file under the real name. ``load_model`` reads with
-``allow_pickle=False`` and checks everything against the config before building anything;
-any problem is a ``CheckpointError`` with one line naming the file.
+``allow_pickle=False`` and checks everything before building anything: the config's sizes
+against the limits of ``engine.model`` and the weights' shapes against the config. Any
+problem is a ``CheckpointError`` with one line naming the file.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import zipfile
 import zlib
@@ -25,11 +29,13 @@ import zlib
 import numpy as np
 
 from .atomic import atomic_path
-from .model import Model
+from .model import Model, config_shapes
+from .train import LR_SCHEDULES
 
 FORMAT_VERSION = 1
 STATE_META_KEYS = ("step", "epoch", "cursor", "samples_seen", "lr", "batch_size", "momentum",
                    "seed", "epoch_loss_sum", "epoch_correct", "epoch_seen", "rng")
+TOP_MEMBERS = ("format_version", "model", "extra")  # besides param/... and state/...
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
@@ -94,7 +100,7 @@ def _read_all(path: str) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path} is not a model file (not an .npz archive)")
     try:  # open the file here: np.load leaves its own handle open when the zip is damaged
         with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
+            arrays = {name: npz[name] for name in npz.files}
     except ValueError as e:
         if "pickle" in str(e) or "Object arrays" in str(e):
             raise CheckpointError(f"{path} holds pickled Python objects, which are never "
@@ -103,6 +109,10 @@ def _read_all(path: str) -> dict[str, np.ndarray]:
     except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
         raise CheckpointError(f"{path} is not a readable model file (truncated or "
                               f"damaged: {_short(e)})") from None
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):  # np.load hands other members over as raw bytes
+            raise CheckpointError(f"{path}: member {name!r} is not a NumPy array")
+    return arrays
 
 
 def _short(e: Exception) -> str:
@@ -148,6 +158,27 @@ def _version(path: str, arrays: dict) -> int:
     return v
 
 
+def _check_members(path: str, arrays: dict) -> None:
+    for key in arrays:
+        if key not in TOP_MEMBERS and not key.startswith(("param/", "state/")):
+            raise CheckpointError(f"{path}: unknown member {key!r}")
+
+
+def _check_weights(path: str, arrays: dict, shapes: dict) -> None:
+    """The weight arrays against the shapes the config needs, before anything is built."""
+    saved = {k[len("param/"):] for k in arrays if k.startswith("param/")}
+    if saved != set(shapes):
+        missing, unknown = sorted(set(shapes) - saved), sorted(saved - set(shapes))
+        what = (f"missing weights {', '.join(missing)}" if missing
+                else f"unknown weights {', '.join(unknown)}")
+        raise CheckpointError(f"{path}: {what} for this architecture")
+    for name, shape in shapes.items():
+        a = arrays[f"param/{name}"]
+        if a.shape != shape:
+            raise CheckpointError(f"{path}: {name} has shape {a.shape}, the architecture needs "
+                                  f"{shape}")
+
+
 def _model(path: str, arrays: dict) -> Model:
     info = _json(path, arrays, "model")
     if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
@@ -156,21 +187,37 @@ def _model(path: str, arrays: dict) -> Model:
         dtype = np.dtype(info.get("dtype", "float32"))
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"unsupported weight dtype {dtype}")
+        shapes = config_shapes(info["config"])  # sizes within limits, nothing built yet
+    except (ValueError, TypeError, KeyError, IndexError) as e:
+        raise CheckpointError(f"{path}: bad architecture config ({_short(e)})") from None
+    _check_weights(path, arrays, shapes)
+    try:
         model = Model(info["config"], int(info.get("seed", 0)), dtype.type)
     except (ValueError, TypeError, KeyError, IndexError) as e:
         raise CheckpointError(f"{path}: bad architecture config ({_short(e)})") from None
     own = model.params()
-    saved = {k[len("param/"):] for k in arrays if k.startswith("param/")}
-    if saved != set(own):
-        missing, unknown = sorted(set(own) - saved), sorted(saved - set(own))
-        what = (f"missing weights {', '.join(missing)}" if missing
-                else f"unknown weights {', '.join(unknown)}")
-        raise CheckpointError(f"{path}: {what} for this architecture")
     for name, like in own.items():
         _check_array(path, name, arrays[f"param/{name}"], like)
     for name, w in own.items():
         w[...] = arrays[f"param/{name}"]
     return model
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_schedule(path: str, schedule) -> None:
+    """{"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2} (engine.train)."""
+    s = schedule if isinstance(schedule, dict) else {}
+    lr = s.get("base_lr")
+    good = (s.get("name") in LR_SCHEDULES
+            and _whole(s.get("start_epoch")) and s["start_epoch"] >= 0
+            and _whole(s.get("epochs")) and s["epochs"] >= 1
+            and isinstance(lr, (int, float)) and not isinstance(lr, bool)
+            and 0 < lr < math.inf)
+    if not good:
+        raise CheckpointError(f"{path}: the training state has a bad learning-rate schedule")
 
 
 def _state(path: str, arrays: dict, model: Model) -> dict | None:
@@ -196,6 +243,8 @@ def _state(path: str, arrays: dict, model: Model) -> dict | None:
         getattr(np.random, rng["bit_generator"])().state = rng
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"{path}: bad training state ({_short(e)})") from None
+    if "lr_schedule" in meta:
+        _check_schedule(path, meta["lr_schedule"])
     if min(counters) < 0 or counters[2] > len(order):
         raise CheckpointError(f"{path}: the training position is out of range")
     params = model.params()
@@ -218,6 +267,7 @@ def load_model(path) -> tuple[Model, dict | None, dict]:
     path = os.fspath(path)
     arrays = _read_all(path)
     _version(path, arrays)
+    _check_members(path, arrays)
     model = _model(path, arrays)
     state = _state(path, arrays, model)
     extra = _json(path, arrays, "extra") if "extra" in arrays else {}

@@ -10,9 +10,28 @@ import copy
 
 import numpy as np
 
-from .layers import DTYPE, Conv2D, Dense, Flatten, Pool2D, ReLU, softmax, softmax_cross_entropy
+from .layers import (
+    DTYPE,
+    Conv2D,
+    Dense,
+    Flatten,
+    Pool2D,
+    ReLU,
+    _out_size,
+    softmax,
+    softmax_cross_entropy,
+)
 
 INPUT_SHAPE = (28, 28)
+# Sizes a config may ask for. The presets stay well inside them (the largest, lenet with 64
+# filters, has about 1.0 million weights); a model file's config is checked against them before
+# anything is built, so a crafted file cannot make the app allocate gigabytes.
+MAX_FILTERS = 64  # filters of a preset's first conv layer (--filters, the GUI's spin box)
+MAX_CONV_FILTERS = 2 * MAX_FILTERS  # any conv layer: deep and lenet double the first one
+MAX_UNITS = 1024  # outputs of a dense layer (lenet's hidden layer has 128)
+MAX_KERNEL = 7  # conv and pool windows and strides (the presets use 2, 3 and 5)
+MAX_LAYERS = 32  # entries of a config's layer list (lenet has 10)
+MAX_WEIGHTS = 4_000_000  # weights of the whole network (16 MB in float32)
 
 
 def _seed(filters=8, pool="max", relu=False):
@@ -64,11 +83,79 @@ def build_config(preset="seed", filters=None, pool="max", relu=None) -> dict:
         raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     builder, default_filters, default_relu, _ = PRESETS[preset]
     filters = default_filters if filters is None else int(filters)
-    if not 1 <= filters <= 64:
-        raise ValueError(f"filters must be between 1 and 64, got {filters}")
+    if not 1 <= filters <= MAX_FILTERS:
+        raise ValueError(f"filters must be between 1 and {MAX_FILTERS}, got {filters}")
     relu = default_relu if relu is None else bool(relu)
     return {"preset": preset, "filters": filters, "pool": pool, "relu": relu,
             "layers": builder(filters, pool, relu)}
+
+
+def _size(spec: dict, key: str, default, lo: int, hi: int) -> int:
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{spec.get('type')} {key} must be a whole number, got {value!r}")
+    if not lo <= value <= hi:
+        raise ValueError(f"{spec.get('type')} {key} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _layer_shapes(spec: dict, shape: tuple) -> tuple[tuple, dict]:
+    """(output shape, {"W": shape, "b": shape}) of one layer spec on an input ``shape``."""
+    kind = spec.get("type")
+    if kind in ("conv", "pool") and len(shape) != 3:
+        raise ValueError(f"a {kind} layer needs an (H, W, C) input, not {shape}")
+    if kind == "conv":
+        c_out = _size(spec, "filters", None, 1, MAX_CONV_FILTERS)
+        k = _size(spec, "k", 3, 1, MAX_KERNEL)
+        stride = _size(spec, "stride", 1, 1, MAX_KERNEL)
+        pad = _size(spec, "pad", 0, 0, k - 1)
+        weights = {"W": (k, k, shape[2], c_out)}
+        if spec.get("bias", False):
+            weights["b"] = (c_out,)
+        out = (_out_size(shape[0], k, stride, pad), _out_size(shape[1], k, stride, pad), c_out)
+        return out, weights
+    if kind == "pool":
+        size = _size(spec, "size", 2, 1, MAX_KERNEL)
+        stride = _size(spec, "stride", 2, 1, MAX_KERNEL)
+        return (_out_size(shape[0], size, stride), _out_size(shape[1], size, stride),
+                shape[2]), {}
+    if kind == "relu":
+        return shape, {}
+    if kind == "flatten":
+        return (int(np.prod(shape)),), {}
+    if kind == "dense":
+        if len(shape) != 1:
+            raise ValueError(f"a dense layer needs a flat input, not {shape}")
+        units = _size(spec, "units", None, 1, MAX_UNITS)
+        return (units,), {"W": (shape[0], units), "b": (units,)}
+    raise ValueError(f"unknown layer type {kind!r}")
+
+
+def config_shapes(config: dict) -> dict[str, tuple]:
+    """{"conv1.W": (3, 3, 1, 8), ...}: the weight shapes ``Model(config)`` would build, worked
+    out without building anything. ValueError when a size is outside the limits above."""
+    layers = config.get("layers") if isinstance(config, dict) else None
+    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
+        raise ValueError(f"the config needs a list of 1 to {MAX_LAYERS} layers")
+    shape: tuple = (*INPUT_SHAPE, 1)
+    shapes: dict[str, tuple] = {}
+    counts: dict[str, int] = {}
+    for spec in layers:
+        if not isinstance(spec, dict):
+            raise ValueError(f"a layer must be a JSON object, got {spec!r}")
+        shape, weights = _layer_shapes(spec, shape)
+        kind = spec["type"]
+        counts[kind] = counts.get(kind, 0) + 1
+        name = f"{kind}{counts[kind]}" if kind != "flatten" else "flatten"
+        if min(shape) < 1:
+            raise ValueError(f"layer {name} leaves an empty output {shape}")
+        shapes.update({f"{name}.{k}": v for k, v in weights.items()})
+    if shape != (10,):
+        raise ValueError(f"the network must end with 10 outputs, not {shape}")
+    total = sum(int(np.prod(s)) for s in shapes.values())
+    if total > MAX_WEIGHTS:
+        raise ValueError(f"{total:,} weights is more than the {MAX_WEIGHTS:,} allowed")
+    return shapes
 
 
 def prepare_input(images: np.ndarray) -> np.ndarray:

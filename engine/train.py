@@ -23,6 +23,9 @@ LOSS_LIMIT = 1000.0
 # A batch (or an evaluation) larger than this many multiply-adds runs in chunks: memory stays
 # bounded and ``Trainer.should_stop`` is asked between chunks (~0.1-0.4 s each on 2 cores).
 CHUNK_MACS = 1e8
+# How the learning rate changes from epoch to epoch. A schedule is plain data, kept with the
+# training state: {"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}.
+LR_SCHEDULES = ("constant", "cosine")
 
 _sum = np.add.reduce  # what ndarray.sum() runs, without its Python-level wrapper
 
@@ -98,6 +101,16 @@ def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, chunk: int | 
     loss = float(-np.log(np.maximum(p.astype(np.float64), 1e-300)).mean()) if n else float("nan")
     acc = float((probs.argmax(axis=1) == labels).mean()) if n else float("nan")
     return loss, acc, probs
+
+
+def schedule_lr(schedule: dict, epoch: int) -> float:
+    """The learning rate of epoch ``epoch`` (0-based, as ``Trainer.epoch`` counts them):
+    base_lr throughout, or cosine from base_lr at start_epoch towards 0 over ``epochs``."""
+    base = schedule["base_lr"]
+    if schedule["name"] != "cosine":
+        return base
+    t = epoch - schedule["start_epoch"]
+    return base * 0.5 * (1 + math.cos(math.pi * t / schedule["epochs"]))
 
 
 def shift_images(images: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:

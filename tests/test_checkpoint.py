@@ -1,6 +1,7 @@
 """Model files: exact round trip, exact resume, and refusal of every kind of bad file."""
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from engine.checkpoint import FORMAT_VERSION, CheckpointError, load_model, save_model
-from engine.model import Model, build_config, prepare_input
+from engine.model import PRESETS, Model, build_config, config_shapes, prepare_input
 from engine.train import Trainer
 
 
@@ -179,14 +180,88 @@ def test_refuses_future_and_missing_versions(saved, tmp_path):
     (lambda a: a.__setitem__("state/meta", np.frombuffer(b'{"step": 1}', np.uint8)),
      ["lacks"]),
     (lambda a: a.__setitem__("state/velocity/conv1.W", np.zeros(2, np.float32)), ["shape"]),
+    (lambda a: a.__setitem__("foo", np.zeros(1)), ["unknown member 'foo'"]),
+    (lambda a: a.__setitem__("state/foo", np.zeros(1)), ["unknown member 'state/foo'"]),
 ])
 def test_refuses_inconsistent_contents(saved, tmp_path, change, words):
     _refused(_rewrite(saved[0], tmp_path / "bad.npz", change), *words)
 
 
-def test_refuses_a_bad_random_state(saved, tmp_path):
-    import json
+def test_refuses_a_member_that_is_not_an_array(saved, tmp_path):
+    bad = tmp_path / "notes.npz"
+    bad.write_bytes(saved[0].read_bytes())
+    with zipfile.ZipFile(bad, "a") as z:
+        z.writestr("param/notes.txt", b"not an array")  # np.load hands it over as bytes
+    _refused(bad, "'param/notes.txt' is not a NumPy array")
 
+
+def _with_config(arrays, config) -> None:
+    info = json.loads(arrays["model"].tobytes())
+    info["config"] = config
+    arrays["model"] = np.frombuffer(json.dumps(info).encode(), np.uint8)
+
+
+def _config(layers):
+    return {"preset": "seed", "filters": 8, "pool": "max", "relu": False, "layers": layers}
+
+
+CONV = {"type": "conv", "filters": 8, "k": 3}
+HEAD = [{"type": "pool", "size": 2, "stride": 2}, {"type": "flatten"}]
+
+
+@pytest.mark.parametrize("config, words", [
+    (_config([{**CONV, "filters": 10**6}, *HEAD, {"type": "dense", "units": 10}]),
+     ["filters", "between 1 and 128", "1000000"]),
+    (_config([CONV, *HEAD, {"type": "dense", "units": 10**7}, {"type": "dense", "units": 10}]),
+     ["units", "between 1 and 1024"]),
+    (_config([{**CONV, "filters": 128, "pad": 2}, {"type": "flatten"},
+            {"type": "dense", "units": 1024}, {"type": "dense", "units": 10}]),
+     ["weights is more than the 4,000,000 allowed"]),
+    (_config([{**CONV, "k": 99}, *HEAD, {"type": "dense", "units": 10}]), ["k", "between 1 and 7"]),
+    (_config([{**CONV, "filters": 8.5}, *HEAD, {"type": "dense", "units": 10}]),
+     ["whole number"]),
+    (_config([CONV] * 1000), ["1 to 32 layers"]),
+    (_config([CONV, {"type": "dense", "units": 10}]), ["flat input"]),
+    (_config("conv please"), ["list"]),
+    (build_config("seed", filters=64), ["conv1.W has shape (3, 3, 1, 8)", "(3, 3, 1, 64)"]),
+])
+def test_refuses_a_crafted_config_before_building_anything(tmp_path, monkeypatch, config,
+                                                           words):
+    def no_building(*args, **kwargs):
+        raise AssertionError("a layer was built before the config was checked")
+    path = tmp_path / "model.npz"
+    save_model(path, Model(build_config("seed"), seed=0))
+    bad = _rewrite(path, tmp_path / "crafted.npz", lambda a: _with_config(a, config))
+    monkeypatch.setattr("engine.checkpoint.Model", no_building)
+    _refused(bad, *words)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("filters", [1, 64])
+def test_config_shapes_are_the_shapes_a_model_builds(preset, filters):
+    config = build_config(preset, filters)
+    expected = {k: w.shape for k, w in Model(config, seed=0).params().items()}
+    assert config_shapes(config) == expected
+
+
+def _with_meta(arrays, **changes) -> None:
+    meta = json.loads(arrays["state/meta"].tobytes())
+    meta.update(changes)
+    arrays["state/meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+
+
+def test_the_learning_rate_schedule_is_kept_and_checked(saved, tmp_path):
+    cosine = {"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}
+    good = _rewrite(saved[0], tmp_path / "good.npz", lambda a: _with_meta(a, lr_schedule=cosine))
+    assert load_model(good)[1]["meta"]["lr_schedule"] == cosine
+    for bad in ({**cosine, "name": "step"}, {**cosine, "epochs": 0}, {**cosine, "base_lr": -1},
+                {**cosine, "start_epoch": True}, "cosine"):
+        path = _rewrite(saved[0], tmp_path / "bad.npz",
+                        lambda a, b=bad: _with_meta(a, lr_schedule=b))
+        _refused(path, "learning-rate schedule")
+
+
+def test_refuses_a_bad_random_state(saved, tmp_path):
     def change(a):
         meta = json.loads(a["state/meta"].tobytes())
         meta["rng"] = {"bit_generator": "PCG64", "state": "nonsense"}

@@ -45,6 +45,21 @@ def one_error_line(err: str, *words) -> str:
     return lines[0]
 
 
+@pytest.fixture
+def step_log(monkeypatch):
+    """(epochs completed, lr, loss) of every training step the commands take."""
+    from engine.train import Trainer
+    log = []
+    real = Trainer.step
+
+    def logged(self, *args, **kwargs):
+        report = real(self, *args, **kwargs)
+        log.append((report.epoch, report.lr, report.loss))
+        return report
+    monkeypatch.setattr(Trainer, "step", logged)
+    return log
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A quick seed model saved with --save, and the train command's JSON."""
@@ -292,7 +307,8 @@ def test_gradcheck_passes_for_the_seed_network(capsys):
     assert code == 0 and result["passed"] is True
     assert set(result["per_layer"]) == {"conv1", "dense1"}
     assert result["max_relative_error"] == max(result["per_layer"].values())
-    assert result["max_relative_error"] < 1e-4
+    assert result["threshold"] == 1e-6
+    assert result["max_relative_error"] < result["threshold"]
 
 
 def test_gradcheck_failure_exits_1(capsys, monkeypatch):
@@ -342,6 +358,18 @@ def test_screenshot_passes_its_options_to_the_app(capsys, monkeypatch, tmp_path)
     assert calls == [(str(out_png), 7, 3, (800, 600), "dark", "Inspector", "offscreen")]
     assert last_json(out) == {"out": str(out_png), "steps": 7, "probe": 3, "width": 800,
                               "height": 600}
+
+
+def test_screenshot_refuses_a_probe_outside_the_test_split(capsys, monkeypatch, tmp_path):
+    out_png = tmp_path / "shot.png"
+    done = _main("screenshot", "--out", out_png, "--probe", "99999")
+    assert done.returncode == 2 and done.stdout == ""
+    one_error_line(done.stderr, "--probe 99999", "1,000 digits", "from 0 to 999")
+    assert not out_png.exists()
+    calls = []
+    _fake_app(monkeypatch, calls)
+    code, _, _ = call(capsys, "screenshot", "--out", out_png, "--probe", "999")
+    assert code == 0 and calls[0][2] == 999  # the last digit of the split is fine
 
 
 def test_screenshot_failure_and_bad_size(capsys, monkeypatch, tmp_path):
@@ -415,13 +443,76 @@ def test_program_screenshot_refuses_an_unknown_tab(tmp_path):
     assert not (tmp_path / "w.png").exists()
 
 
-def test_cosine_schedule_decays_the_learning_rate(capsys):
-    base = ("train", "--train-size", "200", "--test-size", "0", "--epochs", "2",
+def test_cosine_schedule_decays_the_learning_rate(capsys, step_log):
+    base = ("train", "--train-size", "100", "--test-size", "0", "--epochs", "3",
             "--batch-size", "10", "--lr", "0.05", "--json")
     code_c, out_c, _ = call(capsys, *base)
+    constant_log = list(step_log)
+    step_log.clear()
     code_s, out_s, _ = call(capsys, *base, "--lr-schedule", "cosine")
     assert code_c == code_s == 0
     constant, cosine = last_json(out_c), last_json(out_s)
     assert cosine["lr_schedule"] == "cosine" and cosine["lr"] == constant["lr"] == 0.05
-    # epoch 1 runs at the full lr either way; epoch 2 at half of it with cosine
+    assert [lr for _, lr, _ in constant_log] == [0.05] * 30
+    # epoch e of 3 runs at 0.05 * (1 + cos(pi * e / 3)) / 2: 0.05, 0.0375, 0.0125
+    assert [e for e, _, _ in step_log] == [0] * 10 + [1] * 10 + [2] * 10
+    assert [lr for _, lr, _ in step_log] == pytest.approx([0.05] * 10 + [0.0375] * 10
+                                                          + [0.0125] * 10)
     assert cosine["train_loss"] != constant["train_loss"]
+
+
+COSINE_RUN = ["--train-size", "100", "--test-size", "50", "--batch-size", "10", "--lr", "0.05",
+              "--epochs", "2", "--lr-schedule", "cosine"]
+
+
+def _stopped_after_epoch_1(capsys, monkeypatch, path) -> None:
+    """The 2-epoch cosine run, saved after its first epoch and then stopped with Ctrl+C."""
+    import cli.train
+    real = cli.train._save
+
+    def save_then_stop(*args):
+        real(*args)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli.train, "_save", save_then_stop)
+    code, _, _ = call(capsys, "train", *COSINE_RUN, "--save", path)
+    monkeypatch.setattr(cli.train, "_save", real)
+    assert code == 130 and path.is_file()
+
+
+def test_resumed_cosine_run_goes_on_with_its_schedule(capsys, monkeypatch, tmp_path, step_log):
+    code, out, _ = call(capsys, "train", *COSINE_RUN, "--json")
+    straight, straight_log = last_json(out), list(step_log)
+    assert code == 0
+    step_log.clear()
+    path, done = tmp_path / "run.npz", tmp_path / "done.npz"
+    _stopped_after_epoch_1(capsys, monkeypatch, path)
+    code, out, _ = call(capsys, "train", "--resume", path, "--save", done, "--json")
+    resumed = last_json(out)
+    assert code == 0
+    assert step_log == straight_log  # the same lr and loss at every step
+    assert [lr for _, lr, _ in step_log] == [0.05] * 10 + [pytest.approx(0.025)] * 10
+    assert (resumed["lr_schedule"], resumed["lr"], resumed["epochs"]) == ("cosine", 0.05, 1)
+    assert resumed["total_epochs"] == 2 and resumed["test_loss"] == straight["test_loss"]
+    refusals = [([path, "--epochs", "2"], "past the end"), ([path, "--lr", "0.1"], "--lr 0.1"),
+                ([done], "complete")]
+    for argv, reason in refusals:
+        code, out, err = call(capsys, "train", "--resume", *argv)
+        assert code == 2 and out == ""
+        one_error_line(err, "cosine schedule", "--lr-schedule", reason)
+
+
+def test_resuming_a_file_without_a_schedule_keeps_its_lr_constant(capsys, monkeypatch, tmp_path,
+                                                                  step_log):
+    path = tmp_path / "old.npz"
+    _stopped_after_epoch_1(capsys, monkeypatch, path)
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    meta = json.loads(arrays["state/meta"].tobytes())
+    del meta["lr_schedule"]  # as files were written before schedules were saved
+    arrays["state/meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    step_log.clear()
+    code, out, _ = call(capsys, "train", "--resume", path, "--json")
+    assert code == 0 and last_json(out)["lr_schedule"] == "constant"
+    assert [lr for _, lr, _ in step_log] == [meta["lr"]] * 10

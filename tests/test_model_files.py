@@ -1,6 +1,7 @@
 """Model files in the app: save -> open round trip, resuming, refusing bad files, recent files."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -97,6 +98,14 @@ def _crafted(tmp_path, kind: str) -> str:
     elif kind == "future":
         arrays["format_version"] = np.array(99, np.int64)
         np.savez(path, **arrays)
+    elif kind == "unknown_member":
+        arrays["foo"] = np.zeros(3, np.float32)
+        np.savez(path, **arrays)
+    elif kind == "huge_config":
+        info = json.loads(arrays["model"].tobytes())
+        info["config"]["layers"][0]["filters"] = 10**6
+        arrays["model"] = np.frombuffer(json.dumps(info).encode(), np.uint8)
+        np.savez(path, **arrays)
     elif kind == "truncated":
         np.savez(path, **arrays)
         raw = Path(path).read_bytes()
@@ -108,6 +117,7 @@ def _crafted(tmp_path, kind: str) -> str:
 
 @pytest.mark.parametrize("kind,reason", [
     ("pickled", "pickled"), ("wrong_shape", "shape"), ("future", "newer"),
+    ("unknown_member", "unknown member 'foo'"), ("huge_config", "filters must be between"),
     ("truncated", "truncated"), ("text", "not a model file")])
 def test_bad_files_are_refused_and_the_current_model_is_kept(qtbot, tmp_path, settings,
                                                              dialog_errors, kind, reason):

@@ -8,7 +8,7 @@ import pytest
 from engine.model import Model, build_config, prepare_input
 from engine.optim import SGD
 from engine.reference import ReferenceNet
-from engine.train import DivergenceError, Trainer, evaluate
+from engine.train import DivergenceError, Trainer, evaluate, schedule_lr
 
 F64 = np.float64
 
@@ -130,6 +130,15 @@ def test_hyperparameters_changed_between_steps_take_effect():
     trainer.momentum = 0.9
     trainer.step()
     assert set(trainer.optimizer.velocity) == set(trainer.model.params())
+
+
+def test_learning_rate_schedules_follow_their_formulas():
+    constant = {"name": "constant", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}
+    assert [schedule_lr(constant, e) for e in range(3)] == [0.05] * 3
+    cosine = {"name": "cosine", "base_lr": 0.05, "start_epoch": 3, "epochs": 4}
+    expected = [0.05 * 0.5 * (1 + math.cos(math.pi * t / 4)) for t in range(4)]
+    assert [schedule_lr(cosine, 3 + t) for t in range(4)] == expected
+    assert schedule_lr(cosine, 3) == 0.05 and schedule_lr(cosine, 5) == pytest.approx(0.025)
 
 
 def test_momentum_follows_its_formula():
