@@ -212,9 +212,10 @@ class PerClassPlot(_ThemedPlot):
         p = self.plotItem
         p.setTitle("Per-class accuracy")
         p.invertY(True)
-        p.setXRange(0, 1.0, padding=0.02)
+        p.setXRange(-0.02, 1.07, padding=0)  # room for the "100%" label at the end
         p.setYRange(-0.6, 9.6, padding=0)
         p.getAxis("bottom").setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.5, 1)]])
+        p.getAxis("bottom").setStyle(hideOverlappingLabels=False)  # 0% and 100% at the ends
         self.bars = pg.BarGraphItem(x0=np.zeros(10), y=np.arange(10), height=0.7,
                                     width=np.zeros(10), pen=None)
         p.addItem(self.bars)
