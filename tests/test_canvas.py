@@ -342,3 +342,16 @@ def test_pen_tablet_pressure_sets_the_width(qtbot):
     assert [round(w, 3) for _, _, w in canvas.strokes[0]] == [8.0, 14.0, 20.0]
     ink = canvas.ink_array()
     assert ink[140, 100] == 255 and ink[140, 115] == 0  # thinner than the full brush
+
+
+def test_open_button_explains_a_bad_file_in_a_dialog(panel, monkeypatch, tmp_path):
+    from visualizer import dialogs
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("this is not an image\n")
+    shown = []
+    monkeypatch.setattr(dialogs, "ask_open_path", lambda *a: str(bad))
+    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, msg: shown.append(msg))
+    panel._choose_file()
+    assert len(shown) == 1 and "notes.jpg" in shown[0] and "\n" not in shown[0]
+    assert panel.canvas.is_empty()

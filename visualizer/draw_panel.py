@@ -19,7 +19,6 @@ from PyQt5.QtGui import QFont, QFontMetricsF, QImage, QPainter, QPalette
 from PyQt5.QtWidgets import (
     QBoxLayout,
     QComboBox,
-    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -34,11 +33,13 @@ from engine.idx import DataError
 from engine.layers import softmax
 from engine.model import Model, prepare_input
 from engine.saliency import saliency
+from visualizer import dialogs
 from visualizer.canvas import DrawCanvas
 
 DIGITS = [str(d) for d in range(10)]
 MIN_INTERVAL = 1 / 30  # seconds between classifications while a stroke grows
 VIEW_SIDE = 4 * 28  # the 28x28 views, 4 screen pixels per input pixel
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"
 
 
 def saliency_rgb(digit: np.ndarray, grad: np.ndarray) -> np.ndarray:
@@ -383,11 +384,11 @@ class DrawPanel(QWidget):
         return True
 
     def _choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open an image of a digit", "",
-                                              "Images (*.png *.jpg *.jpeg *.bmp *.gif);;"
-                                              "All files (*)")
-        if path:
-            self.open_image(path)
+        """Open button: ask for an image file; one that cannot be used is also explained in a
+        dialog (the message stays beside the canvas until the next drawing)."""
+        path = dialogs.ask_open_path(self, "Open an image of a digit", "", IMAGE_FILTER)
+        if path and not self.open_image(path):
+            dialogs.show_error(self, "Cannot classify this file", self.error_label.text())
 
     def _fail(self, message: str) -> None:
         self.error_label.setText(message)
