@@ -109,7 +109,11 @@ def patched_dialogs(monkeypatch, files):
         where = rng.choice([files["out"], files["out"], files["out"] / "missing-folder", None])
         return None if where is None else str(where / f"saved-{next(saves)}{ext}")
 
-    monkeypatch.setattr(dialogs, "ask_open_path", lambda *a: rng.choice(files["models"]))
+    def open_path(parent, title, start, filters):
+        wanted = files["images"] if "Images" in filters else files["models"]
+        return rng.choice(wanted) or None
+
+    monkeypatch.setattr(dialogs, "ask_open_path", open_path)
     monkeypatch.setattr(dialogs, "ask_save_path", save_path)
     monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: shown.append(text))
     monkeypatch.setattr(QFileDialog, "getOpenFileName",
