@@ -158,7 +158,7 @@ def test_each_panel_shows_real_content_after_200_steps(qtbot, window):
     assert near(probe, "#ffffff") > 500 and near(probe, "#000000") > 500  # a digit
     label = int(window.info.y_test[0])
     assert window.latest.probe_trace["labels"][0] == label
-    assert near(pixels(window.probs_panel.graphics), theme.good, 30) > 200  # the true class
+    assert near(pixels(window.probs_panel.chart), theme.good, 30) > 200  # the true class
     for panel in (window.loss_panel, window.accuracy_panel):
         assert len(panel.histories[next(iter(panel.histories))]) >= 100
         assert near(pixels(panel.plot_widget), theme.curve2, 60) > 150  # a drawn curve
@@ -271,6 +271,22 @@ def test_hover_reads_pixels_and_pooling_winners(qtbot, window):
     wi, wj = np.argwhere(window_mask)[0]
     assert f"winner ({12 + wi}, {14 + wj})" in pooled
     assert trace["pool1"][0, 6, 7, 2] == trace["conv1"][0, 12 + wi, 14 + wj, 2]
+
+
+def test_hovering_a_prediction_bar_reads_its_logit_and_probability(qtbot, window):
+    from PyQt5.QtCore import QPoint
+    wait_painted(qtbot, window, window.latest.step)
+    panel = window.probs_panel
+    chart = panel.chart
+    prob_area, logit_area = chart._charts()
+    trace = window.latest.probe_trace
+    for area, k in ((prob_area, 7), (logit_area, 2)):
+        x, _ = chart._slot(area, k)
+        qtbot.mouseMove(chart, QPoint(int(x), int(area.center().y())))
+        qtbot.waitUntil(lambda k=k: panel.hover_label.text().startswith(f"class {k}:"))
+        text = panel.hover_label.text()
+        assert f"{float(trace['logits'][0, k]):+.3f}" in text
+        assert f"{float(trace['probs'][0, k]):.4f}" in text
 
 
 def test_slow_motion_sends_every_step(qtbot, window):

@@ -166,3 +166,23 @@ def test_export_menu(tmp_path, widgets, monkeypatch):
     assert len(errors) == 1 and "missing" in errors[0] and "\n" not in errors[0]
     assert exports.export_settings(str(tmp_path / "run.json"))
     assert json.loads((tmp_path / "run.json").read_text()) == {"preset": "seed", "lr": 0.01}
+
+
+def test_painted_panel_as_svg_keeps_its_text_and_bars(tmp_path, widgets):
+    from visualizer.probs import ProbsPanel
+    from visualizer.theme import LIGHT
+
+    panel = ProbsPanel()
+    panel.apply_theme(LIGHT)
+    logits = np.array([0.5, -1, 4, 0, 1, -2, 0.3, 0, 2, -1])
+    probs = np.exp(logits) / np.exp(logits).sum()
+    panel.set_output(logits, probs, 2)
+    panel.resize(420, 300)
+    panel.show()
+    widgets.append(panel)
+    assert svg_supported(panel)
+    export_panel(tmp_path / "prediction.svg", panel)
+    root = ET.parse(tmp_path / "prediction.svg").getroot()
+    text = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
+    assert "softmax probability" in text and f"{probs[2]:.0%}" in text
+    assert len([e for e in root.iter() if e.tag.endswith(("rect", "path", "polygon"))]) > 20

@@ -18,6 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 import pyqtgraph.exporters  # noqa: F401 - registers pg.exporters
 from PyQt5.QtCore import QObject, pyqtSignal
+from PyQt5.QtGui import QPainter
 from PyQt5.QtWidgets import QMenu
 
 from engine.atomic import atomic_path as _atomic_path
@@ -102,9 +103,27 @@ def _single_view(widget):
     return views[0] if len(views) == 1 else None
 
 
+def _painted(widget) -> bool:
+    """True for a panel drawn by plain QPainter code (no pyqtgraph view in it)."""
+    return not isinstance(widget, pg.GraphicsView) and not widget.findChildren(pg.GraphicsView)
+
+
 def svg_supported(widget) -> bool:
-    """True when pyqtgraph can export the whole panel as SVG (it holds one pyqtgraph view)."""
-    return _single_view(widget) is not None
+    """True when the whole panel can be saved as SVG: it holds one pyqtgraph view
+    (pyqtgraph's exporter) or none (Qt's SVG generator renders the widget)."""
+    return _single_view(widget) is not None or _painted(widget)
+
+
+def _render_svg(path: str, widget) -> bool:
+    from PyQt5.QtSvg import QSvgGenerator
+
+    generator = QSvgGenerator()
+    generator.setFileName(path)
+    generator.setSize(widget.size())
+    generator.setViewBox(widget.rect())
+    painter = QPainter(generator)
+    widget.render(painter)
+    return painter.end() and os.path.getsize(path) > 0
 
 
 def export_panel(path, widget) -> None:
@@ -116,10 +135,12 @@ def export_panel(path, widget) -> None:
     if kind not in (".png", ".svg"):
         raise ExportError(f"cannot export a panel as {kind or 'a file without extension'} "
                           f"(use .png or .svg)")
-    if kind == ".svg" and view is None:
+    if kind == ".svg" and not svg_supported(widget):
         raise ExportError("this panel holds several plots; export it as PNG")
     with atomic_path(path) as tmp:
-        if view is None:
+        if view is None and kind == ".svg":
+            ok = _render_svg(tmp, widget)
+        elif view is None:
             ok = widget.grab().save(tmp, "PNG")
         else:
             exporter_class = (pg.exporters.SVGExporter if kind == ".svg"
