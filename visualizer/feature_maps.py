@@ -15,9 +15,10 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from .mosaic import MosaicView
+from .mosaic import MosaicView, set_title, stepped
 from .theme import Theme, colormap
 
+PEAK_STEP = 1.05  # the maps' colour scale moves in steps of 5%
 DIM_ALPHA = 120  # how strongly pixels that lost their pooling window are dimmed
 
 
@@ -135,9 +136,9 @@ class FeatureMapsPanel(QWidget):
             maps = trace[name][0]  # (H, W, C)
             if not name.startswith("pool"):  # a conv layer sets the scale of its group
                 finite = np.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
-                peak = max(float(np.abs(finite).max()), 1e-6)
+                peak = stepped(max(float(np.abs(finite).max()), 1e-6), PEAK_STEP)
             h, w, c = maps.shape
-            section.title.setText(self._title(name, c, h, w, peak))
+            set_title(section.title, self._title(name, c, h, w, peak))
             # coloured here, winners and losers in one image: one item to draw, not two
             rgba = colour_maps(maps.transpose(2, 0, 1), peak, self._lut)
             pool = self._pool_after(name)

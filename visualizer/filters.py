@@ -11,25 +11,29 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .mosaic import MosaicView
+from .mosaic import MosaicView, stepped
 from .theme import Theme, colormap
 
 
 class StableScale:
-    """A symmetric colour scale: jumps up to a new maximum, decays slowly towards it."""
+    """A symmetric colour scale: jumps up to a new maximum, decays slowly towards it, and is
+    shown in steps of 2% (the colour bar's ticks are laid out again only when it steps)."""
+
+    STEP = 1.02
 
     def __init__(self, decay: float = 0.03, floor: float = 1e-6):
         self.value: float | None = None
         self.decay, self.floor = decay, floor
 
     def update(self, peak: float) -> float:
+        """The scale to show for weights whose largest magnitude is ``peak``."""
         peak = float(peak) if np.isfinite(peak) else 0.0
         peak = max(peak, self.floor)
         if self.value is None or peak > self.value:
             self.value = peak
         else:
             self.value += self.decay * (peak - self.value)
-        return self.value
+        return stepped(self.value, self.STEP)
 
     def reset(self) -> None:
         self.value = None
@@ -100,7 +104,8 @@ class FiltersPanel(QWidget):
             w = params[key]
             s = scale.update(np.abs(w).max())
             view.sections[0].set_maps(kernel_maps(w), (-s, s))
-            bar.setLevels((-s, s))
+            if bar.levels() != (-s, s):
+                bar.setLevels((-s, s))
 
     def _on_mouse(self, pos) -> None:
         for key, view, _, _ in self.rows:

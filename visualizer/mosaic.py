@@ -17,6 +17,19 @@ from PyQt5.QtGui import QFont
 GAP = 1  # mosaic pixels between tiles
 
 
+def stepped(value: float, ratio: float) -> float:
+    """The smallest power of ``ratio`` (> 1) at or above ``value`` (> 0): a colour scale that
+    moves in steps, so its colour bar and title are laid out again only when it steps."""
+    return float(ratio ** math.ceil(math.log(value, ratio) - 1e-9))
+
+
+def set_title(item: pg.TextItem, text: str) -> None:
+    """Set a TextItem's text only when it changes (each change lays the text out again)."""
+    if getattr(item, "shown_text", None) != text:
+        item.setText(text)
+        item.shown_text = text
+
+
 def tile(maps: np.ndarray, cols: int, factor: int = 1, gap: int = GAP, fill=np.nan,
          lead: int = 0, top: int = 0) -> np.ndarray:
     """(n, h, w, *extra) maps -> mosaic (top+rows*(lead+h*f+gap)-gap, cols*(w*f+gap)-gap, ...).

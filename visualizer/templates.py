@@ -87,7 +87,8 @@ class TemplatesPanel(QWidget):
             self._signature = signature
         s = self.scale.update(np.abs(w).max())
         self.section.set_maps(maps, (-s, s))
-        self.bar.setLevels((-s, s))
+        if self.bar.levels() != (-s, s):
+            self.bar.setLevels((-s, s))
 
     def _configure(self, key: str, maps: np.ndarray, cols: int, shape) -> None:
         self.key, self.spatial_shape = key, shape
