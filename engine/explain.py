@@ -37,7 +37,7 @@ class Explanation:
     index: tuple
     title: str  # what the cell is, in the notes' names
     formula: str  # the rule, symbolically
-    lines: tuple  # the arithmetic with the actual numbers, one str per line
+    lines: tuple  # the arithmetic with the actual numbers: a str per line, or a Grids
     value: float  # recomputed here (float64) from the inputs of the rule
     stored: float  # the cell's value in the trace
     terms: tuple = ()  # the numbers summed or compared (all of them, float64)
@@ -45,14 +45,67 @@ class Explanation:
     sources: tuple = field(default=())  # ((trace key, index), ...) cells it is computed from
 
     def text(self, width: int = 64) -> str:
-        """Plain text, long lines wrapped at ``width`` with an indent."""
+        """Plain text at most ``width`` characters a line where it can be: long lines broken
+        between terms (``wrap``), small matrices side by side or one above the other."""
         out = []
         for line in [self.title, self.formula, ""] + list(self.lines):
-            out += textwrap.wrap(line, width, subsequent_indent="      ",
-                                 drop_whitespace=False) or [""]
+            out += line.render(width) if isinstance(line, Grids) else wrap(line, width)
         for note in self.notes:
-            out += [""] + textwrap.wrap(note, width)
+            out += [""] + textwrap.wrap(note, width, break_long_words=False,
+                                        break_on_hyphens=False)
         return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Grids:
+    """Small matrices with captions (a conv region and its filter), a line of ``lines``."""
+    captions: tuple  # one str per matrix
+    matrices: tuple  # one tuple of rows per matrix, each row a tuple of floats
+
+    def render(self, width: int = 64) -> list:
+        """Side by side when they fit in ``width``, else one above the other (with 2
+        significant digits if 3 are too wide); a row's numbers always stay on one line."""
+        blocks = [_block(c, m) for c, m in zip(self.captions, self.matrices, strict=True)]
+        widths = [max(len(line) for line in b) for b in blocks]
+        if sum(widths) + 3 * (len(blocks) - 1) <= width and len({len(b) for b in blocks}) == 1:
+            return ["   ".join(line.ljust(w) for line, w in zip(rows, widths, strict=True))
+                    .rstrip() for rows in zip(*blocks, strict=True)]
+        if max(widths) > width:
+            blocks = [_block(c, m, 2) for c, m in zip(self.captions, self.matrices, strict=True)]
+        return [line for b in blocks for line in b]
+
+
+def _block(caption: str, rows, digits: int = 3) -> list:
+    """A caption and a matrix, its numbers right-aligned in columns."""
+    texts = [[f"{v:.{digits}g}" for v in row] for row in rows]
+    n = max(len(t) for row in texts for t in row)
+    return [caption] + ["  " + " ".join(t.rjust(n) for t in row) for row in texts]
+
+
+BREAKS = (" = ", " + ", " - ", " * ", " ")  # where a long line may break, best first
+
+
+def wrap(line: str, width: int) -> list:
+    """``line`` as lines of at most ``width`` characters, continued 4 spaces further in:
+    broken before an " = " if that is enough, else also between the terms of a sum, then
+    between factors, last between words; never inside a number or a name."""
+    lead = len(line) - len(line.lstrip(" "))
+    return _wrap(line, width, " " * (lead + 4), 0)
+
+
+def _wrap(line: str, width: int, indent: str, level: int) -> list:
+    if len(line) <= width or level == len(BREAKS):
+        return [line]
+    sep = BREAKS[level]
+    lead = len(line) - len(line.lstrip(" "))
+    head, *rest = line[lead:].split(sep)
+    out = [line[:lead] + head]
+    for piece in rest:
+        if len(out[-1]) + len(sep) + len(piece) <= width:
+            out[-1] += sep + piece
+        else:
+            out.append(indent + sep.lstrip() + piece)
+    return [part for p in out for part in _wrap(p, width, indent, level + 1)]
 
 
 @dataclass(frozen=True)
@@ -125,6 +178,11 @@ def _padded(layer, x):
     return np.pad(x, ((0, 0), (p, p), (p, p), (0, 0))) if p else x
 
 
+def _rows(m: np.ndarray) -> tuple:
+    """A (k, k) array as a tuple of rows of floats (plain, comparable data)."""
+    return tuple(tuple(float(v) for v in row) for row in m)
+
+
 def _largest(terms, count=SHOWN_TERMS):
     """Indices of the ``count`` largest |terms|, in order of size."""
     order = np.argsort(-np.abs(np.asarray(terms)), kind="stable")
@@ -164,10 +222,9 @@ def _conv(model, trace, name, index, n, params):
     r0, c0 = i * s - p, j * s - p
     lines = [f"region: {src} rows {r0}..{r0 + k - 1}, cols {c0}..{c0 + k - 1}"
              + (" (outside the image counts as 0)" if p else "")]
-    if region.shape[2] == 1:  # the region and the filter side by side, as grids
-        lines.append(f"{'region':<{9 * k}}   filter {f}")
-        lines += ["".join(f"{v:>9.3g}" for v in region[r, :, 0]) + "   "
-                  + "".join(f"{v:>9.3g}" for v in w[r, :, 0]) for r in range(k)]
+    if region.shape[2] == 1:  # the region and the filter as small matrices
+        lines.append(Grids(("region", f"filter {f}"), (_rows(region[:, :, 0]),
+                                                       _rows(w[:, :, 0]))))
     labels, terms = [], []
     for di in range(k):
         for dj in range(k):

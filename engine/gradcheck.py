@@ -33,7 +33,10 @@ change pulls apart gives a wrong slope for any h. So the check keeps its inputs 
    smallest step in ``"kinks"`` (they stay in the check, so a real bug is never hidden).
 
 Large parameters are sampled: at most ``max_entries`` random entries each (None checks all).
-A one-sample check of the seed network takes well under a second.
+``affordable_entries`` says how many a check can afford: every entry while the estimated cost
+stays within ``CHECK_BUDGET`` multiply-adds (a few seconds), which covers the seed network
+(13,602 weights, about half a second for one sample) and the deep one (9,098); lenet (215,370,
+most of a minute for all) is sampled.
 """
 from __future__ import annotations
 
@@ -42,9 +45,11 @@ from collections.abc import Callable
 import numpy as np
 
 from .layers import softmax
-from .model import Model, prepare_input
+from .model import INPUT_SHAPE, Model, prepare_input
 
 SHRINKS = 8  # a step that crosses a kink is divided by 4, at most this many times
+CHECK_BUDGET = 2e10  # multiply-adds a check may cost and still check every entry
+LAYER_COST = 30_000  # the overhead of one layer call, in multiply-adds of the same time
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -80,6 +85,48 @@ def kink_margin(model: Model, x: np.ndarray) -> float:
                 margin = min(margin, float(gap[gap > 0].min()))
         a = layer.forward(a)
     return margin
+
+
+def entry_costs(model: Model) -> dict:
+    """{parameter name: (entries, multiply-adds to check one entry of one sample)}: an entry
+    of a weight of layer i runs layers[i:] four times (the fourth-order difference)."""
+    shape, costs = (*INPUT_SHAPE, 1), []
+    for layer in model.layers:
+        out = layer.out_shape(shape)
+        costs.append(_layer_macs(layer, shape, out) + LAYER_COST)
+        shape = out
+    tail = np.cumsum(costs[::-1])[::-1]  # (layers,) cost of layers[i:]
+    return {f"{layer.name}.{key}": (int(w.size), 4 * float(tail[i]))
+            for i, layer in enumerate(model.layers) for key, w in layer.params.items()}
+
+
+def _layer_macs(layer, in_shape: tuple, out_shape: tuple) -> int:
+    """Multiply-adds of one sample through ``layer`` (one per input value if it has none)."""
+    if layer.kind == "conv":
+        return out_shape[0] * out_shape[1] * layer.params["W"].size
+    if layer.kind == "dense":
+        return layer.params["W"].size
+    return int(np.prod(in_shape))
+
+
+def check_cost(model: Model, max_entries: int | None = None, samples: int = 1) -> float:
+    """Estimated multiply-adds of a check with at most ``max_entries`` per parameter."""
+    cap = np.inf if max_entries is None else max_entries
+    return samples * sum(min(cap, n) * c for n, c in entry_costs(model).values())
+
+
+def affordable_entries(model: Model, budget: float = CHECK_BUDGET,
+                       samples: int = 1) -> int | None:
+    """None when checking every entry of ``model`` fits ``budget`` multiply-adds, else the
+    largest round number of entries per parameter that does (at least 10)."""
+    if check_cost(model, None, samples) <= budget:
+        return None
+    lo, hi = 10, max(n for n, _ in entry_costs(model).values())
+    while lo < hi:  # the largest cap within the budget
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if check_cost(model, mid, samples) <= budget else (lo, mid - 1)
+    step = 10 ** max(0, len(str(lo)) - 2)
+    return lo - lo % step  # 1137 -> 1100
 
 
 def _prepare(x, labels):
@@ -137,11 +184,20 @@ def _slope(model, index, w, e, h, order, base, a, labels):
     return slope, SHRINKS + 1
 
 
+def _entries(size: int, max_entries: int | None, rng) -> np.ndarray:
+    """The flat indices to check of a parameter of ``size`` entries: all, or a sorted random
+    ``max_entries`` of them."""
+    if max_entries is None or size <= max_entries:
+        return np.arange(size)
+    return np.sort(rng.choice(size, max_entries, replace=False))
+
+
 def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
               order: int = 4, threshold: float = 1e-6, max_entries: int | None = 100,
               jitter: float = 0.01, tries: int = 8,
               grad_hook: Callable[[dict], dict] | None = None,
-              should_stop: Callable[[], bool] | None = None) -> dict:
+              should_stop: Callable[[], bool] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> dict:
     """Check the analytic gradients of ``model_or_config`` on inputs ``x`` with ``labels``.
 
     model_or_config: a Model (checked on a float64 copy; the original is not touched) or a
@@ -155,6 +211,7 @@ def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
         (copies) and returning the gradients to check, e.g. to inject a bug in tests.
     should_stop: optional function asked before each entry; True raises InterruptedError
         (an app closing in the middle of a long check).
+    progress: optional function called after each entry with (entries done, entries in all).
 
     Returns plain data: {"passed", "max_rel_error", "threshold", "layers": {layer name:
     max_rel_error}, "params": {name: {"max_rel_error", "checked", "size", "worst_index",
@@ -195,13 +252,13 @@ def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
             state.append(layer.mask())
 
     report = {"params": {}, "layers": {}, "kinks_avoided": 0, "kinks": 0}
+    plan = {f"{layer.name}.{key}": _entries(w.size, max_entries, rng)
+            for layer in model.layers for key, w in layer.params.items()}
+    done, total = 0, sum(len(e) for e in plan.values())
     for index, layer in enumerate(model.layers):
         for key, w in layer.params.items():
             name = f"{layer.name}.{key}"
-            if max_entries is None or w.size <= max_entries:
-                entries = np.arange(w.size)
-            else:
-                entries = np.sort(rng.choice(w.size, max_entries, replace=False))
+            entries = plan[name]
             steps = np.broadcast_to(eps / _input_scale(layer, key, inputs[index]), w.shape)
             numeric = np.empty(len(entries))
             for n, e in enumerate(entries):
@@ -212,6 +269,9 @@ def gradcheck(model_or_config, x, labels, *, seed: int = 0, eps: float = 1e-4,
                                              state[kinks_from[index]:], inputs[index], labels)
                 report["kinks_avoided"] += 0 < crossed <= SHRINKS
                 report["kinks"] += crossed > SHRINKS
+                if progress is not None:
+                    progress(done + n + 1, total)
+            done += len(entries)
             checked = analytic[name].reshape(-1)[entries]
             errors = relative_error(checked, numeric)
             worst = int(np.argmax(errors))

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from engine.explain import explain, explain_update, traced_step
+from engine.explain import explain, explain_update, fmt, traced_step, wrap
 from engine.layers import Conv2D, Dense, Flatten, Pool2D, softmax
 from engine.model import Model, build_config, prepare_input
 from engine.train import Trainer
@@ -147,3 +147,33 @@ def test_traced_step_keeps_the_weights_of_the_forward_pass_and_explains_the_upda
                            st.trace[key.replace(".", ".d")], st.lr)
         assert u.value == u.stored  # float32 w - lr * grad, bit for bit
         assert "after" in u.text()
+
+
+@pytest.mark.parametrize("width", [24, 30, 40, 64])
+def test_conv_arithmetic_fits_the_width_with_whole_matrix_rows_and_products(seed_step, width):
+    model, trace, before, ref = seed_step
+    i, j, f = 9, 14, 5
+    lines = explain(model, trace, "conv1", (i, j, f), params=before).text(width).split("\n")
+    assert max(len(line) for line in lines) <= width
+    words = [line.split() for line in lines]
+    region, w = ref["x"][i:i + 3, j:j + 3], ref["W"][:, :, 0, f]
+    for m in (region, w):  # every row's three numbers together on one line
+        for row in m:
+            shown = [[f"{v:.{d}g}" for v in row] for d in (3, 2)]  # 2 digits if 3 are too wide
+            assert any(ws[k:k + 3] in shown for ws in words for k in range(len(ws))), row
+    for a, b in zip(region.ravel(), w.ravel(), strict=True):  # a product is never split
+        assert any(f"{fmt(a)} * {fmt(b)}" in line for line in lines)
+
+
+def test_long_lines_break_between_terms_never_inside_one():
+    line = "average = (0.01017 + 0.101 + 0.1245 + 0.1626) / 4 = 0.09957"
+    assert wrap(line, 64) == [line]
+    assert wrap(line, 50) == ["average = (0.01017 + 0.101 + 0.1245 + 0.1626) / 4",
+                              "    = 0.09957"]  # at an " = " when that is enough
+    for width in (20, 30, 40):
+        parts = wrap(line, width)
+        assert all(len(p) <= width for p in parts)
+        assert " ".join(p.strip() for p in parts) == line  # nothing lost, no token cut
+        assert all(p.startswith("    ") for p in parts[1:])
+    assert wrap("  x[9,14] * W[0,0] = -0.5 * 0.04018 = -0.02009", 30) == [
+        "  x[9,14] * W[0,0]", "      = -0.5 * 0.04018", "      = -0.02009"]

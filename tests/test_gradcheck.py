@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 
 from engine import reference as ref
-from engine.gradcheck import gradcheck, kink_margin, loss_change
+from engine.gradcheck import (
+    CHECK_BUDGET,
+    affordable_entries,
+    check_cost,
+    gradcheck,
+    kink_margin,
+    loss_change,
+)
 from engine.layers import softmax_cross_entropy
 from engine.model import Model, build_config, prepare_input
 
@@ -42,6 +49,29 @@ def test_gradcheck_of_every_entry_on_a_real_digit(official_test_set):
     assert report["passed"] and report["samples"] == 1
     assert {k: v["checked"] for k, v in report["params"].items()} == {
         "conv1.W": 72, "dense1.W": 13520, "dense1.b": 10}
+
+
+def test_every_entry_is_checked_when_affordable_and_the_big_preset_is_sampled():
+    seed, deep, lenet = (Model(build_config(p)) for p in ("seed", "deep", "lenet"))
+    assert affordable_entries(seed) is None and affordable_entries(deep) is None
+    assert check_cost(seed) < check_cost(deep) < CHECK_BUDGET < check_cost(lenet)
+    n = affordable_entries(lenet)  # a round number of entries per weight within the budget
+    assert 100 <= n < 12800 and n % 100 == 0
+    assert check_cost(lenet, n) <= CHECK_BUDGET < check_cost(lenet, n + 100)
+    assert check_cost(lenet, n, samples=2) == 2 * check_cost(lenet, n)
+
+
+def test_progress_reports_every_entry_and_a_stop_ends_the_check():
+    seen = []
+    report = gradcheck(build_config("seed"), digit_like(1), 4, max_entries=30,
+                       progress=lambda done, total: seen.append((done, total)))
+    total = sum(v["checked"] for v in report["params"].values())
+    assert total == 30 + 30 + 10 and seen == [(k, total) for k in range(1, total + 1)]
+    with pytest.raises(InterruptedError):
+        gradcheck(build_config("seed"), digit_like(1), 4, max_entries=None,
+                  should_stop=lambda: len(seen) > total + 5,
+                  progress=lambda done, total: seen.append(done))
+    assert len(seen) == total + 6  # stopped before the next entry
 
 
 def test_report_is_plain_consistent_data():

@@ -1,12 +1,15 @@
 """The Inspector and the Timeline panel, offscreen: clicks show the right arithmetic, the
 gradient check runs off the GUI thread and fails when a gradient is corrupted, resuming from a
 scrubbed moment replays or forks the run."""
+import math
+
 import numpy as np
 import pytest
-from PyQt5.QtCore import Qt
-from PyQt5.QtWidgets import QApplication
+from PyQt5.QtCore import QSize, Qt
+from PyQt5.QtWidgets import QApplication, QStyle
 
 from engine.explain import fmt, traced_step
+from engine.gradcheck import affordable_entries
 from engine.model import Model, build_config
 from engine.timeline import Timeline
 from engine.train import Trainer
@@ -130,7 +133,7 @@ def test_layouts_map_cells_to_elements_and_back():
 @pytest.mark.parametrize("preset", ["seed", "deep", "lenet"])
 @pytest.mark.parametrize("pool", ["max", "avg", "min"])
 def test_gradient_check_button_passes_for_every_preset_and_pooling(qtbot, view, preset, pool):
-    view.gradcheck_entries = 8 if preset == "lenet" else 20
+    view.gradcheck_entries = 8 if preset == "lenet" else 20  # a sample, to keep this quick
     view.set_step(traced_step(trainer_for(preset, pool)))
     with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
         view.gradcheck_button.click()
@@ -159,6 +162,93 @@ def test_gradient_check_is_shown_failing_when_a_gradient_is_corrupted(qtbot, vie
             for r in range(view.gradcheck_table.rowCount())}
     assert rows["conv1"].endswith("FAIL") and rows["dense1"].endswith("pass")
     assert "FAILED" in view.gradcheck_status.text()
+
+
+# the inspector's size in the main window at 1280x800, 1600x1000 and 1920x1080, and the
+# narrowest that still puts the arithmetic beside the stages
+SIZES = {"1280x800": (571, 585), "1600x1000": (807, 751), "1920x1080": (1044, 818),
+         "narrowest beside": (740, 700)}
+
+
+def fit(qtbot, view, size, preset="seed"):
+    """The view at ``size`` after a step of ``preset``, once its deferred fit has run."""
+    view.resize(*size)
+    view.set_step(traced_step(trainer_for(preset)))
+    qtbot.waitUntil(lambda: view.size() == QSize(*size) and not view._fit_timer.isActive())
+    qtbot.wait(50)
+
+
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_conv_arithmetic_fits_its_column_with_whole_matrix_rows(qtbot, view, size):
+    fit(qtbot, view, size)
+    view.select("conv1", (9, 14, 5))
+    qtbot.wait(20)
+    columns = view._text_columns()
+    lines = view.arithmetic_text.toPlainText().split("\n")
+    assert columns >= 25 and max(len(line) for line in lines) <= columns  # 25: 240 px
+    assert view.arithmetic_text.horizontalScrollBar().maximum() == 0  # fits in pixels too
+    st = view.step_trace
+    words = [line.split() for line in lines]
+    for row in [*st.trace["input"][0, 9:12, 14:17], *st.params_before["conv1.W"][:, :, 0, 5]]:
+        numbers = [f"{float(v):.3g}" for v in row]  # a matrix row, together on one line
+        assert any(ws[k:k + 3] == numbers for ws in words for k in range(len(ws))), row
+
+
+@pytest.mark.parametrize("preset", ["seed", "lenet"])
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+def test_the_stages_fit_without_a_horizontal_scroll_bar(qtbot, view, size, preset):
+    fit(qtbot, view, size, preset)
+    assert view.content.minimumSizeHint().width() <= view.scroll.viewport().width()
+    assert view.scroll.horizontalScrollBar().maximum() == 0
+
+
+def test_the_check_of_the_seed_net_takes_every_entry_and_shows_progress(qtbot, view):
+    fit(qtbot, view, SIZES["1600x1000"])
+    seen = []
+    with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
+        view.gradcheck_button.click()
+        assert view.gradcheck_button.text().startswith("Stop")
+        view._running.signals.progress.connect(lambda done, total: seen.append((done, total)))
+    report = blocker.args[0]
+    assert report["passed"]
+    assert all(v["checked"] == v["size"] for v in report["params"].values())
+    assert "Every entry checked, 13,602 of 13,602" in view.gradcheck_status.text()
+    assert seen[-1] == (13602, 13602) and seen == sorted(seen)
+    assert view.gradcheck_button.text() == "Gradient check this sample"
+    table = view.gradcheck_table
+    header, margin = table.horizontalHeader(), table.style().pixelMetric(QStyle.PM_HeaderMargin)
+    for col in range(table.columnCount()):  # no header cut short
+        text = table.horizontalHeaderItem(col).text()
+        assert header.sectionSize(col) >= header.fontMetrics().horizontalAdvance(text) + 2 * margin
+
+
+def test_a_check_above_the_budget_is_sampled_and_says_so(qtbot, view):
+    view.gradcheck_budget = 2e8
+    view.set_step(traced_step(trainer_for("lenet")))
+    with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
+        view.gradcheck_button.click()
+    report = blocker.args[0]
+    n = affordable_entries(view.model, 2e8)
+    assert report["passed"] and max(v["checked"] for v in report["params"].values()) == n
+    checked = sum(v["checked"] for v in report["params"].values())
+    assert f"A random sample checked, {checked:,} of 215,370 entries, at most {n:,} per " \
+        "weight" in view.gradcheck_status.text()
+    assert "over the bound of 2.0e8" in view.gradcheck_status.text()
+
+
+def test_clicking_again_stops_the_gradient_check(qtbot, view):
+    view.gradcheck_budget = math.inf  # every entry of lenet: most of a minute
+    view.set_step(traced_step(trainer_for("lenet")))
+    finished, seen = [], []
+    view.gradcheck_finished.connect(finished.append)
+    view.gradcheck_button.click()
+    view._running.signals.progress.connect(lambda done, total: seen.append(done))
+    qtbot.waitUntil(lambda: bool(seen), timeout=30000)
+    view.gradcheck_button.click()
+    qtbot.waitUntil(lambda: view.gradcheck_button.text() == "Gradient check this sample")
+    assert view.pool.activeThreadCount() == 0 and view.gradcheck_button.isEnabled()
+    assert "stopped" in view.gradcheck_status.text()
+    assert not finished and view.gradcheck_report is None
 
 
 def test_timeline_panel_scrubs_and_resumes_exactly_or_forks(qtbot):

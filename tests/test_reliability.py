@@ -4,6 +4,7 @@ shutdown in the middle of every kind of work (closing the window, or Ctrl+C in t
 from __future__ import annotations
 
 import gc
+import math
 import os
 import signal
 import subprocess
@@ -475,7 +476,7 @@ def test_closing_while_evaluating_cancels_the_evaluation(qtbot, monkeypatch):
 
 def test_closing_during_a_gradient_check_stops_it(qtbot):
     w = new_window(qtbot, settings=RunSettings(preset="lenet"))
-    w.inspector.gradcheck_entries = None  # every weight: far longer than closing may take
+    w.inspector.gradcheck_budget = math.inf  # every entry: far longer than closing may take
     with qtbot.waitSignal(w.worker.traced, timeout=TIMEOUT):
         w.worker.submit("step_samples", 1)
     qtbot.waitUntil(lambda: w.inspector.gradcheck_button.isEnabled(), timeout=TIMEOUT)

@@ -6,16 +6,20 @@ pass in order, each stage a picture with its numbers, in the design notes' names
 backward (dL/dout, dout/dt, dL/dt, dL/dw, dL/db, dL/dinput, the pool-routed gradient,
 dL/dfilters) and the update (w -= lr * dL/dw: before, after, change). Clicking a cell shows
 its arithmetic with the actual numbers (``engine.explain``) and outlines the cells it came
-from. The gradient check runs on a pool thread, never on the GUI thread.
+from. The gradient check runs on a pool thread, never on the GUI thread: every entry of
+every weight when that fits ``CHECK_BUDGET`` (the seed and deep networks), else a random
+sample of each weight; it shows its progress and stops when its button is clicked again.
 """
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from PyQt5.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontDatabase
 from PyQt5.QtWidgets import (
+    QBoxLayout,
     QFrame,
     QGridLayout,
     QHBoxLayout,
@@ -33,40 +37,78 @@ from PyQt5.QtWidgets import (
 )
 
 from engine.explain import Explanation, StepTrace
-from engine.gradcheck import gradcheck
+from engine.gradcheck import CHECK_BUDGET, affordable_entries, check_cost, gradcheck
 from engine.model import Model
 from visualizer import theme as themes
 from visualizer.cell_grid import CellGrid
 from visualizer.inspector_stages import SECTIONS, Stage, build_stages
 
 PASS_THRESHOLD = 1e-6
+CHECK_TEXT = "Gradient check this sample"
+SIDE_MIN = 240  # the arithmetic column beside the stages: about 26 characters, at least
+STAGE_ROOM = 520  # what the stages keep of a wide view first: two map cards side by side
+CARD_PAD = 14  # a stage card's margins and border, left and right together
+NUMBER_CELL = 36  # the narrowest cell that still shows its number
 
 
 # ---- the gradient check off the GUI thread ----------------------------------------------
 class _Signals(QObject):
-    done = pyqtSignal(object)  # the gradcheck report, or {"error": str}
+    done = pyqtSignal(object)  # the gradcheck report, {"stopped": True} or {"error": str}
+    progress = pyqtSignal(int, int)  # entries checked, entries to check
 
 
 class GradcheckTask(QRunnable):
-    """gradcheck(model, x, labels) on a pool thread; the result comes back as a signal."""
+    """gradcheck(model, x, labels) on a pool thread; progress (about 10 a second) and the
+    result come back as signals. ``max_entries`` per weight, None: every entry."""
 
-    def __init__(self, model: Model, x, labels, grad_hook=None, max_entries=100):
+    def __init__(self, model: Model, x, labels, grad_hook=None, max_entries=100, step=0):
         super().__init__()
         self.signals = _Signals()
         self.model, self.x, self.labels = model, x, labels
-        self.grad_hook, self.max_entries = grad_hook, max_entries
-        self.cancelled = False  # set from the GUI thread: stop at the next entry, say nothing
+        self.grad_hook, self.max_entries, self.step = grad_hook, max_entries, step
+        self.cost = check_cost(model, None, len(labels))  # multiply-adds to check them all
+        self.cancelled = False  # set from the GUI thread: stop at the next entry
+        self._shown = 0.0  # when progress was last sent
 
     def run(self):
         try:
             report = gradcheck(self.model, self.x, self.labels, grad_hook=self.grad_hook,
                                max_entries=self.max_entries, threshold=PASS_THRESHOLD,
-                               should_stop=lambda: self.cancelled)
+                               should_stop=lambda: self.cancelled, progress=self._progress)
         except InterruptedError:
-            return
+            report = {"stopped": True}
         except Exception as e:  # reported in the table, never raised in a pool thread
             report = {"error": f"{type(e).__name__}: {e}"}
         self.signals.done.emit(report)
+
+    def _progress(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._shown >= 0.1 or done == total:
+            self._shown = now
+            self.signals.progress.emit(done, total)
+
+
+def _sci(v: float) -> str:
+    mantissa, exponent = f"{v:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}"  # 3.9e11
+
+
+def gradcheck_summary(report: dict, task: GradcheckTask, budget: float) -> str:
+    """What the check of ``task`` found, and whether it checked every entry or a sample."""
+    checked = sum(v["checked"] for v in report["params"].values())
+    size = sum(v["size"] for v in report["params"].values())
+    if checked == size:
+        which = f"Every entry checked, {checked:,} of {size:,}"
+    else:
+        which = f"A random sample checked, {checked:,} of {size:,} entries, at most " \
+                f"{task.max_entries:,} per weight"
+        if task.cost > budget:
+            which += f" (all would cost {_sci(task.cost)} multiply-adds, over the bound of " \
+                     f"{_sci(budget)})"
+    verdict = "passed" if report["passed"] else "FAILED"
+    return (f"Step {task.step}: {verdict}. {which}; each relative error must be below "
+            f"{PASS_THRESHOLD:g} (centred differences in float64, input jittered by "
+            f"+-{report['jitter']:g} off pooling ties).")
 
 
 # ---- the view -------------------------------------------------------------------------------
@@ -140,6 +182,7 @@ class StageCard(QFrame):
             label.setWordWrap(True)
             layout.addWidget(label)
         grouped = len(stages) > 1
+        width -= CARD_PAD
         row = QGridLayout()
         row.setHorizontalSpacing(18)
         row.setVerticalSpacing(6)
@@ -171,8 +214,9 @@ class StageCard(QFrame):
 
     def update_stages(self, stages: list[Stage], luts: dict, width: int = 640,
                       compact: bool = False) -> None:
-        """Redraw from ``stages``; tiles wrap to fit ``width`` pixels (not class rows), cells
-        shrink when ``compact``."""
+        """Redraw from ``stages``; tiles wrap to fit a card ``width`` pixels wide (not class
+        rows), cells shrink when ``compact`` or when still too wide."""
+        width -= CARD_PAD
         first = stages[0]
         if first.group:
             self.title_label.setText(f"{first.group}: before and after the step")
@@ -186,9 +230,9 @@ class StageCard(QFrame):
             cell = _cell(s, compact)
             cols = _cols(s, cell[0], width)
             room = width - (40 if lay.row_labels else 0)
-            if not s.numbers and cols * (lay.maps.shape[2] * cell[0] + 4) > room:
-                c = max(1, (room // cols - 4) // lay.maps.shape[2])  # still too wide: shrink
-                cell = (c, c)
+            if cols * (lay.maps.shape[2] * cell[0] + 4) > room:  # still too wide: shrink
+                c = max(1, (room // cols - 4) // lay.maps.shape[2])
+                cell = (max(c, NUMBER_CELL), cell[1]) if s.numbers else (c, c)
             grid = self.grids[s.key]
             grid.gap = 4
             grid.set_data(lay.maps, luts[s.style], s.levels, numbers=s.numbers,
@@ -208,6 +252,16 @@ class StageCard(QFrame):
             label.setFixedWidth(inner)
 
 
+def _column(*widgets) -> QWidget:
+    """``widgets`` one above the other, without margins."""
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        layout.addWidget(w)
+    return box
+
+
 class InspectorView(QWidget):
     """Shows a StepTrace; ``select(key, index)`` explains one cell (clicks call it)."""
 
@@ -224,11 +278,13 @@ class InspectorView(QWidget):
         self.selection: tuple = ("loss", (0,))
         self.explanation: Explanation | None = None
         self.grad_hook = None  # optional: alters analytic gradients before the check (tests)
-        self.gradcheck_entries = 100
+        self.gradcheck_entries: int | None = None  # at most this many per weight if set
+        self.gradcheck_budget = CHECK_BUDGET  # multiply-adds before the check samples
         self.gradcheck_report: dict | None = None
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(1)
         self._tasks: list[GradcheckTask] = []
+        self._running: GradcheckTask | None = None  # the check the button would stop
         self.theme = themes.DARK
         self._build()
         self.apply_theme(themes.DARK)
@@ -251,9 +307,6 @@ class InspectorView(QWidget):
         self.content_layout.addStretch(1)
         self.scroll.setWidget(self.content)
 
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(6, 6, 6, 6)
         self.header_label = QLabel("No step yet")
         self.header_label.setWordWrap(True)
         self.header_label.setTextFormat(Qt.RichText)
@@ -263,32 +316,29 @@ class InspectorView(QWidget):
         self.arithmetic_text.setReadOnly(True)
         self.arithmetic_text.setLineWrapMode(QPlainTextEdit.NoWrap)
         self.arithmetic_text.setFont(mono)
-        self.gradcheck_button = QPushButton("Gradient check this sample")
+        self.gradcheck_button = QPushButton(CHECK_TEXT)
         self.gradcheck_button.setToolTip("Compare every analytic gradient with a centred "
-                                         "numeric gradient (float64 copy of the weights)")
+                                         "numeric gradient (float64 copy of the weights); "
+                                         "click again to stop")
         self.gradcheck_button.setEnabled(False)
-        self.gradcheck_button.clicked.connect(self.run_gradcheck)
+        self.gradcheck_button.clicked.connect(self.toggle_gradcheck)
         self.gradcheck_status = QLabel("")
         self.gradcheck_status.setWordWrap(True)
-        self.gradcheck_table = QTableWidget(0, 3)
-        self.gradcheck_table.setHorizontalHeaderLabels(["layer", "max relative error",
-                                                        f"< {PASS_THRESHOLD:g}?"])
-        self.gradcheck_table.verticalHeader().setVisible(False)
-        self.gradcheck_table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
-        self.gradcheck_table.setEditTriggers(QTableWidget.NoEditTriggers)
-        self.gradcheck_table.setMaximumHeight(180)
-        self.gradcheck_table.hide()
+        self._build_table()
         self.window_button = QPushButton("Open in its own window")
         self.window_button.setToolTip("More room for the pass: the inspector in a window of "
                                       "its own (close it to put it back)")
         self.window_button.clicked.connect(self.toggle_window)
-        side_layout.addWidget(self.header_label)
-        side_layout.addWidget(self.arithmetic_label)
-        side_layout.addWidget(self.arithmetic_text, 1)
-        side_layout.addWidget(self.gradcheck_button)
-        side_layout.addWidget(self.window_button)
-        side_layout.addWidget(self.gradcheck_status)
-        side_layout.addWidget(self.gradcheck_table)
+        self.reading = _column(self.header_label, self.arithmetic_label, self.arithmetic_text)
+        self.reading.layout().setStretch(2, 1)
+        self.checking = _column(self.gradcheck_button, self.window_button,
+                                self.gradcheck_status, self.gradcheck_table)
+        self.checking.layout().addStretch(1)
+        side = QWidget()
+        self.side_layout = QBoxLayout(QBoxLayout.TopToBottom, side)
+        self.side_layout.setContentsMargins(6, 6, 6, 6)
+        self.side_layout.addWidget(self.reading, 1)
+        self.side_layout.addWidget(self.checking)
         side.setMinimumWidth(200)
 
         self.splitter = QSplitter(Qt.Horizontal)
@@ -304,6 +354,7 @@ class InspectorView(QWidget):
         self._fit_timer.setSingleShot(True)
         self._fit_timer.setInterval(60)
         self._fit_timer.timeout.connect(self._fit)
+        self.splitter.splitterMoved.connect(lambda *_: self._fit_timer.start())  # re-wrap
         self._width = 640  # pixels the stage cards may use
         self.compact = True  # cells about two thirds of their size while room is short
         self._rows: list[QWidget] = []  # section titles and rows of cards, in order
@@ -314,18 +365,36 @@ class InspectorView(QWidget):
         super().resizeEvent(event)
         self._fit_timer.start()
 
+    def _build_table(self) -> None:
+        self.gradcheck_table = table = QTableWidget(0, 3)
+        table.setHorizontalHeaderLabels(["layer", "max error", f"< {PASS_THRESHOLD:g}"])
+        for col, tip in enumerate(["", "the largest relative error |a - n| / (|a| + |n|) of "
+                                   "the layer's entries", "passes when the error is below this"]):
+            table.horizontalHeaderItem(col).setToolTip(tip)
+        table.verticalHeader().setVisible(False)
+        header = table.horizontalHeader()
+        for col, mode in enumerate([QHeaderView.ResizeToContents, QHeaderView.Stretch,
+                                    QHeaderView.ResizeToContents]):
+            header.setSectionResizeMode(col, mode)
+        table.setEditTriggers(QTableWidget.NoEditTriggers)
+        table.hide()
+
     def _fit(self) -> None:
-        """The arithmetic a narrow column on the right (below the stages only when the view
-        is very narrow); the stage cards flow into rows that fit the rest."""
+        """The arithmetic a column on the right (below the stages, beside the buttons, when
+        the view is narrow); the stage cards flow into rows that fit the rest."""
         wide = self.width() >= 740  # room for two map cards beside the arithmetic
         orientation = Qt.Horizontal if wide else Qt.Vertical
         total = self.width() if wide else self.height()
         if self.splitter.orientation() != orientation or abs(total - self._fitted) > 40:
             self._fitted = total  # sized again when the room changes a lot
             self.splitter.setOrientation(orientation)
-            side = max(240, min(400, int(total * 0.26))) if wide else \
-                max(150, int(total * 0.28))
+            self._arrange_side(wide)
+            side = max(SIDE_MIN, min(440, int(total * 0.34), total - STAGE_ROOM)) if wide else \
+                max(200, int(total * 0.36), min(self._checking_height(), int(total * 0.6)))
             self.splitter.setSizes([total - side, side])
+        self.checking.setMaximumWidth(16777215 if wide else  # narrow: beside the arithmetic
+                                      max(160, min(250, self.width() * 2 // 5)))
+        self.side_layout.activate()  # the arithmetic's new width, now
         if self.explanation is not None:  # re-wrap the arithmetic to the new width
             self.arithmetic_text.setPlainText(self.explanation.text(self._text_columns()))
         width = self._room()
@@ -336,9 +405,27 @@ class InspectorView(QWidget):
                 self._refresh_cards()
                 self.select(*self.selection)
 
+    def _arrange_side(self, wide: bool) -> None:
+        """Wide: the step, the arithmetic, then the buttons, one above the other. Narrow (the
+        side below the stages): the arithmetic on the left, the step and buttons beside it."""
+        self.header_label.parentWidget().layout().removeWidget(self.header_label)
+        (self.reading if wide else self.checking).layout().insertWidget(0, self.header_label)
+        self.side_layout.setDirection(QBoxLayout.TopToBottom if wide else
+                                      QBoxLayout.LeftToRight)
+
+    def _checking_height(self) -> int:
+        """Height the step, the buttons and the check's result need (narrow: beside the
+        arithmetic), margins included."""
+        h = self.checking.heightForWidth(self.checking.width())
+        return (h if h > 0 else self.checking.sizeHint().height()) + 12
+
     def _room(self) -> int:
-        """Pixels of width the stage cards may use; sets ``compact`` for short room."""
-        width = max(200, self.scroll.viewport().width() - 12)
+        """Pixels of width the stage cards may use, the scroll bar counted in whether it
+        shows yet or not; sets ``compact`` for short room."""
+        bar = self.scroll.verticalScrollBar()
+        width = self.scroll.viewport().width() - (0 if bar.isVisible() else bar.sizeHint().width())
+        margins = self.content_layout.contentsMargins()
+        width = max(200, width - margins.left() - margins.right())
         self.compact = width < 860
         return width
 
@@ -391,7 +478,7 @@ class InspectorView(QWidget):
             f"network said <b>{guess}</b> (out[{guess}] = {probs[guess]:.3f}), {verdict}<br>"
             f"loss L = {float(tr['loss'][0]):.4f} &nbsp; lr {st.lr:g}")
         self.gradcheck_button.setEnabled(True)
-        if self.gradcheck_report is not None:
+        if self.gradcheck_report is not None and self._running is None:
             self.gradcheck_status.setText("(from an earlier step; run it again for this one)")
         key, index = self.selection
         if key not in self.stages:
@@ -488,30 +575,66 @@ class InspectorView(QWidget):
         return e
 
     def _text_columns(self) -> int:
-        """Characters that fit on one line of the arithmetic panel."""
-        char = self.arithmetic_text.fontMetrics().horizontalAdvance("0") or 8
-        return max(28, self.arithmetic_text.viewport().width() // char - 2)
+        """Characters that fit on one line of the arithmetic panel, its scroll bar counted in
+        whether it shows yet or not."""
+        text = self.arithmetic_text
+        bar = text.verticalScrollBar()
+        width = text.viewport().width() - (0 if bar.isVisible() else bar.sizeHint().width())
+        width -= 2 * text.document().documentMargin() + 2  # and the cursor
+        char = text.fontMetrics().horizontalAdvance("0" * 100) / 100 or 8
+        return max(24, int(width / char))
 
     # ---- gradient check -----------------------------------------------------------------
+    def toggle_gradcheck(self) -> None:
+        """Start a gradient check of this step's sample, or stop the one running."""
+        if self._running is None:
+            self.run_gradcheck()
+            return
+        self._running.cancelled = True  # it stops at its next entry
+        self.gradcheck_button.setEnabled(False)
+
+    def entries_to_check(self, model: Model) -> int | None:
+        """Entries per weight: None (every entry) when the check fits ``gradcheck_budget``
+        multiply-adds, else as many as fit; never more than ``gradcheck_entries`` if set."""
+        n = affordable_entries(model, self.gradcheck_budget)
+        cap = self.gradcheck_entries
+        return cap if n is None else n if cap is None else min(n, cap)
+
     def run_gradcheck(self) -> None:
         """Check the analytic gradients of this step's sample, with its pre-step weights."""
         st = self.step_trace
-        if st is None:
+        if st is None or self._running is not None:
             return
         model = Model(st.config)
         model.set_params(st.params_before)
         task = GradcheckTask(model, st.trace["input"].copy(), st.trace["labels"].copy(),
-                             self.grad_hook, self.gradcheck_entries)
+                             self.grad_hook, self.entries_to_check(model), st.step)
         task.setAutoDelete(False)
         task.signals.done.connect(self._show_gradcheck)
+        task.signals.progress.connect(self._show_progress)
         self._tasks.append(task)
-        self.gradcheck_button.setEnabled(False)
+        self._running = task
+        self.gradcheck_button.setText("Stop the gradient check")
         self.gradcheck_status.setText("checking: centred differences in float64 ...")
         self.pool.start(task)
 
+    def _show_progress(self, done: int, total: int) -> None:
+        if self._running is not None and self._running.signals is self.sender():
+            self.gradcheck_status.setText(f"checking: {done:,} of {total:,} entries done, "
+                                          "centred differences in float64 ...")
+
     def _show_gradcheck(self, report: dict) -> None:
-        self._tasks = [t for t in self._tasks if t.signals is not self.sender()]
-        self.gradcheck_button.setEnabled(self.step_trace is not None)
+        task = next((t for t in self._tasks if t.signals is self.sender()), None)
+        if task is None:
+            return
+        self._tasks.remove(task)
+        if task is self._running:
+            self._running = None
+            self.gradcheck_button.setText(CHECK_TEXT)
+            self.gradcheck_button.setEnabled(self.step_trace is not None)
+        if "stopped" in report:
+            self.gradcheck_status.setText("gradient check stopped")
+            return
         self.gradcheck_report = report
         table = self.gradcheck_table
         if "error" in report:
@@ -525,18 +648,18 @@ class InspectorView(QWidget):
             ok = err < PASS_THRESHOLD
             mark = QTableWidgetItem("\u2713 pass" if ok else "\u2717 FAIL")
             mark.setForeground(QColor(self.theme.good if ok else self.theme.bad))
-            params = [f"{k}: {v['max_rel_error']:.1e} ({v['checked']} of {v['size']} checked)"
-                      for k, v in report["params"].items() if k.split(".")[0] == layer]
+            params = [f"{k}: {v['max_rel_error']:.1e} ({v['checked']:,} of {v['size']:,} "
+                      "checked)" for k, v in report["params"].items() if k.split(".")[0] == layer]
             for col, item in enumerate([QTableWidgetItem(layer),
                                         QTableWidgetItem(f"{err:.2e}"), mark]):
                 item.setToolTip("\n".join(params))
                 table.setItem(row, col, item)
-        verdict = "passed" if report["passed"] else "FAILED"
-        checked = max(v["checked"] for v in report["params"].values())
-        self.gradcheck_status.setText(
-            f"Step {self.step_trace.step}: {verdict}: every relative error must be below "
-            f"{PASS_THRESHOLD:g}. Centred differences in float64, up to {checked} entries per "
-            f"weight, input jittered by +-{report['jitter']:g} to stay off pooling ties.")
+        table.setFixedHeight(min(180, table.horizontalHeader().height() + 2 * table.frameWidth()
+                                 + sum(table.rowHeight(r) for r in range(table.rowCount()))))
+        self.gradcheck_status.setText(gradcheck_summary(report, task, self.gradcheck_budget))
+        if self.splitter.orientation() == Qt.Vertical:
+            self._fitted = 0  # the side grows to show the result beside the arithmetic
+            self._fit()
         self.gradcheck_finished.emit(report)
 
     # ---- a window of its own --------------------------------------------------------------

@@ -89,12 +89,12 @@ def class_layout(w: np.ndarray, shape: tuple) -> Layout:
                   row_labels=[str(k) for k in range(n_out)])
 
 
-def matrix_layout(w: np.ndarray, chunk: int = 512) -> Layout:
-    """(n_in, n_out) -> a row per output; the inputs in bands of ``chunk`` columns, one tile
-    per band, stacked (a 1568-wide matrix stays on screen)."""
+def matrix_layout(w: np.ndarray, chunk: int = 400) -> Layout:
+    """(n_in, n_out) -> a row per output; the inputs in equal bands of at most ``chunk``
+    columns, one tile per band, stacked (a 1568-wide matrix stays on screen: 4 of 392)."""
     n_in, n_out = w.shape
-    chunk = min(chunk, n_in)
-    bands = -(-n_in // chunk)
+    bands = -(-n_in // min(chunk, n_in))
+    chunk = -(-n_in // bands)
     padded = np.full((bands * chunk, n_out), np.nan, np.float32)
     padded[:n_in] = w
     maps = padded.reshape(bands, chunk, n_out).transpose(0, 2, 1)  # (bands, n_out, chunk)
