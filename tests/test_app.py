@@ -301,3 +301,31 @@ def test_slow_motion_sends_every_step(qtbot, window):
     qtbot.waitUntil(lambda: not window.running, timeout=TIMEOUT)
     assert all(len(b.step) == 1 for b in batches[:3])  # one report per step, not batched
     assert "20 steps/s" in window.controls.speed_label.text()
+
+
+def test_while_training_every_tick_paints_and_the_weights_ten_times_a_second(qtbot, window,
+                                                                             monkeypatch):
+    """A frame-rate governor that keeps up with a ~32 ms timer (no tick skipped when the GUI
+    thread is idle) while the weight panels repaint at most every SLOW_INTERVAL."""
+    import dataclasses
+
+    import visualizer.main_window as mw
+
+    window.show()
+    qtbot.waitExposed(window)
+    clock = [mw.time.perf_counter() + 10.0]
+    monkeypatch.setattr(mw.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(mw.time, "thread_time", lambda: 0.0)  # an idle GUI thread
+    window.controls.speed_slider.setValue(window.controls.speed_slider.maximum())
+    window.running = True
+    painted = {"Feature maps": 0, "Filters": 0}
+    base = window.latest
+    for k in range(60):
+        clock[0] += 0.032
+        window.latest = dataclasses.replace(base, step=base.step + k + 1)
+        window._repaint()
+        for name in painted:
+            painted[name] += window._painted.get(name) is window.latest
+    window.running = False
+    assert painted["Feature maps"] == 60
+    assert 60 * 0.032 / mw.SLOW_INTERVAL - 2 <= painted["Filters"] <= 60 * 0.032 / 0.08

@@ -51,9 +51,11 @@ from .timeline_panel import TimelinePanel
 from .worker import Hyper, RunInfo, RunSettings, TrainWorker, start_worker, stop_worker
 
 REPAINT_MS = 33  # ~30 Hz
-BUSY_BUDGET = 0.12  # the GUI thread's share of time for live views while training
+BUSY_BUDGET = 0.20  # the GUI thread's share of time for live views while training
 MAX_INTERVAL = 0.5  # repaint at least twice a second whatever the cost
-SLOW_PANELS = ("Filters", "Class templates")  # repainted every other frame under the budget
+SLOW_PANELS = ("Filters", "Class templates")  # weights change slowly: at most ...
+SLOW_INTERVAL = 0.1  # ... every 0.1 s while training
+STATUS_INTERVAL = 0.2  # the status bar's numbers, at most 5 times a second while training
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
          "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
 
@@ -357,6 +359,8 @@ class MainWindow(QMainWindow):
     busy = 0.0  # the GUI thread's recent share of time (CPU seconds per second)
     paint_interval = REPAINT_MS / 1000  # seconds between repaints while training
     _last_paint = 0.0
+    _slow_painted = 0.0  # when the weight panels were last painted
+    _status_at = 0.0  # when the status bar was last updated
     _frame = 0
     _tick = (0.0, 0.0)
 
@@ -375,11 +379,13 @@ class MainWindow(QMainWindow):
             factor = min(1.25, max(0.8, self.busy / BUSY_BUDGET))
             self.paint_interval = min(MAX_INTERVAL, max(REPAINT_MS / 1000,
                                                         self.paint_interval * factor))
-            if now - self._last_paint < self.paint_interval:
+            # half a tick of slack: ticks come every ~32-34 ms, and a strict comparison with
+            # a 33 ms interval would skip every other one
+            if now - self._last_paint < self.paint_interval - REPAINT_MS / 2000:
                 return
         self._last_paint = now
-        if self._status_dirty:
-            self._status_dirty = False
+        if self._status_dirty and (not self.running or now - self._status_at >= STATUS_INTERVAL):
+            self._status_dirty, self._status_at = False, now  # its text lays the bar out again
             self.status.set_values()
         self._frame += 1
         costly = self.running and self.paint_interval > REPAINT_MS / 1000
@@ -390,12 +396,16 @@ class MainWindow(QMainWindow):
         if snap is None:
             return
         painted = False
+        since = now - self._slow_painted
+        slow_due = not self.running or since >= SLOW_INTERVAL - REPAINT_MS / 2000
+        if slow_due:
+            self._slow_painted = now
         for name, paint in self._painters().items():
             widget = self.panels[name]
             if self._painted.get(name) is snap or not widget.isVisible():
                 continue
-            if costly and name in SLOW_PANELS and self._frame % 2:
-                continue  # weights change slowly: every other frame when frames are costly
+            if name in SLOW_PANELS and not slow_due:
+                continue
             paint(snap)
             self._painted[name] = snap
             painted = True
