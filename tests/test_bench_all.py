@@ -80,7 +80,8 @@ def test_every_section_is_replaced_and_the_rest_kept(readme):
     assert "| engine (NumPy) | 111 | 222 | 333 | 444 |" in text
     assert "| event-loop latency while training, 99th percentile | **31.5 ms** | " \
            "< 30 ms: missed |" in text
-    assert "| snapshots painted per second (all panels) | **9.5** | >= 25: missed |" in text
+    assert ("| training states painted per second (probe digit, feature maps, prediction) | "
+            "**9.5** | >= 25: missed |") in text
     assert "| launch to main window shown | **0.45 s** | < 2 s: met |" in text
     assert "| repaints per second: loss curves | 7.25 |" in text
     assert "- Repaints missed:" in text and "- Latency missed:" in text
