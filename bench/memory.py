@@ -181,8 +181,9 @@ def summary(result: dict) -> list[str]:
             f"**{growth:+.1f} MB** ({'flat' if growth <= FLAT_MB else 'NOT flat'}; target <= "
             f"{FLAT_MB:g} MB). RSS {r['rss_epoch1_mb']:.1f} MB after epoch 1, "
             f"{r['rss_last_mb']:.1f} MB after epoch {epochs} "
-            f"({r['growth_after_epoch1_mb']:+.1f} MB, taken at {r['per_epoch'][0]['seconds']:.1f}"
-            f" s, inside the window's warm-up); largest epoch-end RSS after epoch 1 "
+            f"({r['growth_after_epoch1_mb']:+.1f} MB; epoch 1 ended "
+            f"{r['per_epoch'][0]['seconds']:.1f} s after Train was pressed); largest epoch-end "
+            f"RSS after epoch 1 "
             f"{r['max_after_epoch1_mb']:.1f} MB; process peak {r['peak_mb']:.1f} MB; test "
             f"accuracy {100 * r['test_accuracy']:.1f}%.")
     for ep in result["epochs_60k"]:
