@@ -47,16 +47,17 @@ def status_mb(field: str) -> float:
 
 
 # ---- 1. the live app ----------------------------------------------------------------------
-def live(epochs: int, batch: int, max_seconds: float) -> dict:
+def live(epochs: int, batch: int, max_seconds: float, dataset: str = "mini") -> dict:
     from PyQt5.QtCore import QTimer
 
     from visualizer.app import make_app, wait_until
     from visualizer.main_window import MainWindow
-    from visualizer.worker import Hyper
+    from visualizer.worker import Hyper, RunSettings
 
     app = make_app()
     start_rss = status_mb("VmRSS")
-    window = MainWindow(hyper=Hyper(lr=0.01, batch_size=batch), theme="dark")
+    window = MainWindow(settings=RunSettings(dataset=dataset),
+                        hyper=Hyper(lr=0.01, batch_size=batch), theme="dark")
     window.resize(1600, 1000)
     window.show()
     if not wait_until(lambda: window.info is not None and window.latest is not None, 60):
@@ -88,7 +89,8 @@ def live(epochs: int, batch: int, max_seconds: float) -> dict:
     if not done:
         raise RuntimeError(f"only {len(per_epoch)} of {epochs} epochs in {max_seconds:.0f} s")
     rss = [e["rss_mb"] for e in per_epoch[:epochs]]
-    return {"epochs": epochs, "batch": batch, "seconds": per_epoch[epochs - 1]["seconds"],
+    return {"dataset": dataset, "n_train": window.info.n_train, "epochs": epochs,
+            "batch": batch, "seconds": per_epoch[epochs - 1]["seconds"],
             "steps": per_epoch[epochs - 1]["step"],
             "test_accuracy": per_epoch[epochs - 1]["test_accuracy"],
             "rss_before_window_mb": round(start_rss, 1), "per_epoch": per_epoch,
@@ -197,6 +199,14 @@ def summary(result: dict) -> list[str]:
                      f"{ep['rss_after_loading_mb']:.1f}, after the epoch "
                      f"{ep['rss_after_epoch_mb']:.1f}); the epoch took "
                      f"{ep['epoch_seconds']:.1f} s.")
+    big = result.get("live_60k")
+    if big:
+        rss = [e["rss_mb"] for e in big["per_epoch"]]
+        lines.append(f"- The live app on Fashion-MNIST's {big['n_train']:,} real training images, "
+                     f"batch {big['batch']}, every panel live: RSS {rss[0]:.1f} MB after "
+                     f"epoch 1 and {rss[-1]:.1f} MB after epoch {len(rss)}; process peak "
+                     f"{big['peak_mb']:.1f} MB (before the window {big['rss_before_window_mb']:.1f}"
+                     f" MB); {big['seconds']:.0f} s for the {len(rss)} epochs.")
     return lines
 
 
@@ -217,12 +227,14 @@ def main(argv=None) -> int:
     p.add_argument("--write-readme", action="store_true", help="rewrite its README section")
     p.add_argument(EPOCH_CHILD, choices=("tiled", "fashion"), help=argparse.SUPPRESS)
     p.add_argument(LIVE_CHILD, type=int, metavar="BATCH", help=argparse.SUPPRESS)
+    p.add_argument("--live-dataset", default="mini", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.epoch_child:
         print(json.dumps(epoch_child(args.epoch_child, args.batch)))
         return 0
     if args.live_child:
-        print(json.dumps(live(args.epochs, args.live_child, args.max_seconds)))
+        print(json.dumps(live(args.epochs, args.live_child, args.max_seconds,
+                              args.live_dataset)))
         return 0
     from engine.datasets import FASHION_SYSTEM_DIRS, TEST_FILES, TRAIN_FILES, find_idx
 
@@ -235,6 +247,10 @@ def main(argv=None) -> int:
         sources.append("fashion")
     for source in sources:
         result["epochs_60k"].append(child(EPOCH_CHILD, source, "--batch", str(args.batch)))
+    if "fashion" in sources:  # the live app on 60,000 real images: two epochs
+        result["live_60k"] = child(LIVE_CHILD, str(args.batch), "--epochs", "2",
+                                   "--max-seconds", str(args.max_seconds),
+                                   "--live-dataset", "fashion")
     for line in summary(result):
         print(line)
     if args.write_readme:
