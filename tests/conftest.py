@@ -28,6 +28,12 @@ def official_test_set():
 
 
 @pytest.fixture(autouse=True)
+def own_settings_file(tmp_path, monkeypatch):
+    """Every test keeps the app's settings in a file of its own, never the user's."""
+    monkeypatch.setenv("CONVSCOPE_SETTINGS", str(tmp_path / "settings.ini"))
+
+
+@pytest.fixture(autouse=True)
 def no_qthread_left_running():
     """Fail any test that leaves a QThread running (the thread is joined first, so one
     careless test cannot abort the whole run with "QThread: Destroyed while running")."""

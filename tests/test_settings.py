@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gc
 
+import numpy as np
 from PyQt5.QtCore import QByteArray, QSettings
 from PyQt5.QtWidgets import QDockWidget, QLabel, QMainWindow
 
@@ -108,7 +109,7 @@ def test_recent_files_are_deduplicated_bounded_and_existing(tmp_path):
     assert s.last_dir() == str(tmp_path)
 
 
-def test_the_app_comes_back_as_it_was_left(qtbot, tmp_path):
+def test_the_app_comes_back_as_it_was_left(qtbot, tmp_path, monkeypatch):
     from PyQt5.QtCore import QCoreApplication, QEvent
 
     from visualizer.file_actions import launch_options, persist
@@ -128,10 +129,29 @@ def test_the_app_comes_back_as_it_was_left(qtbot, tmp_path):
         QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
         gc.collect()
 
+    from engine.datasets import load_mini
+    from engine.idx import write_idx
+
+    monkeypatch.setenv("CONVSCOPE_SETTINGS", str(tmp_path / "app.ini"))  # File menu's too
+    folder = tmp_path / "digits"  # a dataset of its own, to come back to
+    folder.mkdir()
+    mini = load_mini()
+    for name, array in (("train-images-idx3-ubyte", mini.x_train[:300]),
+                        ("train-labels-idx1-ubyte", mini.y_train[:300]),
+                        ("t10k-images-idx3-ubyte", mini.x_test[:50]),
+                        ("t10k-labels-idx1-ubyte", mini.y_test[:50])):
+        write_idx(folder / name, np.ascontiguousarray(array))
     first = launch()
     first.set_theme("dark")
     first.controls.lr_spin.setValue(0.05)
     first.controls.seed_spin.setValue(11)
+    first.controls._select_dataset(str(folder))
+    first.controls.reset_button.click()
+    qtbot.waitUntil(lambda: first.info is not None and first.info.n_train == 300,
+                    timeout=30000)
+    model = tmp_path / "kept.npz"
+    assert first.file_actions.model_files.save_to(str(model))
+    qtbot.waitUntil(model.exists, timeout=30000)
     first.resize(1100, 700)
     qtbot.wait(50)  # let the first layout settle, then change it
     first.docks["Filters"].hide()
@@ -141,6 +161,9 @@ def test_the_app_comes_back_as_it_was_left(qtbot, tmp_path):
     try:
         assert again.theme_choice == "dark"
         assert again.controls.hyper().lr == 0.05 and again.controls.settings().seed == 11
+        assert again.controls.settings().dataset == str(folder)
+        assert again.info.n_train == 300  # trains on that dataset again
+        assert settings_at(tmp_path / "app.ini").recent_files()[0] == str(model)
         assert (again.width(), again.height()) == (1100, 700)
         qtbot.waitUntil(lambda: again.docks["Filters"].isHidden(), timeout=5000)
         assert again.docks["Loss"].isVisible()
