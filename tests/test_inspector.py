@@ -425,3 +425,12 @@ def test_the_inspector_tab_shows_several_stages_at_once_at_1600x1000(window, qtb
     assert window.docks["Loss"].height() < loss_before
     window.tabs.setCurrentIndex(0)  # back to the feature maps: their curve height returns
     qtbot.waitUntil(lambda: abs(window.docks["Loss"].height() - loss_before) <= 12)
+
+
+def test_the_timeline_tab_shows_the_run_so_far_as_soon_as_it_is_opened(window, run_steps):
+    window.worker.timeline.every = 10
+    run_steps(window, 30)
+    window.show()
+    names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    window.tabs.setCurrentIndex(names.index("Timeline"))
+    assert window.timeline_panel.steps == [0, 10, 20, 30]  # no wait for its timer

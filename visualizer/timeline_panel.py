@@ -155,6 +155,10 @@ class TimelinePanel(QWidget):
         if self.isVisible():
             self.refresh()
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.refresh()  # the run so far at once, not at the next tick
+        super().showEvent(event)
+
     def refresh(self) -> None:
         """Pull the curves and snapshot steps from the timeline (cheap when nothing changed)."""
         steps, losses = self.timeline.curve()
