@@ -80,8 +80,8 @@ class FiltersPanel(QWidget):
             section.configure(c_in * c_out, k1, k2, factor=max(1, 12 // k1), labels=labels,
                               every_row=c_in == 1)
             name = key.split(".")[0]
-            section.title.setText(f"{name}: {c_out} filters of {k1}×{k2}" +
-                                  (f" × {c_in} input maps (rows)" if c_in > 1 else ""))
+            section.title.setText(f"{name}: {c_out} filters of {k1}×{k2}" if c_in == 1 else
+                                  f"{name}: {c_out}×{c_in} kernels {k1}×{k2}")
             bar = pg.ColorBarItem(colorMap=colormap("CET-D1A"), interactive=False, width=12,
                                   colorMapMenu=False)
             bar.setImageItem(section.image)
