@@ -31,6 +31,7 @@ class ProbChart(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setMouseTracking(True)
+        self.setAttribute(Qt.WA_OpaquePaintEvent)  # paintEvent fills every pixel
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
         self.setMinimumHeight(150)
         self.logits = self.probs = None

@@ -28,6 +28,7 @@ class Holder(QWidget):
         child.setParent(self)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
         self.setFixedHeight(child.sizeHint().height())
+        self.setAutoFillBackground(True)  # opaque: a new text never repaints what is behind
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         self.child.setGeometry(self.rect())
@@ -92,7 +93,9 @@ class ProbsPanel(QWidget):
             color = theme.good if ok else theme.bad
             mark = "✓ right" if ok else f"✗ true class {self.class_names[label]}"
             verdict = f"&nbsp;&nbsp;<span style='color:{color}'>{mark}</span>"
-        self.headline.setText(_headline(name, probs[pred], verdict))
+        text = _headline(name, probs[pred], verdict)
+        if text != self.headline.text():
+            self.headline.setText(text)
 
     def _on_hover(self, k: int) -> None:
         if self.probs is None or not 0 <= k < CLASSES:
@@ -107,5 +110,6 @@ class ProbsPanel(QWidget):
 
 
 def _headline(name: str, p: float, verdict: str = "") -> str:
+    """Whole percents, like the bars: the label is repainted only when the number changes."""
     return (f"<span style='font-size:15pt; font-weight:600'>{name}</span>"
-            f"&nbsp;&nbsp;{p:.1%} sure{verdict}")
+            f"&nbsp;&nbsp;{p:.0%} sure{verdict}")
