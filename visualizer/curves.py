@@ -14,7 +14,7 @@ from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
 
 from .history import History, alpha_for, ema
-from .theme import Theme
+from .theme import Theme, cached
 
 LOSS_WINDOW = 50.0  # samples the smoothed loss averages over (light smoothing)
 ACC_WINDOW = 500.0  # samples the running train accuracy averages over
@@ -66,7 +66,8 @@ class _CurvePanel(QWidget):
         self.plot.setLabel("left", y_label)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for name in ("left", "bottom"):
-            label_once(self.plot.getAxis(name))
+            label_once(cached(self.plot.getAxis(name)))
+        cached(self.plot.titleLabel)
         self.plot.getViewBox().setMouseEnabled(x=True, y=False)
         self.plot.getViewBox().sigRangeChangedManually.connect(self._on_manual_range)
         self.follow = True

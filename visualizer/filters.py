@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .mosaic import MosaicView, stepped
-from .theme import Theme, colormap
+from .theme import Theme, cached, colormap
 
 
 class StableScale:
@@ -85,6 +85,7 @@ class FiltersPanel(QWidget):
             bar = pg.ColorBarItem(colorMap=colormap("CET-D1A"), interactive=False, width=12,
                                   colorMapMenu=False)
             bar.setImageItem(section.image)
+            cached(bar.axis)
             self.graphics.addItem(view, row=r, col=0)
             self.graphics.addItem(bar, row=r, col=1)
             self.graphics.ci.layout.setRowStretchFactor(r, max(1, c_in))

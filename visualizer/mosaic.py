@@ -14,6 +14,8 @@ import pyqtgraph as pg
 from PyQt5.QtCore import QPointF
 from PyQt5.QtGui import QFont
 
+from .theme import cached
+
 GAP = 1  # mosaic pixels between tiles
 
 
@@ -76,7 +78,7 @@ class Section:
         self.view, self.name = view, name
         self.image = pg.ImageItem(axisOrder="row-major")
         self.overlay: pg.ImageItem | None = None
-        self.title = pg.TextItem(anchor=(0, 1))
+        self.title = cached(pg.TextItem(anchor=(0, 1)))
         self.title.setFont(_font(9, bold=True))
         self.labels: list[pg.TextItem] = []
         self.shape = (0, 0, 0)  # (n, h, w) of the maps
@@ -116,7 +118,7 @@ class Section:
             self.view.removeItem(item)
         self.labels = []
         for text in labels or []:
-            item = pg.TextItem(text, anchor=(0.5, 1))
+            item = cached(pg.TextItem(text, anchor=(0.5, 1)))
             item.setFont(_font(7))
             self.view.addItem(item)
             self.labels.append(item)

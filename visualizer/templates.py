@@ -15,7 +15,7 @@ from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 from .filters import StableScale
 from .mosaic import MosaicView
 from .probs import short_name
-from .theme import Theme, colormap
+from .theme import Theme, cached, colormap
 
 
 def flatten_source_shape(trace: dict) -> tuple | None:
@@ -52,6 +52,7 @@ class TemplatesPanel(QWidget):
         self.bar = pg.ColorBarItem(colorMap=colormap("CET-D1A"), interactive=False, width=12,
                                    colorMapMenu=False)
         self.bar.setImageItem(self.section.image)
+        cached(self.bar.axis)
         self.graphics.addItem(self.view, row=0, col=0)
         self.graphics.addItem(self.bar, row=0, col=1)
         self.hover_label = QLabel("Hover a weight to read it.")

