@@ -188,9 +188,11 @@ def test_fashion_names_label_the_matrix_the_gallery_and_the_bars(qtbot, make_vie
     assert tooltip_at(plot, true, pred).startswith(
         f"true {FASHION_NAMES[true]}, predicted {FASHION_NAMES[pred]}: ")
     assert f"of class {FASHION_NAMES[true]})" in plot.toolTip()
+    assert f"mistakes in {len(r.labels):,} images" in view.summary_label.text()  # not digits
     view.show_cell(true, pred)
     assert f"True {FASHION_NAMES[true]}, predicted {FASHION_NAMES[pred]}: " in \
         view.gallery_label.text()
+    assert "mistaken images" in view.gallery_label.text()
     item = view.gallery.item(0)
     lines = item.text().split("\n")
     assert lines[:2] == [SHORT[true], f"→ {SHORT[pred]}"]
@@ -212,6 +214,7 @@ def test_digits_come_back_after_a_reset_to_mnist(qtbot, make_view, trained):
     view.set_result(evaluate_weights(config, params, data.x_test, data.y_test))
     true, pred = biggest_mistake(view.result)
     assert tooltip_at(plot, true, pred).endswith(f"of the {true}s)\nclick to list them")
+    assert f"mistakes in {len(view.result.labels):,} digits" in view.summary_label.text()
     view.show_cell(true, pred)
     assert f"True {true}, predicted {pred}: " in view.gallery_label.text()
     assert view.gallery.item(0).text().startswith(f"{true} → {pred}\n")

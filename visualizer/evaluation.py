@@ -173,7 +173,7 @@ class EvaluationView(QtWidgets.QWidget):
         self.gallery.setUniformItemSizes(True)
         self.gallery.itemClicked.connect(self._on_item_clicked)
         self.gallery.currentItemChanged.connect(lambda item, _: self._show_detail(item))
-        self.detail_label = QtWidgets.QLabel("Click a digit to make it the probe digit.")
+        self.detail_label = QtWidgets.QLabel(self._click_hint())
         self.detail_label.setWordWrap(True)
         self.probability_plot = ProbabilityPlot()
         detail = QtWidgets.QVBoxLayout()
@@ -217,12 +217,19 @@ class EvaluationView(QtWidgets.QWidget):
         self.per_class_plot.set_accuracy(np.full(10, np.nan))
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("not evaluated yet")
-        self.summary_label.setText(f"Test split: {len(self.labels):,} digits. Press Evaluate.")
+        self.summary_label.setText(f"Test split: {len(self.labels):,} {self.noun}. "
+                                   "Press Evaluate.")
         self.evaluate_button.setEnabled(len(self.labels) > 0)
+
+    noun = "digits"  # what the test images are called in the texts
+
+    def _click_hint(self) -> str:
+        return f"Click {'a digit' if self.noun == 'digits' else 'an image'} to make it the probe."
 
     def set_class_names(self, names) -> None:
         """The run's ten class names, on every plot and caption."""
         self.class_names = [str(n) for n in names]
+        self.noun = "digits" if self.class_names == [str(k) for k in range(10)] else "images"
         self.thumbnails.set_names(self.class_names)
         for plot in (self.confusion_plot, self.per_class_plot, self.probability_plot):
             plot.set_class_names(self.class_names)
@@ -259,7 +266,7 @@ class EvaluationView(QtWidgets.QWidget):
         self._thread.finished.connect(self._on_thread_finished)
         self.progress_bar.setRange(0, len(self.labels))
         self.progress_bar.setValue(0)
-        self.progress_bar.setFormat("evaluating %v / %m digits")
+        self.progress_bar.setFormat(f"evaluating %v / %m {self.noun}")
         self.evaluate_button.setEnabled(False)
         self._thread.start()
         return True
@@ -298,7 +305,7 @@ class EvaluationView(QtWidgets.QWidget):
         r = self.result
         if r is None or r.step is None or self.running or not self.isVisible():
             return
-        text = f"evaluated {len(r.labels):,} digits at step {r.step:,}"
+        text = f"evaluated {len(r.labels):,} {self.noun} at step {r.step:,}"
         if step != r.step:
             text += f"; training is now at step {step:,}"
         self.progress_bar.setFormat(text)
@@ -310,10 +317,10 @@ class EvaluationView(QtWidgets.QWidget):
         self.progress_bar.setRange(0, max(n, 1))
         self.progress_bar.setValue(n)
         at = "" if result.step is None else f" at step {result.step:,}"
-        self.progress_bar.setFormat(f"evaluated {n:,} digits{at}")
+        self.progress_bar.setFormat(f"evaluated {n:,} {self.noun}{at}")
         self.summary_label.setText(
             f"Test accuracy <b>{100 * result.accuracy:.2f}%</b> · loss <b>{result.loss:.4f}</b>"
-            f" · {n - int(np.trace(result.confusion)):,} mistakes in {n:,} digits")
+            f" · {n - int(np.trace(result.confusion)):,} mistakes in {n:,} {self.noun}")
         self.summary_label.setToolTip(self.summary_label.text().replace("<b>", "")
                                       .replace("</b>", ""))
         self.confusion_plot.set_confusion(result.confusion)
@@ -336,7 +343,7 @@ class EvaluationView(QtWidgets.QWidget):
             kind = "correct" if true == predicted else "mistaken"
             names = self.class_names
             title = (f"True {names[true]}, predicted {names[predicted]}: "
-                     f"{len(indices):,} {kind} digits")
+                     f"{len(indices):,} {kind} {self.noun}")
         shown = indices[:GALLERY_LIMIT]
         more = f" (the first {len(shown)})" if len(shown) < len(indices) else ""
         self.gallery_label.setText(f"<b>{title}</b>, most confident first{more}: "
@@ -354,7 +361,7 @@ class EvaluationView(QtWidgets.QWidget):
             item.setToolTip(self._describe(int(i)))
             self.gallery.addItem(item)
         self.probability_plot.set_probs(np.zeros(10), -1, -1)
-        self.detail_label.setText("Click a digit to make it the probe digit.")
+        self.detail_label.setText(self._click_hint())
 
     def _describe(self, i: int) -> str:
         r, names = self.result, self.class_names
