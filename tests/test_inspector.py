@@ -376,6 +376,20 @@ def test_a_timeline_moment_is_marked_on_the_curves_and_in_the_status_bar(window,
     assert "Timeline" not in window.status.labels["state"].text()
 
 
+def test_a_reset_goes_back_to_the_live_run(window, run_steps, qtbot):
+    window.worker.timeline.every = 10
+    run_steps(window, 30)
+    window.timeline_panel.refresh()
+    window.timeline_panel.show_step(10)
+    assert window.moment is not None
+    started = []
+    window.run_started.connect(started.append)
+    window.controls.reset_button.click()
+    qtbot.waitUntil(lambda: bool(started) and window.latest is not None, timeout=30000)
+    assert window.moment is None and not window.loss_panel.marker.isVisible()
+    assert window.latest.step == 0 and "Timeline" not in window.status.labels["state"].text()
+
+
 def test_the_inspector_opens_in_its_own_window_and_goes_back(window, qtbot):
     ins = window.inspector
     ins.window_button.click()

@@ -238,6 +238,7 @@ class MainWindow(QMainWindow):
     def _on_run_started(self, info: RunInfo) -> None:
         self.info = info
         self.latest = None
+        self._show_moment(None)  # a Timeline moment of the previous run is no longer shown
         self._painted.clear()
         self.loss_panel.clear()
         self.accuracy_panel.clear()
