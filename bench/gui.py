@@ -1,7 +1,7 @@
 """The live app: training throughput versus headless, event-loop latency, repaint rates,
 launch time and close time.
 
-    python -m bench.gui [--quick] [--seconds 12] [--rounds 8] [--batch 32] [--size 1600x1000]
+    python -m bench.gui [--quick] [--seconds 24] [--rounds 16] [--batch 32] [--size 1600x1000]
                         [--json] [--write-readme]
 
 1. headless: the Trainer alone on the embedded data (no callbacks), samples/s;
@@ -328,9 +328,9 @@ PROSE_AFTER = [
     "- A timer tick was skipped whenever it came a little under 33 ms after the last repaint",
     "  (ticks come every 32-34 ms): that capped the window at about 16 repaints a second",
     "  whatever the budget. Half a tick of slack fixed it.",
-    "- With the Haswell kernel (`OPENBLAS_CORETYPE=Haswell`) three runs gave a ratio of",
-    "  0.82-0.84; under heavy load from other programs (load average 5-6) the ratio dropped to",
-    "  0.6-0.7, the app's two threads losing more to the competition than the headless one.",
+    "- With the Haswell kernel (`OPENBLAS_CORETYPE=Haswell`) two runs gave ratios of 0.79 and",
+    "  0.72 at 27.9 and 25.5 states/s. Single rounds swing between about 0.6 and 0.9 on this",
+    "  shared machine, so the figures are medians over 16 rounds.",
 ]
 
 
@@ -347,8 +347,8 @@ def main(argv=None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 rounds over 4 s, one launch")
     parser.add_argument("--seconds", type=float, default=None, help="per side, in total "
-                        "(default 12, quick 4)")
-    parser.add_argument("--rounds", type=int, default=None, help="default 8, quick 4")
+                        "(default 24, quick 4)")
+    parser.add_argument("--rounds", type=int, default=None, help="default 16, quick 4")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--size", default="1600x1000")
@@ -356,8 +356,8 @@ def main(argv=None) -> int:
     parser.add_argument("--write-readme", action="store_true",
                         help="rewrite this section of bench/README.md")
     args = parser.parse_args(argv)
-    args.seconds = args.seconds or (4.0 if args.quick else 12.0)
-    args.rounds = args.rounds or (4 if args.quick else 8)
+    args.seconds = args.seconds or (4.0 if args.quick else 24.0)
+    args.rounds = args.rounds or (4 if args.quick else 16)
     result = run_bench(args)
     if args.write_readme:
         write_readme(result)
