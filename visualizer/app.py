@@ -82,16 +82,14 @@ def _draw_a_two(canvas) -> None:
 
 
 def _fill_tab(window, name: str) -> None:
-    """Give the shown tab something to show: the inspector one traced sample, the timeline
-    the whole run so far, the evaluation view a finished evaluation."""
+    """Give the shown tab something to show: the inspector one traced sample, the evaluation
+    view a finished evaluation (the timeline refreshes itself when shown)."""
     if name == "Inspector":
         window.worker.submit("step_samples", 1)
         wait_until(lambda: window.inspector.step_trace is not None, 60)
     elif name.startswith("Draw"):
         _draw_a_two(window.draw_panel.canvas)
         wait_until(lambda: window.draw_panel.prediction() is not None, 10)
-    elif name == "Timeline":
-        window.timeline_panel.refresh()
     elif name == "Evaluation":
         view = window.file_actions.evaluation
         view.evaluate()

@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .mosaic import MosaicView, stepped
+from .mosaic import MosaicView, set_scale, stepped
 from .theme import Theme, cached, colormap
 
 
@@ -105,8 +105,7 @@ class FiltersPanel(QWidget):
             w = params[key]
             s = scale.update(np.abs(w).max())
             view.sections[0].set_maps(kernel_maps(w), (-s, s))
-            if bar.levels() != (-s, s):
-                bar.setLevels((-s, s))
+            set_scale(bar, s)
 
     def _on_mouse(self, pos) -> None:
         for key, view, _, _ in self.rows:

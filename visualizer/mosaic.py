@@ -25,6 +25,12 @@ def stepped(value: float, ratio: float) -> float:
     return float(ratio ** math.ceil(math.log(value, ratio) - 1e-9))
 
 
+def set_scale(bar: pg.ColorBarItem, scale: float) -> None:
+    """Show -scale..scale on ``bar``, only when it changed (a change lays its ticks out)."""
+    if bar.levels() != (-scale, scale):
+        bar.setLevels((-scale, scale))
+
+
 def set_title(item: pg.TextItem, text: str) -> None:
     """Set a TextItem's text only when it changes (each change lays the text out again)."""
     if getattr(item, "shown_text", None) != text:
@@ -77,7 +83,6 @@ class Section:
     def __init__(self, view: MosaicView, name: str):
         self.view, self.name = view, name
         self.image = pg.ImageItem(axisOrder="row-major")
-        self.overlay: pg.ImageItem | None = None
         self.title = cached(pg.TextItem(anchor=(0, 1)))
         self.title.setFont(_font(9, bold=True))
         self.labels: list[pg.TextItem] = []
@@ -86,7 +91,7 @@ class Section:
         self.lead = self.top = 0  # label bands above every row / above the first row
         self.every_row = True
         self.x0 = self.y0 = 0.0
-        self._maps = self._overlay = self._levels = self._rgba = None
+        self._maps = self._levels = self._rgba = None
         for item in (self.image, self.title):
             view.addItem(item)
 
@@ -122,7 +127,7 @@ class Section:
             item.setFont(_font(7))
             self.view.addItem(item)
             self.labels.append(item)
-        self._maps = self._overlay = self._rgba = None
+        self._maps = self._rgba = None
         self.view.apply_colors()
 
     @property
@@ -138,28 +143,11 @@ class Section:
         self.image.setImage(mosaic, autoLevels=False, levels=levels)
 
     def set_rgba(self, rgba: np.ndarray, maps: np.ndarray | None = None) -> None:
-        """rgba: uint8 (n, h, w, 4), maps already coloured (one image to draw, cheaper than
-        maps and an overlay); ``maps`` (n, h, w) is what ``last_maps`` returns."""
+        """rgba: uint8 (n, h, w, 4), maps already coloured (one image to draw); ``maps``
+        (n, h, w) is what ``last_maps`` returns."""
         self._maps, self._rgba = maps, rgba
         mosaic = tile(rgba, self.cols, self.factor, fill=0, lead=self.lead, top=self.top)
         self.image.setImage(mosaic, autoLevels=False, levels=(0, 255))
-
-    def set_overlay(self, rgba: np.ndarray | None) -> None:
-        """rgba: uint8 (n, h, w, 4) drawn over the maps, or None to hide it."""
-        self._overlay = rgba
-        if rgba is None:
-            if self.overlay is not None:
-                self.overlay.setVisible(False)
-            return
-        if self.overlay is None:
-            self.overlay = pg.ImageItem(axisOrder="row-major")
-            self.overlay.setZValue(1)
-            self.view.addItem(self.overlay)
-            self.overlay.setPos(self.x0, self.y0)
-        img = tile(np.asarray(rgba, np.uint8), self.cols, self.factor, fill=0, lead=self.lead,
-                   top=self.top)
-        self.overlay.setImage(img, autoLevels=False, levels=(0, 255))
-        self.overlay.setVisible(True)
 
     def redraw(self) -> None:
         """Tile the last maps again (after the layout changed)."""
@@ -167,16 +155,12 @@ class Section:
             self.set_rgba(self._rgba, self._maps)
         elif self._maps is not None and self._maps.shape[0] == self.shape[0]:
             self.set_maps(self._maps, self._levels)
-        if self._overlay is not None:
-            self.set_overlay(self._overlay)
 
     def place(self, x0: float, y0: float, scale: float = 0.0) -> None:
         """Put the section's top-left corner at (x0, y0); ``scale`` (display pixels per
         mosaic pixel) thins the labels out where they would overlap."""
         self.x0, self.y0 = x0, y0
         self.image.setPos(x0, y0)
-        if self.overlay is not None:
-            self.overlay.setPos(x0, y0)
         self.title.setPos(x0, y0)
         n, h, w = self.shape
         pitch_w = w * self.factor + GAP
@@ -225,7 +209,7 @@ class MosaicView(pg.ViewBox):
 
     def clear_sections(self) -> None:
         for s in self.sections:
-            for item in [s.image, s.title, *s.labels] + ([s.overlay] if s.overlay else []):
+            for item in [s.image, s.title, *s.labels]:
                 self.removeItem(item)
         self.sections = []
 

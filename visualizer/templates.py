@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .filters import StableScale
-from .mosaic import MosaicView
+from .mosaic import MosaicView, set_scale
 from .probs import short_name
 from .theme import Theme, cached, colormap
 
@@ -88,8 +88,7 @@ class TemplatesPanel(QWidget):
             self._signature = signature
         s = self.scale.update(np.abs(w).max())
         self.section.set_maps(maps, (-s, s))
-        if self.bar.levels() != (-s, s):
-            self.bar.setLevels((-s, s))
+        set_scale(self.bar, s)
 
     def _configure(self, key: str, maps: np.ndarray, cols: int, shape) -> None:
         self.key, self.spatial_shape = key, shape
