@@ -10,6 +10,7 @@ import copy
 
 import numpy as np
 
+from . import fused
 from .layers import (
     DTYPE,
     Conv2D,
@@ -201,6 +202,8 @@ class Model:
             self.layers.append(layer)
         if shape != (10,):
             raise ValueError(f"the network must end with 10 outputs, not {shape}")
+        # the same arithmetic in fewer NumPy calls, for passes without a trace (engine/fused.py)
+        self.fused = fused.FusedNet(self, INPUT_SHAPE) if fused.supports(self) else None
 
     # ---- parameters -------------------------------------------------------------------
     def params(self) -> dict[str, np.ndarray]:
@@ -260,6 +263,8 @@ class Model:
 
     def loss_and_grads(self, x, labels, trace: dict | None = None):
         """One forward and backward pass. Returns (per-sample losses (N,), probs (N, 10))."""
+        if trace is None and self.fused is not None:
+            return self.fused.loss_and_grads(self.fused.patches(x), labels)
         t = self.forward(x, trace)
         losses, probs, dt = softmax_cross_entropy(t, labels)
         if trace is not None:

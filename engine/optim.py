@@ -29,6 +29,16 @@ class SGD:
             else:
                 w -= w.dtype.type(lr) * g
 
+    def update_flat(self, fused) -> None:
+        """The step on a fused pass's flat weights (engine/fused.py): one update of the
+        whole array without momentum, else weight by weight as ``update``."""
+        if self.momentum:
+            self.update([(f"{layer.name}.{k}", w, g) for layer, k, w, g in fused.views])
+        else:
+            w, step = fused.flat_w, fused.flat_step
+            np.multiply(fused.flat_g, w.dtype.type(self.lr), out=step)
+            w -= step
+
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.velocity.items()}
 

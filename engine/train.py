@@ -26,6 +26,9 @@ CHUNK_MACS = 1e8
 # How the learning rate changes from epoch to epoch. A schedule is plain data, kept with the
 # training state: {"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}.
 LR_SCHEDULES = ("constant", "cosine")
+# The fused pass (engine/fused.py) gathers the conv patches of this many bytes of upcoming
+# samples at once (256 digits of the seed net).
+PATCH_CHUNK_BYTES = 6_300_000
 
 _sum = np.add.reduce  # what ndarray.sum() runs, without its Python-level wrapper
 
@@ -162,6 +165,7 @@ class Trainer:
         self._new_epoch()
         self._last_snapshot = -math.inf
         self._slots_model = None  # the model _weight_slots was built for
+        self._patch_chunk = None  # (order, fused pass, first position, patches)
 
     # ---- hyperparameters ---------------------------------------------------------------
     @property
@@ -197,12 +201,17 @@ class Trainer:
         bs = self.batch_size if batch_size is None else int(batch_size)
         idx = self.order[self.cursor:self.cursor + bs]
         rng_state = self.rng.bit_generator.state if self.augment else None
-        images = self.x_train[idx]
+        fused = self.model.fused if trace is None and len(idx) <= self.chunk else None
+        images = None if fused is not None and not self.augment else self.x_train[idx]
         if self.augment:
             images = shift_images(images, self.rng)
         labels = self.y_train[idx]
         try:
-            if trace is None and len(idx) > self.chunk:
+            if fused is not None:
+                patches = (fused.patches(prepare_input(images)) if self.augment
+                           else self._patches(fused, len(idx)))
+                losses, probs = fused.loss_and_grads(patches, labels)
+            elif trace is None and len(idx) > self.chunk:
                 losses, probs = self._chunked_loss_and_grads(prepare_input(images), labels,
                                                              rng_state)
             else:
@@ -212,20 +221,30 @@ class Trainer:
                 f"the network overflowed at step {self.step_count + 1} (learning rate "
                 f"{self.lr:g}); try a lower learning rate") from e
         loss_sum = float(_sum(losses))
-        slots = self._weight_slots()
-        weights = [(key, params[k], grads[k]) for key, params, grads, k in slots]
-        # one finite check over every gradient: a sum of finite float32 sums stays finite as a
-        # Python float, and an inf or nan in any of them carries through to the total
-        grad_total = 0.0
-        for _, _, g in weights:
-            grad_total += float(_sum(g, axis=None))
+        weights = None
+        if fused is not None:
+            grad_total = fused.grad_total()
+        else:
+            slots = self._weight_slots()
+            weights = [(key, params[k], grads[k]) for key, params, grads, k in slots]
+            # one finite check over every gradient: a sum of finite float32 sums stays finite
+            # as a Python float, and an inf or nan in any of them carries through to the total
+            grad_total = 0.0
+            for _, _, g in weights:
+                grad_total += float(_sum(g, axis=None))
         exploded = not (math.isfinite(loss_sum) and loss_sum <= LOSS_LIMIT * len(idx))
         if exploded or not math.isfinite(grad_total):
             raise DivergenceError(
                 f"the loss became {loss_sum / len(idx):.4g} at step {self.step_count + 1} "
                 f"(learning rate {self.lr:g}); try a lower learning rate")
-        self.optimizer.update(weights)
-        correct = int(np.count_nonzero(np.equal(probs.argmax(axis=1), labels)))
+        if weights is None:
+            self.optimizer.update_flat(fused)
+        else:
+            self.optimizer.update(weights)
+        if len(idx) == 1:
+            correct = int(probs[0].argmax() == labels[0])
+        else:
+            correct = int(np.count_nonzero(np.equal(probs.argmax(axis=1), labels)))
         self.step_count += 1
         self.cursor += len(idx)
         self.samples_seen += len(idx)
@@ -246,6 +265,20 @@ class Trainer:
         if self.cursor >= len(self.order):
             self.end_epoch()
         return report
+
+    def _patches(self, fused, n: int) -> np.ndarray:
+        """The fused pass's patches of the next ``n`` samples, gathered for up to
+        PATCH_CHUNK_BYTES of upcoming samples at once (the input does not change)."""
+        at, chunk = self.cursor, self._patch_chunk
+        if (chunk is None or chunk[0] is not self.order or chunk[1] is not fused
+                or not chunk[2] <= at <= at + n <= chunk[2] + len(chunk[3])):
+            per_sample = fused.rows * fused.kk * fused.dtype.itemsize
+            ahead = max(n, PATCH_CHUNK_BYTES // per_sample)
+            images = self.x_train[self.order[at:at + ahead]]
+            chunk = self._patch_chunk = (self.order, fused, at,
+                                         fused.patches(prepare_input(images)))
+        start = at - chunk[2]
+        return chunk[3][start:start + n]
 
     def _weight_slots(self) -> list:
         """(key, layer.params, layer.grads, name) for every weight of the model, e.g.
