@@ -27,6 +27,8 @@ CONFIGS = {
     "stride2-pad1-relu": first_block({"stride": 2, "pad": 1, "bias": True}, {}, relu=True),
     "pool3-uncovered-rows": first_block({"filters": 3}, {"size": 3, "stride": 3, "mode": "min"}),
     "one-filter": first_block({"filters": 1}, {}),
+    "k7-pool1": first_block({"k": 7, "filters": 2}, {"size": 1, "stride": 1}),
+    "pool7-stride3": first_block({"k": 2, "stride": 3, "filters": 6}, {"size": 7, "stride": 7}),
 }
 
 
