@@ -200,8 +200,9 @@ class Trainer:
             self.end_epoch()
         bs = self.batch_size if batch_size is None else int(batch_size)
         idx = self.order[self.cursor:self.cursor + bs]
+        n = len(idx)
         rng_state = self.rng.bit_generator.state if self.augment else None
-        fused = self.model.fused if trace is None and len(idx) <= self.chunk else None
+        fused = self.model.fused if trace is None and n <= self.chunk else None
         images = None if fused is not None and not self.augment else self.x_train[idx]
         if self.augment:
             images = shift_images(images, self.rng)
@@ -209,9 +210,9 @@ class Trainer:
         try:
             if fused is not None:
                 patches = (fused.patches(prepare_input(images)) if self.augment
-                           else self._patches(fused, len(idx)))
+                           else self._patches(fused, n))
                 losses, probs = fused.loss_and_grads(patches, labels)
-            elif trace is None and len(idx) > self.chunk:
+            elif trace is None and n > self.chunk:
                 losses, probs = self._chunked_loss_and_grads(prepare_input(images), labels,
                                                              rng_state)
             else:
@@ -232,29 +233,28 @@ class Trainer:
             grad_total = 0.0
             for _, _, g in weights:
                 grad_total += float(_sum(g, axis=None))
-        exploded = not (math.isfinite(loss_sum) and loss_sum <= LOSS_LIMIT * len(idx))
+        exploded = not (math.isfinite(loss_sum) and loss_sum <= LOSS_LIMIT * n)
         if exploded or not math.isfinite(grad_total):
             raise DivergenceError(
-                f"the loss became {loss_sum / len(idx):.4g} at step {self.step_count + 1} "
+                f"the loss became {loss_sum / n:.4g} at step {self.step_count + 1} "
                 f"(learning rate {self.lr:g}); try a lower learning rate")
         if weights is None:
             self.optimizer.update_flat(fused)
         else:
             self.optimizer.update(weights)
-        if len(idx) == 1:
+        if n == 1:
             correct = int(probs[0].argmax() == labels[0])
         else:
             correct = int(np.count_nonzero(np.equal(probs.argmax(axis=1), labels)))
         self.step_count += 1
-        self.cursor += len(idx)
-        self.samples_seen += len(idx)
+        self.cursor += n
+        self.samples_seen += n
         self.epoch_loss_sum += loss_sum
         self.epoch_correct += correct
-        self.epoch_seen += len(idx)
-        report = StepReport(self.step_count, self.epoch, self.samples_seen, len(idx),
-                            loss_sum / len(idx), correct,
-                            self.epoch_loss_sum / self.epoch_seen,
-                            self.epoch_correct / self.epoch_seen, self.lr)
+        self.epoch_seen += n
+        report = StepReport(self.step_count, self.epoch, self.samples_seen, n, loss_sum / n,
+                            correct, self.epoch_loss_sum / self.epoch_seen,
+                            self.epoch_correct / self.epoch_seen, self.optimizer.lr)
         if self.on_step is not None:
             self.on_step(report)
         if self.on_snapshot is not None:
