@@ -110,25 +110,32 @@ def test_other_networks_use_the_layers():
     assert not fused.supports(Model(general, seed=0))
 
 
+def trainer_pair(n: int, data_seed: int, **options) -> tuple[Trainer, Trainer]:
+    """Trainers on ``n`` digit-like images from the same seed: the first with the fused
+    pass, the second with it switched off (through the layers)."""
+    images = digit_like(n, seed=data_seed)
+    labels = np.arange(n) % 10
+    pair = []
+    for use_fused in (True, False):
+        model = Model(build_config("seed"), seed=0)
+        if not use_fused:
+            model.fused = None
+        pair.append(Trainer(model, images, labels, **options))
+    return pair[0], pair[1]
+
+
 @pytest.mark.parametrize("batch", [1, 7])
 @pytest.mark.parametrize("momentum,augment", [(0.0, False), (0.9, False), (0.0, True)])
 def test_training_with_the_fused_pass_follows_the_layers(batch, momentum, augment):
     """Two trainers from the same seed, one with the fused pass switched off: the same
     losses (to float32 rounding) for 60 steps across a chunk of gathered patches (with
     augmentation, the same random shifts)."""
-    images = digit_like(300, seed=2)
-    labels = np.arange(300) % 10
-    runs = []
-    for use_fused in (True, False):
-        model = Model(build_config("seed"), seed=0)
-        if not use_fused:
-            model.fused = None
-        lr = 0.005 if momentum else 0.05
-        trainer = Trainer(model, images, labels, lr=lr, batch_size=batch, momentum=momentum,
-                          seed=3, augment=augment)
-        runs.append(([trainer.step().loss for _ in range(60)], model.params()))
-    (fast, fast_w), (slow, slow_w) = runs
+    lr = 0.005 if momentum else 0.05
+    pair = trainer_pair(300, 2, lr=lr, batch_size=batch, momentum=momentum, seed=3,
+                        augment=augment)
+    fast, slow = ([trainer.step().loss for _ in range(60)] for trainer in pair)
     np.testing.assert_allclose(fast, slow, rtol=2e-4)
+    fast_w, slow_w = (trainer.model.params() for trainer in pair)
     for key in slow_w:
         np.testing.assert_allclose(fast_w[key], slow_w[key], atol=1e-4)
 
@@ -136,15 +143,7 @@ def test_training_with_the_fused_pass_follows_the_layers(batch, momentum, augmen
 def test_patches_follow_the_position_in_the_data():
     """A resumed position, a new epoch's order and a changed batch size each get the
     patches of the samples they train on: the losses equal the layers' at every step."""
-    images = digit_like(40, seed=5)
-    labels = np.arange(40) % 10
-    trainers = []
-    for use_fused in (True, False):
-        model = Model(build_config("seed"), seed=0)
-        if not use_fused:
-            model.fused = None
-        trainers.append(Trainer(model, images, labels, lr=0.05, batch_size=3, seed=1))
-    fast, slow = trainers
+    fast, slow = trainer_pair(40, 5, lr=0.05, batch_size=3, seed=1)
     saved = None
     for i in range(70):
         if i == 10:
