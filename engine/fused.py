@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .kernels import ONE_THREAD_MNK, column_sums, matmul, matmul_tn
-from .layers import _out_size
+from .kernels import column_sums, matmul, matmul_tn
+from .layers import _out_size, softmax_cross_entropy
 
 _UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _REDUCE = {"max": np.maximum.reduce, "min": np.minimum.reduce, "avg": np.add.reduce}
@@ -67,7 +67,6 @@ class FusedNet:
         self._index = self._patch_index(h, w)
         self._layout()
         self._bufs: dict = {}
-        self._onehot = np.eye(10, dtype=self.dtype)
 
     # ---- storage ----------------------------------------------------------------------
     def _layout(self) -> None:
@@ -156,8 +155,7 @@ class FusedNet:
             q2, s, c, dt = self.q * self.q, self.s, self.c, self.dtype
             bufs = {"conv": np.empty((n, q2, s, c), dt), "pooled": np.empty((n, s, c), dt),
                     "dconv": np.empty((n, q2, s, c), dt), "mask": np.empty((n, q2, s, c), bool),
-                    "dflat": np.empty((n, s * c), dt), "dt": np.empty((n, 10), dt),
-                    "logits": np.empty((n, 10), dt)}
+                    "dflat": np.empty((n, s * c), dt), "logits": np.empty((n, 10), dt)}
             if self.relu:
                 bufs["act"] = np.empty((n, q2, s, c), dt)
                 bufs["positive"] = np.empty((n, q2, s, c), bool)
@@ -184,11 +182,7 @@ class FusedNet:
         b = self._buffers(n)
         conv = b["conv"]
         pmat = patches.reshape(n * self.rows, self.kk)
-        small = n * self.rows * self.kk * self.c < ONE_THREAD_MNK
-        if small:
-            np.dot(pmat, self.conv_w, out=b["conv_rows"])
-        else:
-            matmul(pmat, self.conv_w, b["conv_rows"])
+        matmul(pmat, self.conv_w, b["conv_rows"])
         if self.conv_b is not None:
             b["conv_rows"] += self.conv_b
         act = conv
@@ -201,7 +195,7 @@ class FusedNet:
         flat = b["flat"]
         logits = np.dot(flat, self.dense_w, out=b["logits"])
         np.add(logits, self.dense_b, out=logits)
-        losses, probs, dt = self._softmax_ce(logits, labels, b["dt"])
+        losses, probs, dt = softmax_cross_entropy(logits, labels)
         # dense: dL/dW^T = dt^T flat, dL/db = column sums of dt, dL/dflat = dt W^T
         np.dot(dt.T, flat, out=self.dense_gwt)
         if n == 1:
@@ -219,10 +213,7 @@ class FusedNet:
         if self.relu:
             np.multiply(dconv, np.greater(conv, 0, out=b["positive"]), out=dconv)
         dmat = b["dconv_rows"]
-        if small:
-            np.dot(pmat.T, dmat, out=self.conv_gw)
-        else:
-            self.conv_gw[...] = matmul_tn(pmat, dmat)
+        matmul_tn(pmat, dmat, out=self.conv_gw)
         if self.conv_gb is not None:
             self.conv_gb[...] = column_sums(dmat)
         self.publish_grads()
@@ -241,26 +232,3 @@ class FusedNet:
             np.bitwise_or(claimed, mine, out=now)  # claimed by this offset or an earlier one
             np.bitwise_xor(now, claimed, out=mine)  # ... and not by an earlier one
             claimed = now
-
-    def _softmax_ce(self, t, labels, dt):
-        """As layers.softmax_cross_entropy (same operations), writing dL/dt into ``dt``."""
-        n = t.shape[0]
-        if n == 1:  # the notes' per-sample step, on the (10,) row
-            row = t[0]
-            z = row - np.maximum.reduce(row)
-            e = np.exp(z)
-            total = np.add.reduce(e, keepdims=True)
-            probs = np.divide(e, total, out=e)
-            label = int(labels[0])
-            np.subtract(probs, self._onehot[label], out=dt[0])
-            return np.log(total) - z[label], probs[None], dt
-        z = t - np.maximum.reduce(t, axis=-1, keepdims=True)
-        e = np.exp(z)
-        total = np.add.reduce(e, axis=-1, keepdims=True)
-        probs = np.divide(e, total, out=e)
-        dt[...] = probs
-        rows = np.arange(n)
-        losses = np.log(total[:, 0]) - z[rows, labels]
-        dt[rows, labels] -= 1
-        dt /= n
-        return losses, probs, dt
