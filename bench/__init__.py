@@ -1,5 +1,5 @@
 """Benchmarks: engine speed (bench.engine), the live app (bench.gui), drawing latency
-(bench.draw), memory (bench.memory); ``python -m bench`` runs them all and rewrites
+(bench.draw), memory (bench.memory); ``python -m convscope.bench`` runs them all and rewrites
 bench/README.md. Speed is measured here, never asserted in tests."""
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def measuring_env(**extra: str) -> dict:
     """This process's environment for a measuring child: without the OpenBLAS overrides
-    (BLAS_VARS), the project on PYTHONPATH, plus ``extra``."""
+    (BLAS_VARS), plus ``extra``. The child imports ``convscope`` the way this process does
+    (installed, or the checkout's editable install), never the checkout's folders by name."""
     env = {k: v for k, v in os.environ.items() if k not in BLAS_VARS}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     return {**env, **extra}
 
 

@@ -1,6 +1,6 @@
 """Every benchmark in turn, each rewriting its section of bench/README.md.
 
-    python -m bench [--quick] [--only engine gui draw memory]
+    python -m convscope.bench [--quick] [--only engine gui draw memory]
 
 Each runs in a fresh interpreter without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (OpenBLAS then
 picks its kernel itself) and offscreen. bench.memory runs when it is there; when it cannot
@@ -13,17 +13,18 @@ import subprocess
 import sys
 import time
 
-from bench import ROOT, measuring_env
-from bench.readme import README, write_section
+from convscope.bench import ROOT, measuring_env
+from convscope.bench.readme import README, require_checkout, write_section
 
 NAMES = ("engine", "gui", "draw", "memory")
 
 
 def options(name: str) -> set[str]:
-    """The flags ``python -m bench.NAME --help`` lists (empty when it has no such module)."""
+    """The flags ``python -m convscope.bench.NAME --help`` lists (empty without such a module)."""
     if not (ROOT / "bench" / f"{name}.py").exists():
         return set()
-    out = subprocess.run([sys.executable, "-m", f"bench.{name}", "--help"], env=measuring_env(),
+    out = subprocess.run([sys.executable, "-m", f"convscope.bench.{name}", "--help"],
+                         env=measuring_env(),
                          cwd=ROOT, capture_output=True, text=True).stdout
     return {word.strip("[],") for word in out.split() if word.startswith(("--", "[--"))}
 
@@ -43,26 +44,29 @@ def run_one(name: str, quick: bool) -> int:
     writes = "--write-readme" in flags
     argv = [*(["--quick"] if quick and "--quick" in flags else []),
             *(["--write-readme"] if writes else [])]
-    cmd = [sys.executable, "-m", f"bench.{name}", *argv]
-    print(f"== python -m bench.{name} {' '.join(argv)}", flush=True)
+    cmd = [sys.executable, "-m", f"convscope.bench.{name}", *argv]
+    print(f"== python -m convscope.bench.{name} {' '.join(argv)}", flush=True)
     start = time.perf_counter()
     done = subprocess.run(cmd, env=measuring_env(QT_QPA_PLATFORM="offscreen"), cwd=ROOT,
                           stdout=None if writes else subprocess.PIPE, text=True)
     if not writes:
         print(done.stdout, end="", flush=True)
         if done.returncode == 0:
-            output_section(name, f"python -m bench.{name} {' '.join(argv)}".strip(), done.stdout)
+            command = f"python -m convscope.bench.{name} {' '.join(argv)}".strip()
+            output_section(name, command, done.stdout)
     print(f"== {name}: {'done' if done.returncode == 0 else f'failed ({done.returncode})'} in "
           f"{time.perf_counter() - start:.0f} s", flush=True)
     return done.returncode
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m convscope.bench",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="short version of each (about 1 min)")
     p.add_argument("--only", nargs="+", choices=NAMES, default=list(NAMES),
                    help="run only these")
     args = p.parse_args(argv)
+    require_checkout()  # every run rewrites bench/README.md
     failed = [name for name in NAMES if name in args.only and run_one(name, args.quick) != 0]
     if failed:
         print(f"bench: failed: {', '.join(failed)}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Latency of the draw panel: end of a stroke -> probabilities painted on screen.
 
-    python -m bench.draw [--preset deep] [--repeats 200] [--scale 2] [--training] [--quick]
+    python -m convscope.bench.draw [--preset deep] [--repeats 200] [--scale 2] [--training]
+                                   [--quick]
                          [--json] [--write-readme]
 
 Each repeat draws a "7" with synthetic mouse events, then times from sending the button
@@ -22,8 +23,8 @@ import statistics
 import sys
 import time
 
-from bench import percentile
-from bench.readme import README, write_section
+from convscope.bench import percentile
+from convscope.bench.readme import README, require_checkout, write_section
 
 SECTION = "draw bench"
 
@@ -56,8 +57,8 @@ SEVEN = [(70 + t, 70) for t in range(0, 141, 5)] + [
 
 def open_window():
     """The main window on its draw tab, the seed network training at full speed."""
-    from visualizer.app import wait_until
-    from visualizer.main_window import MainWindow
+    from convscope.visualizer.app import wait_until
+    from convscope.visualizer.main_window import MainWindow
     window = MainWindow()
     window.resize(1280, 800)
     window.show()
@@ -81,10 +82,10 @@ def measure(panel, repeats: int, window=None) -> dict:
     from PyQt5.QtCore import QEvent
     from PyQt5.QtWidgets import QApplication
 
-    from engine.layers import softmax
-    from engine.model import prepare_input
-    from engine.preprocess import preprocess_digit
-    from engine.saliency import saliency
+    from convscope.engine.data.preprocess import preprocess_digit
+    from convscope.engine.net.layers import softmax
+    from convscope.engine.net.model import prepare_input
+    from convscope.engine.tools.saliency import saliency
 
     app = QApplication.instance()
     app.processEvents()
@@ -140,8 +141,8 @@ def measure(panel, repeats: int, window=None) -> dict:
 
 
 def run(preset: str, repeats: int, training: bool) -> dict:
-    from engine.model import Model, build_config
-    from visualizer.draw_panel import DrawPanel
+    from convscope.engine.net.model import Model, build_config
+    from convscope.visualizer.draw_panel import DrawPanel
 
     if training:
         window, panel = open_window()
@@ -173,7 +174,7 @@ def describe(r: dict) -> list[str]:
 def readme_lines(results: list[dict]) -> list[str]:
     def cell(f):
         return f"{f['median']:.2f} / {f['p95']:.2f} / {f['max']:.2f}"
-    lines = ["## Drawn digit to probabilities (`python -m bench.draw`)", "",
+    lines = ["## Drawn digit to probabilities (`python -m convscope.bench.draw`)", "",
              "From the release of a synthetic mouse stroke (a \"7\" on the draw tab's canvas) to "
              "the end of the", "probability bars' next paint: ink image -> array -> MNIST-style "
              "preprocessing -> forward", "pass -> saliency -> widgets -> paint. Times in ms, "
@@ -197,7 +198,7 @@ def write_readme(results: list[dict], path=README) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.draw",
+    parser = argparse.ArgumentParser(prog="python -m convscope.bench.draw",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="deep")
     parser.add_argument("--repeats", type=int, default=None, help="default 200, quick 50")
@@ -210,6 +211,8 @@ def main(argv=None) -> int:
                         help="measure alone and while training; rewrite this section of "
                         "bench/README.md")
     args = parser.parse_args(argv)
+    if args.write_readme:
+        require_checkout()
     repeats = args.repeats or (50 if args.quick else 200)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     if args.scale != 1.0:

@@ -1,7 +1,7 @@
 """Engine speed, side by side: the NumPy engine, the loop reference and PyTorch (when installed).
 
     python main.py bench [--quick] [--json] [--write-readme]
-    python -m bench.engine [--quick] [--json] [--write-readme]
+    python -m convscope.bench.engine [--quick] [--json] [--write-readme]
 
 The design notes' network (``seed``: conv 3x3x8, max-pool 2, dense 1352 -> 10, float32), on the
 embedded digits:
@@ -32,8 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench import BLAS_VARS
-from bench.readme import README, markers, write_section
+from convscope.bench import BLAS_VARS
+from convscope.bench.readme import README, markers, require_checkout, write_section
 
 BATCHES = (1, 8, 32, 128)
 CHILD_FLAG = "--measuring-child"
@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def child_argv(args) -> list[str]:
-    """The options of ``args`` as a command line for ``python -m bench.engine``."""
+    """The options of ``args`` as a command line for ``python -m convscope.bench.engine``."""
     argv = [flag for flag, on in (("--quick", args.quick), ("--no-torch", args.no_torch),
                                   ("--write-readme", args.write_readme),
                                   ("--keep-blas-env", args.keep_blas_env),
@@ -78,10 +78,8 @@ def measure_in_child(args, argv: list[str]) -> int:
     if not args.keep_blas_env:
         for var in BLAS_VARS:
             env.pop(var, None)
-    root = str(Path(__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    cmd = [sys.executable, "-m", "bench.engine", CHILD_FLAG, *argv]
-    return subprocess.run(cmd, env=env, cwd=root).returncode
+    cmd = [sys.executable, "-m", "convscope.bench.engine", CHILD_FLAG, *argv]
+    return subprocess.run(cmd, env=env).returncode
 
 
 # ---- what is timed ------------------------------------------------------------------------
@@ -120,13 +118,13 @@ class Engine:
         pass
 
     def __init__(self, images, labels):
-        from engine.model import Model, build_config
+        from convscope.engine.net.model import Model, build_config
         self.model = Model(build_config("seed"), seed=0)
         self.images, self.labels = images, labels
         self.trainers = {}
 
     def train_step(self, batch: int):
-        from engine.train import Trainer
+        from convscope.engine.net.train import Trainer
         if batch not in self.trainers:
             model = self.model.copy()
             self.trainers[batch] = Trainer(model, self.images, self.labels, lr=0.005,
@@ -134,12 +132,12 @@ class Engine:
         return self.trainers[batch].step
 
     def predict(self, images):
-        from engine.model import prepare_input
+        from convscope.engine.net.model import prepare_input
         return self.model.predict_proba(prepare_input(images))
 
     def first_loss(self, images, labels) -> float:
-        from engine.layers import softmax_cross_entropy
-        from engine.model import prepare_input
+        from convscope.engine.net.layers import softmax_cross_entropy
+        from convscope.engine.net.model import prepare_input
         losses, _, _ = softmax_cross_entropy(self.model.forward(prepare_input(images)), labels)
         return float(losses.mean())
 
@@ -151,12 +149,12 @@ class Reference:
         pass
 
     def __init__(self, engine: Engine, images, labels):
-        from engine.reference import ReferenceNet
+        from convscope.engine.net.notes import ReferenceNet
         self.net = ReferenceNet(engine.model.config, engine.model.params())
         self.images, self.labels, self.i = images, labels, 0
 
     def train_step(self, batch: int):
-        from engine.model import prepare_input
+        from convscope.engine.net.model import prepare_input
 
         def step():
             i = self.i = (self.i + 1) % len(self.images)
@@ -164,7 +162,7 @@ class Reference:
         return step
 
     def predict(self, images):
-        from engine.model import prepare_input
+        from convscope.engine.net.model import prepare_input
         return [self.net.forward(x)["probs"] for x in prepare_input(images)]
 
 
@@ -256,7 +254,7 @@ def machine_info() -> dict:
 
 
 def load_digits():
-    from engine.datasets import load_mini
+    from convscope.engine.data.datasets import load_mini
     data = load_mini()
     return data.x_train, data.y_train.astype("int64"), data.x_test
 
@@ -321,8 +319,8 @@ def epoch_seconds(images, labels, repeats: int, size: int = 60000) -> float:
     repeated) at batch 32, scaled to 60,000 images when ``size`` is smaller."""
     import numpy as np
 
-    from engine.model import Model, build_config
-    from engine.train import Trainer
+    from convscope.engine.net.model import Model, build_config
+    from convscope.engine.net.train import Trainer
     x = np.resize(images, (size, 28, 28))
     y = np.resize(labels, size)
     trainer = Trainer(Model(build_config("seed"), 0), x, y, lr=0.005, batch_size=32)
@@ -436,7 +434,7 @@ def describe(result: dict) -> list[str]:
 def write_readme(result: dict, path: Path = README) -> None:
     write_section(SECTION, ["## Engine speed (`seed` network, float32)", "",
                             "Regenerate: `python main.py bench --write-readme` "
-                            "(or `python -m bench.engine --write-readme`).", "",
+                            "(or `python -m convscope.bench.engine --write-readme`).", "",
                             *table(result), "", *describe(result)], path)
 
 
@@ -451,12 +449,15 @@ def report(args, result: dict) -> None:
 
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    p = argparse.ArgumentParser(prog="python -m bench.engine", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m convscope.bench.engine",
+                                description=__doc__.split("\n")[0])
     add_arguments(p)
     p.add_argument("--json", action="store_true", help="one JSON object on the last line")
     p.add_argument("--debug", action="store_true", help="show the traceback on failure")
     child = CHILD_FLAG in argv
     args = p.parse_args([a for a in argv if a != CHILD_FLAG])
+    if args.write_readme:
+        require_checkout()
     if not child and not args.keep_blas_env and any(v in os.environ for v in BLAS_VARS):
         return measure_in_child(args, argv)
 

@@ -1,7 +1,8 @@
 """The live app: training throughput versus headless, event-loop latency, repaint rates,
 launch time and close time.
 
-    python -m bench.gui [--quick] [--seconds 24] [--rounds 16] [--batch 32] [--size 1600x1000]
+    python -m convscope.bench.gui [--quick] [--seconds 24] [--rounds 16] [--batch 32]
+                                  [--size 1600x1000]
                         [--json] [--write-readme]
 
 1. headless: the Trainer alone on the embedded data (no callbacks), samples/s;
@@ -15,8 +16,8 @@ launch time and close time.
 3. launch: a fresh process from start to the window shown and to the first snapshot painted;
 4. close: closing the window mid-training until the worker thread has ended.
 
-``python -m bench`` runs this without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; alone, use
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m bench.gui
+``python -m convscope.bench`` runs this without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE; alone, use
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m convscope.bench.gui
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ import subprocess
 import sys
 import time
 
-from bench import BLAS_VARS, percentile
-from bench.readme import README, write_section
+from convscope.bench import BLAS_VARS, percentile
+from convscope.bench.readme import README, require_checkout, write_section
 
 T_IMPORT = time.perf_counter()
 LAUNCH_CHILD = "--launch-child"
@@ -42,9 +43,9 @@ TARGETS = {"event-loop p99 < 30 ms while training": lambda r: r["latency_ms"]["p
 
 
 def headless_trainer(batch: int, lr: float):
-    from engine.datasets import load_dataset
-    from engine.model import Model, build_config
-    from engine.train import Trainer
+    from convscope.engine.data.datasets import load_dataset
+    from convscope.engine.net.model import Model, build_config
+    from convscope.engine.net.train import Trainer
 
     data = load_dataset("mini")
     trainer = Trainer(Model(build_config("seed"), 0), data.x_train, data.y_train,
@@ -91,9 +92,9 @@ class LiveApp:
     def __init__(self, batch: int, lr: float, size: tuple[int, int]):
         from PyQt5.QtCore import Qt, QTimer
 
-        from visualizer.app import make_app, wait_until
-        from visualizer.main_window import MainWindow
-        from visualizer.worker import Hyper
+        from convscope.visualizer.app import make_app, wait_until
+        from convscope.visualizer.main_window import MainWindow
+        from convscope.visualizer.worker import Hyper
 
         self.app, self.wait_until = make_app(), wait_until
         self.window = w = MainWindow(hyper=Hyper(lr=lr, batch_size=batch), theme="dark")
@@ -158,8 +159,8 @@ class LiveApp:
 def launch_child() -> None:
     """Run in a fresh process: print when the window is shown and when its first snapshot
     is painted (seconds since this module started)."""
-    from visualizer.app import make_app, wait_until
-    from visualizer.main_window import MainWindow
+    from convscope.visualizer.app import make_app, wait_until
+    from convscope.visualizer.main_window import MainWindow
 
     app = make_app()
     window = MainWindow()
@@ -177,7 +178,7 @@ def launch(repeats: int = 3) -> tuple[float, float]:
     best = None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-m", "bench.gui", LAUNCH_CHILD],
+        child = subprocess.Popen([sys.executable, "-m", "convscope.bench.gui", LAUNCH_CHILD],
                                  stdout=subprocess.PIPE, text=True,
                                  env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
         line = child.stdout.readline()
@@ -276,7 +277,7 @@ def summary(r: dict) -> list[str]:
                      f"{max(r['load_average'])}); the app's two threads lose more to them than "
                      f"the headless one (compare the range of rounds).")
     if not r["targets_met"][">= 25 panel repaints/s"]:
-        from visualizer.main_window import BUSY_BUDGET
+        from convscope.visualizer.main_window import BUSY_BUDGET
 
         lines.append("")
         cost = 1000 * r["gui_busy"] / max(r["repaints_per_s"]["snapshot"], 0.1)
@@ -294,7 +295,7 @@ def summary(r: dict) -> list[str]:
 
 
 PROSE_BEFORE = [
-    "## The live app (`python -m bench.gui`)", "",
+    "## The live app (`python -m convscope.bench.gui`)", "",
     "The real main window offscreen, every panel visible, the `seed` network training at full",
     "speed on the embedded data, alternating short rounds with the bare Trainer on the same",
     "thread count (medians of the rounds). Event-loop latency: a 10 ms timer on the GUI thread,",
@@ -343,7 +344,7 @@ def main(argv=None) -> int:
     if LAUNCH_CHILD in argv:
         launch_child()
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.gui",
+    parser = argparse.ArgumentParser(prog="python -m convscope.bench.gui",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 rounds over 4 s, one launch")
     parser.add_argument("--seconds", type=float, default=None, help="per side, in total "
@@ -356,6 +357,8 @@ def main(argv=None) -> int:
     parser.add_argument("--write-readme", action="store_true",
                         help="rewrite this section of bench/README.md")
     args = parser.parse_args(argv)
+    if args.write_readme:
+        require_checkout()
     args.seconds = args.seconds or (4.0 if args.quick else 24.0)
     args.rounds = args.rounds or (4 if args.quick else 16)
     result = run_bench(args)

@@ -1,6 +1,7 @@
 """Memory over long runs: the live app over many epochs, and one 60,000-image epoch headless.
 
-    python -m bench.memory [--quick] [--epochs 20] [--batches 32 1] [--json] [--write-readme]
+    python -m convscope.bench.memory [--quick] [--epochs 20] [--batches 32 1] [--json]
+                                     [--write-readme]
 
 1. live: the real main window (offscreen, every panel visible and repainting) trains the
    ``seed`` net at full speed on the embedded set (9,000 training digits) for ``--epochs``
@@ -18,7 +19,7 @@
    (``/usr/share/datasets/fashion-mnist``, Debian's dataset-fashion-mnist) its real 60,000
    images are measured too.
 
-``python -m bench`` runs this without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
+``python -m convscope.bench`` runs this without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE.
 """
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ import subprocess
 import sys
 import time
 
-from bench import ROOT, measuring_env
-from bench.readme import README, write_section
+from convscope.bench import ROOT, measuring_env
+from convscope.bench.readme import README, require_checkout, write_section
 
 SECTION = "memory bench"
 EPOCH_CHILD = "--epoch-child"
@@ -50,9 +51,9 @@ def status_mb(field: str) -> float:
 def live(epochs: int, batch: int, max_seconds: float, dataset: str = "mini") -> dict:
     from PyQt5.QtCore import QTimer
 
-    from visualizer.app import make_app, wait_until
-    from visualizer.main_window import MainWindow
-    from visualizer.worker import Hyper, RunSettings
+    from convscope.visualizer.app import make_app, wait_until
+    from convscope.visualizer.main_window import MainWindow
+    from convscope.visualizer.worker import Hyper, RunSettings
 
     app = make_app()
     start_rss = status_mb("VmRSS")
@@ -114,9 +115,9 @@ def epoch_child(source: str, batch: int) -> dict:
     """In a fresh process: load 60,000 training and 10,000 test images, train one epoch."""
     import numpy as np
 
-    from engine.datasets import FASHION_SYSTEM_DIRS, load_dir, load_mini
-    from engine.model import Model, build_config
-    from engine.train import Trainer, evaluate
+    from convscope.engine.data.datasets import FASHION_SYSTEM_DIRS, load_dir, load_mini
+    from convscope.engine.net.model import Model, build_config
+    from convscope.engine.net.train import Trainer, evaluate
 
     base = status_mb("VmRSS")
     if source == "tiled":
@@ -144,8 +145,8 @@ def epoch_child(source: str, batch: int) -> dict:
 
 
 def child(*argv: str) -> dict:
-    """Run ``python -m bench.memory *argv`` in a fresh process; its last line is JSON."""
-    out = subprocess.run([sys.executable, "-m", "bench.memory", *argv],
+    """Run ``python -m convscope.bench.memory *argv`` in a fresh process; its last line is JSON."""
+    out = subprocess.run([sys.executable, "-m", "convscope.bench.memory", *argv],
                          env=measuring_env(QT_QPA_PLATFORM="offscreen"), cwd=ROOT,
                          capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
@@ -211,11 +212,12 @@ def summary(result: dict) -> list[str]:
 
 
 def write_readme(result: dict, path=README) -> None:
-    write_section(SECTION, ["## Memory (`python -m bench.memory`)", "", *summary(result)], path)
+    write_section(SECTION, ["## Memory (`python -m convscope.bench.memory`)", "",
+                            *summary(result)], path)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.memory",
+    p = argparse.ArgumentParser(prog="python -m convscope.bench.memory",
                                 description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="5 epochs at batch 32, tiled 60k only")
     p.add_argument("--epochs", type=int, default=20, help="epochs of the live runs (20)")
@@ -229,6 +231,8 @@ def main(argv=None) -> int:
     p.add_argument(LIVE_CHILD, type=int, metavar="BATCH", help=argparse.SUPPRESS)
     p.add_argument("--live-dataset", default="mini", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.write_readme:
+        require_checkout()
     if args.epoch_child:
         print(json.dumps(epoch_child(args.epoch_child, args.batch)))
         return 0
@@ -236,7 +240,12 @@ def main(argv=None) -> int:
         print(json.dumps(live(args.epochs, args.live_child, args.max_seconds,
                               args.live_dataset)))
         return 0
-    from engine.datasets import FASHION_SYSTEM_DIRS, TEST_FILES, TRAIN_FILES, find_idx
+    from convscope.engine.data.datasets import (
+        FASHION_SYSTEM_DIRS,
+        TEST_FILES,
+        TRAIN_FILES,
+        find_idx,
+    )
 
     epochs, batches = (5, [32]) if args.quick else (args.epochs, args.batches)
     result = {"live": [child(LIVE_CHILD, str(b), "--epochs", str(epochs), "--max-seconds",

@@ -2,9 +2,19 @@
 ``<!-- NAME: begin -->`` and ``<!-- NAME: end -->``, and leaves everything else as it is."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 README = Path(__file__).with_name("README.md")
+
+
+def require_checkout() -> None:
+    """``--write-readme`` rewrites bench/README.md of a checkout, never an installed copy:
+    exit 1 with one line when this copy of ConvScope is not a checkout."""
+    if not (README.parents[1] / "pyproject.toml").is_file():
+        print("convscope bench: error: --write-readme rewrites bench/README.md of a ConvScope "
+              "checkout; this is an installed copy (leave the option out)", file=sys.stderr)
+        raise SystemExit(1)
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -10,38 +10,21 @@ import importlib
 import sys
 import traceback
 
-from .common import CommandError, UsageError, add_common, one_line
+from convscope import __version__
+from convscope.cli.common import CommandError, UsageError, add_common, one_line
 
 PROG = "convscope"
 COMMANDS = ("train", "evaluate", "predict", "gradcheck", "bench", "screenshot")
-
-
-def _missing_bench(subparsers, reason: str) -> None:
-    """Stand-in for the bench command while cli/bench.py cannot be loaded."""
-    p = subparsers.add_parser("bench", help="engine speed table (not available)",
-                              description="Benchmarks (not available: " + reason + ").")
-
-    def run(args) -> int:
-        raise CommandError(f"the bench command is not available ({reason})")
-    p.set_defaults(run=run, command="bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Watch a CNN written in NumPy learn to read digits. "
         "Without a command, the app starts.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"cli.{name}")
-        except Exception as e:  # one broken command must not take the others down
-            if name != "bench":
-                raise
-            missing = isinstance(e, ModuleNotFoundError) and e.name == "cli.bench"
-            _missing_bench(subparsers, "cli/bench.py is not written yet" if missing
-                           else one_line(f"{type(e).__name__}: {e}"))
-            add_common(subparsers.choices["bench"])
-            continue
+        module = importlib.import_module(f"convscope.cli.{name}")
         before = set(subparsers.choices)
         module.add_parser(subparsers)
         for added in set(subparsers.choices) - before:
@@ -74,7 +57,7 @@ def run(argv) -> int:
 
 
 def _launch_app() -> int:
-    from visualizer.app import run_app
+    from convscope.visualizer.app import run_app
     return run_app()
 
 

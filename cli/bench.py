@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def add_parser(subparsers):
-    from bench.engine import add_arguments
+    from convscope.bench.engine import add_arguments
     p = subparsers.add_parser(
         "bench", help="engine training and inference speed, side by side",
         description="Training samples/s of the design notes' network at batch 1, 8, 32, 128, "
@@ -18,5 +18,5 @@ def add_parser(subparsers):
 
 
 def run(args) -> int:
-    from bench.engine import child_argv, measure_in_child
+    from convscope.bench.engine import child_argv, measure_in_child
     return measure_in_child(args, child_argv(args))

@@ -6,7 +6,7 @@ import os
 
 import numpy as np
 
-from .common import (
+from convscope.cli.common import (
     DATASET_NAMES,
     CommandError,
     UsageError,
@@ -33,7 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def load_test_split(spec: str):
     """(images (N, 28, 28) uint8, labels (N,), class names) of a named dataset or directory."""
-    from engine.datasets import load_dataset, load_test_dir
+    from convscope.engine.data.datasets import load_dataset, load_test_dir
     if spec not in DATASET_NAMES and os.path.isdir(spec):
         dataset = load_test_dir(spec)
     else:
@@ -42,9 +42,9 @@ def load_test_split(spec: str):
 
 
 def run(args) -> int:
-    from engine.checkpoint import load_model
-    from engine.metrics import confusion_matrix, per_class_accuracy
-    from engine.train import evaluate
+    from convscope.engine.files.checkpoint import load_model
+    from convscope.engine.net.train import evaluate
+    from convscope.engine.tools.metrics import confusion_matrix, per_class_accuracy
 
     model, _, _ = load_model(args.model)
     images, labels, names = load_test_split(args.data)

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 
-from .common import CommandError, UsageError, emit, int_range
+from convscope.cli.common import CommandError, UsageError, emit, int_range
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from engine.model import PRESETS
+    from convscope.engine.net.model import PRESETS
     p = subparsers.add_parser(
         "gradcheck", help="check the backward pass against numerical gradients",
         description="Check every gradient of a network against centred differences (float64, "
@@ -30,9 +30,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from engine.datasets import load_dataset
-    from engine.gradcheck import gradcheck
-    from engine.model import build_config
+    from convscope.engine.data.datasets import load_dataset
+    from convscope.engine.net.model import build_config
+    from convscope.engine.tools.gradcheck import gradcheck
 
     try:
         config = build_config(args.preset, args.filters, args.pool, args.relu)

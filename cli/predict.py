@@ -5,7 +5,7 @@ import argparse
 
 import numpy as np
 
-from .common import emit
+from convscope.cli.common import emit
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -19,9 +19,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    from engine.checkpoint import load_model
-    from engine.model import prepare_input
-    from engine.preprocess import load_image, preprocess_digit
+    from convscope.engine.data.preprocess import load_image, preprocess_digit
+    from convscope.engine.files.checkpoint import load_model
+    from convscope.engine.net.model import prepare_input
 
     model, _, extra = load_model(args.model)
     names = (extra or {}).get("class_names") or [str(i) for i in range(10)]

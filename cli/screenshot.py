@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from .common import CommandError, UsageError, emit, int_range, size_spec
+from convscope.cli.common import CommandError, UsageError, emit, int_range, size_spec
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -34,7 +34,7 @@ def headless() -> bool:
 
 def check_probe(index: int) -> None:
     """The probe must be a digit of the embedded test split, which the app trains on."""
-    from engine.datasets import load_dataset
+    from convscope.engine.data.datasets import load_dataset
     n = len(load_dataset("mini", progress=False).x_test)
     if index >= n:
         raise UsageError(f"--probe {index} is out of range: the embedded test split has {n:,} "
@@ -49,7 +49,7 @@ def run(args) -> int:
     if headless():
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     try:
-        from visualizer.app import take_screenshot
+        from convscope.visualizer.app import take_screenshot
     except ImportError as e:
         raise CommandError(f"the screenshot command needs visualizer.app.take_screenshot "
                            f"({e})") from None

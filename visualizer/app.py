@@ -7,7 +7,10 @@ import time
 import traceback
 
 from PyQt5.QtCore import QCoreApplication, QEventLoop, Qt, QTimer
+from PyQt5.QtGui import QIcon
 from PyQt5.QtWidgets import QApplication
+
+from convscope.engine.data.datasets import ASSETS
 
 
 def make_app(argv=None) -> QApplication:
@@ -19,6 +22,8 @@ def make_app(argv=None) -> QApplication:
         app = QApplication(list(argv if argv is not None else sys.argv[:1]))
         app.setApplicationName("ConvScope")
         app.setOrganizationName("ConvScope")
+        app.setDesktopFileName("convscope")  # matches assets/convscope.desktop
+        app.setWindowIcon(QIcon(str(ASSETS / "convscope.png")))
         if app.platformName() == "offscreen":  # no desktop settings: a typical desktop font
             font = app.font()
             font.setPointSize(10)
@@ -28,11 +33,15 @@ def make_app(argv=None) -> QApplication:
 
 def run_app(theme: str | None = None) -> int:
     """Show the main window and run until it is closed. Returns the exit status. The window
-    comes back as it was left (layout, theme, settings; ``theme`` overrides the saved one)."""
+    comes back as it was left (layout, theme, settings; ``theme`` overrides the saved one).
+    Without a usable display: DisplayError (one line), before Qt can abort the process."""
+    if QApplication.instance() is None:
+        from convscope.visualizer.display import check_display
+        check_display()
     app = make_app()
-    from .file_actions import launch_options, persist
-    from .main_window import MainWindow
-    from .settings import Settings
+    from convscope.visualizer.file_actions import launch_options, persist
+    from convscope.visualizer.main_window import MainWindow
+    from convscope.visualizer.settings import Settings
 
     settings = Settings()
     window = MainWindow(**launch_options(settings, theme))
@@ -45,7 +54,7 @@ def run_app(theme: str | None = None) -> int:
         window.show_error(f"{kind.__name__}: {value}")
 
     sys.excepthook = report
-    from .interrupt import install
+    from convscope.visualizer.interrupt import install
     install(app)  # Ctrl+C in the terminal closes the window cleanly (exit status 130)
     return app.exec_()
 
@@ -104,7 +113,7 @@ def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     app = make_app()
-    from .main_window import MainWindow
+    from convscope.visualizer.main_window import MainWindow
 
     window = MainWindow(theme=theme)
     if isinstance(size, str):

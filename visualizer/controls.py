@@ -23,10 +23,9 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from engine.model import PRESETS
-
-from .limits import LimitHints
-from .worker import Hyper, RunSettings
+from convscope.engine.net.model import PRESETS
+from convscope.visualizer.limits import LimitHints
+from convscope.visualizer.worker import Hyper, RunSettings
 
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 0]  # steps per second; 0 = as fast as possible
 DATASETS = [("mini", "mini MNIST (embedded, 9k + 1k)"),

@@ -13,8 +13,8 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
 
-from .history import History, alpha_for, ema
-from .theme import Theme, cached
+from convscope.visualizer.history import History, alpha_for, ema
+from convscope.visualizer.theme import Theme, cached
 
 LOSS_WINDOW = 50.0  # samples the smoothed loss averages over (light smoothing)
 ACC_WINDOW = 500.0  # samples the running train accuracy averages over

@@ -29,12 +29,12 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from engine.idx import DataError
-from engine.layers import softmax
-from engine.model import Model, prepare_input
-from engine.saliency import saliency
-from visualizer import dialogs
-from visualizer.canvas import DrawCanvas
+from convscope.engine.data.idx import DataError
+from convscope.engine.net.layers import softmax
+from convscope.engine.net.model import Model, prepare_input
+from convscope.engine.tools.saliency import saliency
+from convscope.visualizer import dialogs
+from convscope.visualizer.canvas import DrawCanvas
 
 DIGITS = [str(d) for d in range(10)]
 MIN_INTERVAL = 1 / 30  # seconds between classifications while a stroke grows
@@ -344,7 +344,7 @@ class DrawPanel(QWidget):
         """Put a test digit on the canvas (random when ``index`` is None)."""
         if self.test_images is None:
             try:
-                from engine.datasets import load_dataset
+                from convscope.engine.data.datasets import load_dataset
                 data = load_dataset("mini", progress=False)
             except (DataError, OSError) as e:
                 self._fail(str(e))
@@ -366,7 +366,7 @@ class DrawPanel(QWidget):
     def open_image(self, path) -> bool:
         """Classify an image file (PNG/JPG, any size, either polarity). A file that is not an
         image shows a one-line error and changes nothing."""
-        from engine.preprocess import load_image, preprocess_digit
+        from convscope.engine.data.preprocess import load_image, preprocess_digit
         try:
             image = load_image(path)
             digit = preprocess_digit(image)
@@ -418,7 +418,7 @@ class DrawPanel(QWidget):
 
     def _classify_canvas(self, settled: bool) -> None:
         """Preprocess the canvas and classify it; when ``settled``, announce the probe."""
-        from engine.preprocess import preprocess_digit
+        from convscope.engine.data.preprocess import preprocess_digit
         self._throttle.stop()
         self._last_classify = time.perf_counter()
         self.digit = None if self.canvas.is_empty() else preprocess_digit(self.canvas.ink_array())

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from engine.metrics import confusion_matrix, per_class_accuracy
-from engine.model import Model
-from engine.train import evaluate
-
-from .evaluation_plots import (
+from convscope.engine.net.model import Model
+from convscope.engine.net.train import evaluate
+from convscope.engine.tools.metrics import confusion_matrix, per_class_accuracy
+from convscope.visualizer.evaluation_plots import (
     DIGITS,
     ConfusionPlot,
     PerClassPlot,

@@ -7,8 +7,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
-from .probs import short_name
-from .theme import Theme, resolve
+from convscope.visualizer.probs import short_name
+from convscope.visualizer.theme import Theme, resolve
 
 DIGITS = [str(i) for i in range(10)]
 

@@ -21,9 +21,8 @@ from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtGui import QPainter
 from PyQt5.QtWidgets import QMenu
 
-from engine.atomic import atomic_path as _atomic_path
-
-from . import dialogs
+from convscope.engine.files.atomic import atomic_path as _atomic_path
+from convscope.visualizer import dialogs
 
 
 class ExportError(OSError):

@@ -15,8 +15,8 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from .mosaic import MosaicView, set_title, stepped
-from .theme import Theme, colormap
+from convscope.visualizer.mosaic import MosaicView, set_title, stepped
+from convscope.visualizer.theme import Theme, colormap
 
 PEAK_STEP = 1.05  # the maps' colour scale moves in steps of 5%
 DIM_ALPHA = 120  # how strongly pixels that lost their pooling window are dimmed

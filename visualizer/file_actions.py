@@ -14,11 +14,11 @@ import os
 from PyQt5.QtCore import QEvent, QObject, QTimer
 from PyQt5.QtWidgets import QApplication
 
-from .evaluation import EvaluationView
-from .export import Exports, history_series
-from .model_files import ModelFiles
-from .settings import Settings
-from .worker import Hyper, RunSettings
+from convscope.visualizer.evaluation import EvaluationView
+from convscope.visualizer.export import Exports, history_series
+from convscope.visualizer.model_files import ModelFiles
+from convscope.visualizer.settings import Settings
+from convscope.visualizer.worker import Hyper, RunSettings
 
 
 class FileActions(QObject):

@@ -11,8 +11,8 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .mosaic import MosaicView, set_scale, stepped
-from .theme import Theme, cached, colormap
+from convscope.visualizer.mosaic import MosaicView, set_scale, stepped
+from convscope.visualizer.theme import Theme, cached, colormap
 
 
 class StableScale:

@@ -36,12 +36,12 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from engine.explain import Explanation, StepTrace
-from engine.gradcheck import CHECK_BUDGET, affordable_entries, check_cost, gradcheck
-from engine.model import Model
-from visualizer import theme as themes
-from visualizer.cell_grid import CellGrid
-from visualizer.inspector_stages import SECTIONS, Stage, build_stages
+from convscope.engine.net.model import Model
+from convscope.engine.tools.explain import Explanation, StepTrace
+from convscope.engine.tools.gradcheck import CHECK_BUDGET, affordable_entries, check_cost, gradcheck
+from convscope.visualizer import theme as themes
+from convscope.visualizer.cell_grid import CellGrid
+from convscope.visualizer.inspector_stages import SECTIONS, Stage, build_stages
 
 PASS_THRESHOLD = 1e-6
 CHECK_TEXT = "Gradient check this sample"

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.explain import Explanation, StepTrace, explain, explain_update
-from engine.model import Model
+from convscope.engine.net.model import Model
+from convscope.engine.tools.explain import Explanation, StepTrace, explain, explain_update
 
 SECTIONS = {"forward": "Forward pass", "backward": "Backward pass",
             "update": "Update: w -= lr * dL/dw"}

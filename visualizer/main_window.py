@@ -35,20 +35,27 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from .controls import ControlsPanel
-from .curves import AccuracyPanel, LossPanel
-from .draw_panel import attach as attach_draw_panel
-from .feature_maps import FeatureMapsPanel
-from .file_actions import attach as attach_file_actions
-from .filters import FiltersPanel
-from .inspector import InspectorView
-from .probe import ProbePanel
-from .probs import ProbsPanel
-from .status import TrainingStatusBar
-from .templates import TemplatesPanel
-from .theme import Theme, apply_palette, resolve
-from .timeline_panel import TimelinePanel
-from .worker import Hyper, RunInfo, RunSettings, TrainWorker, start_worker, stop_worker
+from convscope.visualizer.controls import ControlsPanel
+from convscope.visualizer.curves import AccuracyPanel, LossPanel
+from convscope.visualizer.draw_panel import attach as attach_draw_panel
+from convscope.visualizer.feature_maps import FeatureMapsPanel
+from convscope.visualizer.file_actions import attach as attach_file_actions
+from convscope.visualizer.filters import FiltersPanel
+from convscope.visualizer.inspector import InspectorView
+from convscope.visualizer.probe import ProbePanel
+from convscope.visualizer.probs import ProbsPanel
+from convscope.visualizer.status import TrainingStatusBar
+from convscope.visualizer.templates import TemplatesPanel
+from convscope.visualizer.theme import Theme, apply_palette, resolve
+from convscope.visualizer.timeline_panel import TimelinePanel
+from convscope.visualizer.worker import (
+    Hyper,
+    RunInfo,
+    RunSettings,
+    TrainWorker,
+    start_worker,
+    stop_worker,
+)
 
 REPAINT_MS = 33  # ~30 Hz
 BUSY_BUDGET = 0.20  # the GUI thread's share of time for live views while training

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtWidgets import QAction, QMenu
 
-from engine.checkpoint import CheckpointError, load_model, save_model
-from engine.model import Model
-
-from . import dialogs
+from convscope.engine.files.checkpoint import CheckpointError, load_model, save_model
+from convscope.engine.net.model import Model
+from convscope.visualizer import dialogs
 
 
 @dataclass(frozen=True)

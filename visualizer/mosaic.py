@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PyQt5.QtCore import QPointF
 from PyQt5.QtGui import QFont
 
-from .theme import cached
+from convscope.visualizer.theme import cached
 
 GAP = 1  # mosaic pixels between tiles
 

@@ -7,8 +7,8 @@ import pyqtgraph as pg
 from PyQt5.QtCore import pyqtSignal
 from PyQt5.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
-from .mosaic import MosaicView
-from .theme import Theme, gray_map
+from convscope.visualizer.mosaic import MosaicView
+from convscope.visualizer.theme import Theme, gray_map
 
 
 class ProbePanel(QWidget):

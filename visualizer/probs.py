@@ -6,8 +6,8 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from .prob_chart import ProbChart
-from .theme import Theme
+from convscope.visualizer.prob_chart import ProbChart
+from convscope.visualizer.theme import Theme
 
 CLASSES = 10
 

@@ -13,7 +13,7 @@ import os
 
 from PyQt5.QtCore import QByteArray, QSettings
 
-from engine.model import PRESETS
+from convscope.engine.net.model import PRESETS
 
 RECENT_MAX = 8
 THEMES = ("system", "dark", "light")

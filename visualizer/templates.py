@@ -12,10 +12,10 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .filters import StableScale
-from .mosaic import MosaicView, set_scale
-from .probs import short_name
-from .theme import Theme, cached, colormap
+from convscope.visualizer.filters import StableScale
+from convscope.visualizer.mosaic import MosaicView, set_scale
+from convscope.visualizer.probs import short_name
+from convscope.visualizer.theme import Theme, cached, colormap
 
 
 def flatten_source_shape(trace: dict) -> tuple | None:

@@ -23,11 +23,10 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from engine.model import Model
-from engine.timeline import Timeline
-from engine.train import Snapshot
-
-from . import theme as themes
+from convscope.engine.net.model import Model
+from convscope.engine.net.train import Snapshot
+from convscope.engine.tools.timeline import Timeline
+from convscope.visualizer import theme as themes
 
 REFRESH_MS = 500
 BRANCH_COLORS = ("#e0a030", "#c070e0", "#50c0b0", "#e06080")

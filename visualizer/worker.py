@@ -25,13 +25,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from PyQt5.QtCore import QObject, QThread, pyqtSignal
 
-from engine.explain import traced_step
-from engine.idx import DataError
-from engine.model import Model, build_config
-from engine.timeline import Timeline
-from engine.train import DivergenceError, Trainer, evaluate
-
-from .model_files import restore_position, saved_run_of
+from convscope.engine.data.idx import DataError
+from convscope.engine.net.model import Model, build_config
+from convscope.engine.net.train import DivergenceError, Trainer, evaluate
+from convscope.engine.tools.explain import traced_step
+from convscope.engine.tools.timeline import Timeline
+from convscope.visualizer.model_files import restore_position, saved_run_of
 
 EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
 EVAL_INTERVAL = 2.0  # seconds between two test evaluations within an epoch, at least
@@ -335,7 +334,7 @@ class TrainWorker(QObject):
             self.loading.emit(spec)
             loader = self._loader
             if loader is None:
-                from engine.datasets import load_dataset
+                from convscope.engine.data.datasets import load_dataset
                 loader = load_dataset
             result: dict = {}
 

@@ -1,0 +1,151 @@
+"""Datasets: the embedded MNIST subset, full MNIST, Fashion-MNIST, or any folder of IDX files.
+
+Images stay uint8 (N, 28, 28) and read-only (the full 60,000 are 47 MB); convert batches to
+float on the fly with ``prepare_input`` (engine/net/model.py). Labels are uint8 (N,). Every
+problem raises ``DataError`` with a one-line message; a dataset is returned whole or not at all.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from convscope.engine.data.idx import (
+    DataError,
+    check_pair,
+    decompress,
+    read_idx_images,
+    read_idx_labels,
+    read_idx_pair,
+    read_raw,
+)
+
+ASSETS = Path(str(resources.files("convscope") / "assets"))  # package data, also in a wheel
+MINI_IMAGES = "mnist-first10k-images-idx3-ubyte.gz"
+MINI_LABELS = "mnist-first10k-labels-idx1-ubyte.gz"
+MINI_SHA256 = {  # printed by scripts/build_mini_mnist.py
+    MINI_IMAGES: "36707bfd63bcc1baf911512db8f40af1940d9fc513cb862f99741a994da05181",
+    MINI_LABELS: "ddb336c35d26d6499f325832214cfd852954d037817de7f291d8e80ad0912b32",
+}
+MINI_TRAIN = 9_000  # train = the first 9,000 training digits, test = the next 1,000
+
+DIGIT_NAMES = [str(d) for d in range(10)]
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"]
+FASHION_SYSTEM_DIRS = [Path("/usr/share/datasets/fashion-mnist")]  # Debian dataset-fashion-mnist
+
+TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@dataclass
+class Dataset:
+    """x_*: uint8 (N, 28, 28), y_*: uint8 (N,) in 0-9, class_names: 10 str."""
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name!r}, train={len(self.x_train)}, test={len(self.x_test)}, "
+                f"classes={self.class_names[:3]}...)")
+
+
+def _verified_bytes(path: Path) -> bytes:
+    """Decompressed contents of an embedded file whose stored bytes match MINI_SHA256."""
+    raw = read_raw(path)
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest != MINI_SHA256[path.name]:
+        raise DataError(f"{path}: sha256 {digest[:12]}... differs from the expected "
+                        f"{MINI_SHA256[path.name][:12]}...; the file is damaged "
+                        f"(rebuild it with scripts/build_mini_mnist.py)")
+    return decompress(path, raw)
+
+
+@functools.lru_cache(maxsize=1)
+def _mini_arrays(images_path: Path, labels_path: Path):
+    images = read_idx_images(images_path, _verified_bytes(images_path))
+    labels = read_idx_labels(labels_path, _verified_bytes(labels_path))
+    check_pair(images_path, images, labels_path, labels)
+    return images, labels
+
+
+def load_mini() -> Dataset:
+    """The embedded 10,000 first official MNIST training digits, checked against their sha256.
+    Train = the first 9,000 (canonical order), test = the last 1,000. Arrays are read-only."""
+    images, labels = _mini_arrays(ASSETS / MINI_IMAGES, ASSETS / MINI_LABELS)
+    return Dataset("mini", images[:MINI_TRAIN], labels[:MINI_TRAIN],
+                   images[MINI_TRAIN:], labels[MINI_TRAIN:], list(DIGIT_NAMES))
+
+
+def find_idx(folder: Path, stem: str) -> Path | None:
+    """``folder/stem`` or ``folder/stem.gz`` (raw preferred), or None."""
+    for name in (stem, stem + ".gz"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _class_names_for(folder: Path) -> list:
+    return list(FASHION_NAMES if "fashion" in folder.resolve().name.lower() else DIGIT_NAMES)
+
+
+def _read_split(folder: Path, stems) -> tuple[np.ndarray, np.ndarray]:
+    paths = [find_idx(folder, s) for s in stems]
+    missing = [s for s, p in zip(stems, paths, strict=True) if p is None]
+    if missing:
+        raise DataError(f"{folder}: no {missing[0]}[.gz] in this folder")
+    return read_idx_pair(*paths)
+
+
+def load_dir(path, name: str | None = None, class_names=None) -> Dataset:
+    """A folder holding the four IDX files (train-* and t10k-*, .gz or raw). Class names are
+    Fashion-MNIST's when the folder's name contains "fashion", digits otherwise."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    if all(find_idx(folder, s) is None for s in TRAIN_FILES) and all(
+            find_idx(folder, s) for s in TEST_FILES):
+        raise DataError(f"{folder}: holds only the t10k test files; it can be used for "
+                        f"evaluation but not for training")
+    x_train, y_train = _read_split(folder, TRAIN_FILES)
+    x_test, y_test = _read_split(folder, TEST_FILES)
+    return Dataset(name or folder.resolve().name, x_train, y_train, x_test, y_test,
+                   list(class_names or _class_names_for(folder)))
+
+
+def load_test_dir(path, class_names=None) -> Dataset:
+    """A folder holding t10k-images/labels (train files ignored): x_train is empty (0, 28, 28)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    x_test, y_test = _read_split(folder, TEST_FILES)
+    return Dataset(folder.resolve().name, np.empty((0, 28, 28), np.uint8),
+                   np.empty((0,), np.uint8), x_test, y_test,
+                   list(class_names or _class_names_for(folder)))
+
+
+def load_dataset(spec: str, cache_dir=None, progress: bool = True) -> Dataset:
+    """``spec``: "mini" (embedded), "mnist" (cache, else download), "fashion" (system folder,
+    else cache, else download) or a folder holding the four IDX files."""
+    from convscope.engine.data.download import fetch_dataset
+
+    if spec == "mini":
+        return load_mini()
+    if spec == "mnist":
+        return load_dir(fetch_dataset("mnist", cache_dir, progress), "mnist", DIGIT_NAMES)
+    if spec == "fashion":
+        for folder in FASHION_SYSTEM_DIRS:
+            if all(find_idx(folder, s) for s in TRAIN_FILES + TEST_FILES):
+                return load_dir(folder, "fashion", FASHION_NAMES)
+        return load_dir(fetch_dataset("fashion", cache_dir, progress), "fashion", FASHION_NAMES)
+    if Path(spec).is_dir():
+        return load_dir(spec)
+    raise DataError(f"unknown dataset {spec!r}: use mini, mnist, fashion or a folder holding "
+                    f"the MNIST IDX files")

@@ -1,0 +1,35 @@
+"""Architecture invariant: engine/ never imports Qt, pyqtgraph or the visualizer (checked
+here without them installed, too)."""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE = ROOT / "engine"
+GUI = ("PyQt5", "PyQt6", "PySide2", "PySide6", "pyqtgraph", "convscope.visualizer")
+
+
+def _imports(path: Path):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            yield from ((a.name, 0) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            yield node.module or "", node.level
+
+
+def test_engine_sources_import_no_gui():
+    for path in ENGINE.rglob("*.py"):
+        for name, _ in _imports(path):
+            assert not name.startswith(GUI), f"{path.relative_to(ROOT)} imports {name}"
+
+
+def test_importing_engine_loads_no_gui_module():
+    code = ("import sys, pkgutil, importlib, convscope.engine as engine\n"
+            "for m in pkgutil.walk_packages(engine.__path__, 'convscope.engine.'):\n"
+            "    importlib.import_module(m.name)\n"
+            f"bad = [m for m in sys.modules if m.startswith({GUI!r})]\n"
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
