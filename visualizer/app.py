@@ -22,12 +22,13 @@ def make_app(argv=None) -> QApplication:
         app = QApplication(list(argv if argv is not None else sys.argv[:1]))
         app.setApplicationName("ConvScope")
         app.setOrganizationName("ConvScope")
-        app.setDesktopFileName("convscope")  # matches assets/convscope.desktop
-        app.setWindowIcon(QIcon(str(ASSETS / "convscope.png")))
         if app.platformName() == "offscreen":  # no desktop settings: a typical desktop font
             font = app.font()
             font.setPointSize(10)
             app.setFont(font)
+    if app.windowIcon().isNull():
+        app.setDesktopFileName("convscope")  # matches assets/convscope.desktop
+        app.setWindowIcon(QIcon(str(ASSETS / "convscope.png")))
     return app
 
 

@@ -3,16 +3,20 @@
 Window geometry and dock layout, theme, last architecture/dataset/seed, last hyperparameters,
 recent model files and the last folder used. Every value is checked when read: a missing,
 corrupt or out-of-range value (or an unreadable settings file) gives the default, never an
-exception. ``CONVSCOPE_SETTINGS=/path/file.ini`` keeps the settings in that file instead of
-the user's (tests and CI use it).
+exception. The settings are an INI file on every system, in the platform's config folder
+(``convscope.engine.files.places``); ``CONVSCOPE_SETTINGS=/path/file.ini`` keeps them in that
+file instead (tests and CI use it). On macOS and Windows, settings an older version kept in
+the system's own store are copied into the file once.
 """
 from __future__ import annotations
 
 import math
 import os
+import sys
 
 from PyQt5.QtCore import QByteArray, QSettings
 
+from convscope.engine.files import places
 from convscope.engine.net.model import PRESETS
 
 RECENT_MAX = 8
@@ -64,14 +68,27 @@ def _convert(value, kind):
     return value
 
 
+def _copy_native(target: QSettings) -> None:
+    """Settings of older versions, kept in the system's own store (the registry on Windows, a
+    plist on macOS), copied into the INI file once. On Linux that store was this same file."""
+    if sys.platform.startswith("linux"):
+        return
+    native = QSettings("ConvScope", "ConvScope")
+    for key in native.allKeys():
+        target.setValue(key, native.value(key))
+    target.sync()
+
+
 class Settings:
     """Typed, validated access to the app's QSettings."""
 
     def __init__(self, qsettings: QSettings | None = None):
         if qsettings is None:
-            path = os.environ.get("CONVSCOPE_SETTINGS")
-            qsettings = (QSettings(path, QSettings.IniFormat) if path
-                         else QSettings("ConvScope", "ConvScope"))
+            path = places.settings_file()
+            fresh = not path.exists()
+            qsettings = QSettings(str(path), QSettings.IniFormat)
+            if fresh and not os.environ.get("CONVSCOPE_SETTINGS"):
+                _copy_native(qsettings)
         self.qs = qsettings
 
     def read(self, key: str, kind, default, check=lambda v: True):

@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from convscope.engine.data.idx import DataError
+from convscope.engine.files import places
 
 MIRRORS = {
     "mnist": [
@@ -50,14 +51,9 @@ FETCH_ERRORS = (OSError, http.client.HTTPException, ValueError)  # URLError is a
 
 
 def cache_root(cache_dir=None) -> Path:
-    """``cache_dir``, else $CONVSCOPE_CACHE, else $XDG_CACHE_HOME/convscope, else
-    ~/.cache/convscope."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    if os.environ.get("CONVSCOPE_CACHE"):
-        return Path(os.environ["CONVSCOPE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "convscope"
+    """``cache_dir``, else the download cache of ``places.cache_dir()`` ($CONVSCOPE_CACHE, else
+    the platform's cache folder)."""
+    return Path(cache_dir) if cache_dir is not None else places.cache_dir()
 
 
 def md5_of(path) -> str:
