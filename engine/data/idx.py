@@ -20,6 +20,7 @@ IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 GZIP_MAGIC = b"\x1f\x8b"
 IMAGE_SIZE = (28, 28)
+MAX_IMAGES = 1_000_000  # images (or labels) one IDX file may declare: EMNIST has 814,255
 
 
 class DataError(ValueError):

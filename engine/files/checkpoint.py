@@ -13,29 +13,31 @@ The three state/ members are present only when a trainer state was saved; any ot
 is refused.
 
 ``save_model`` writes atomically (temporary file in the same folder, fsync, rename), so a
-crash never leaves half a file under the real name. ``load_model`` reads with
-``allow_pickle=False`` and checks everything before building anything: the config's sizes
-against the limits of ``engine.model`` and the weights' shapes against the config. Any
-problem is a ``CheckpointError`` with one line naming the file.
+crash never leaves half a file under the real name. ``load_model`` reads only regular files and
+checks everything before it decompresses or builds anything (engine/files/archive.py): the
+members' names against MEMBERS, the format version and the config's sizes and costs against
+the limits of ``engine.net.model``, then each member's declared size (zip header, .npy header)
+against what the config allows; never pickled objects. Any problem is a ``CheckpointError``
+with one line naming the file. Text that will be shown (class names) is made plain.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import zipfile
-import zlib
 
 import numpy as np
 
+from convscope.engine.data.idx import MAX_IMAGES
+from convscope.engine.files.archive import Archive
 from convscope.engine.files.atomic import atomic_path
+from convscope.engine.files.guard import clean_text
 from convscope.engine.net.model import Model, config_shapes
 from convscope.engine.net.train import LR_SCHEDULES
 
 FORMAT_VERSION = 1
 STATE_META_KEYS = ("step", "epoch", "cursor", "samples_seen", "lr", "batch_size", "momentum",
                    "seed", "epoch_loss_sum", "epoch_correct", "epoch_seen", "rng")
-TOP_MEMBERS = ("format_version", "model", "extra")  # besides param/... and state/...
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
@@ -82,36 +84,57 @@ def save_model(path, model: Model, trainer_state: dict | None = None,
 
 
 # ---- loading ------------------------------------------------------------------------------
+JSON_BYTES = 64 * 1024  # model, extra and state/meta (a 32-layer config is about 3 KB)
+
+
+def _weight_bytes(shapes: dict, name: str) -> int | None:
+    return 8 * int(np.prod(shapes[name])) if name in shapes else None  # float64 at most
+
+
+# Every member a model file may hold -> the most bytes its array may declare, given the
+# config's weight shapes; None: no such member for this architecture. A key ending in "/"
+# stands for one member per weight ("param/conv1.W"). Nothing else is ever read.
+MEMBERS = {
+    "format_version": lambda shapes, rest: 8,
+    "model": lambda shapes, rest: JSON_BYTES,
+    "extra": lambda shapes, rest: JSON_BYTES,
+    "param/": _weight_bytes,
+    "state/meta": lambda shapes, rest: JSON_BYTES,
+    "state/order": lambda shapes, rest: 8 * MAX_IMAGES,
+    "state/velocity/": _weight_bytes,
+}
+
+
+def _rule(name: str):
+    """(rule, rest of the name) of the MEMBERS entry for ``name``, or (None, "")."""
+    for key, rule in MEMBERS.items():
+        if name == key or (key.endswith("/") and name.startswith(key) and name != key):
+            return rule, name[len(key):]
+    return None, ""
+
+
 def _read_all(path: str) -> dict[str, np.ndarray]:
-    """Every member of the archive, read eagerly with allow_pickle=False."""
-    if not os.path.exists(path):
-        raise CheckpointError(f"{path}: no such model file")
-    if os.path.isdir(path):
-        raise CheckpointError(f"{path} is a folder, not a model file")
-    try:
-        with open(path, "rb") as f:
-            magic = f.read(6)
-    except OSError as e:
-        raise CheckpointError(f"cannot read {path}: {e.strerror or e}") from None
-    if magic.startswith(b"\x93NUMPY"):
-        raise CheckpointError(f"{path} is not a model file (a single .npy array, "
-                              f"not an .npz archive)")
-    if not magic.startswith(b"PK"):
-        raise CheckpointError(f"{path} is not a model file (not an .npz archive)")
-    try:  # open the file here: np.load leaves its own handle open when the zip is damaged
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except ValueError as e:
-        if "pickle" in str(e) or "Object arrays" in str(e):
-            raise CheckpointError(f"{path} holds pickled Python objects, which are never "
-                                  f"loaded") from None
-        raise CheckpointError(f"{path} is not a model file ({_short(e)})") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-        raise CheckpointError(f"{path} is not a readable model file (truncated or "
-                              f"damaged: {_short(e)})") from None
-    for name, a in arrays.items():
-        if not isinstance(a, np.ndarray):  # np.load hands other members over as raw bytes
-            raise CheckpointError(f"{path}: member {name!r} is not a NumPy array")
+    """Every member, each checked against what the config allows before it is decompressed:
+    first the format version and the config, then the rest."""
+    with Archive(path, CheckpointError) as archive:
+        unknown = [name for name in archive.names if _rule(name)[0] is None]
+        if unknown:
+            raise CheckpointError(f"{path}: unknown member {unknown[0]!r}")
+        arrays = {}
+        for key in ("format_version", "model"):
+            if key in archive.names:
+                arrays[key] = archive.read(key, MEMBERS[key]({}, ""))
+        _version(path, arrays)
+        shapes = _config_shapes(path, arrays)
+        _check_weights(path, [k for k in archive.names if k.startswith("param/")], shapes)
+        for name in archive.names:
+            if name not in arrays:
+                rule, rest = _rule(name)
+                limit = rule(shapes, rest)
+                if limit is None:
+                    raise CheckpointError(f"{path}: member {name!r} does not belong to this "
+                                          f"architecture")
+                arrays[name] = archive.read(name, limit)
     return arrays
 
 
@@ -128,6 +151,8 @@ def _json(path: str, arrays: dict, key: str):
         raise CheckpointError(f"{path}: member {key!r} is not UTF-8 JSON bytes")
     try:
         return json.loads(a.tobytes().decode("utf-8"))
+    except RecursionError:
+        raise CheckpointError(f"{path}: member {key!r} is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as e:
         raise CheckpointError(f"{path}: member {key!r} is not valid JSON ({_short(e)})") from None
 
@@ -158,41 +183,51 @@ def _version(path: str, arrays: dict) -> int:
     return v
 
 
-def _check_members(path: str, arrays: dict) -> None:
-    for key in arrays:
-        if key not in TOP_MEMBERS and not key.startswith(("param/", "state/")):
-            raise CheckpointError(f"{path}: unknown member {key!r}")
-
-
-def _check_weights(path: str, arrays: dict, shapes: dict) -> None:
-    """The weight arrays against the shapes the config needs, before anything is built."""
-    saved = {k[len("param/"):] for k in arrays if k.startswith("param/")}
+def _check_weights(path: str, members: list, shapes: dict) -> None:
+    """The weight members' names against the weights the config needs, before reading any."""
+    saved = {k[len("param/"):] for k in members}
     if saved != set(shapes):
         missing, unknown = sorted(set(shapes) - saved), sorted(saved - set(shapes))
         what = (f"missing weights {', '.join(missing)}" if missing
                 else f"unknown weights {', '.join(unknown)}")
         raise CheckpointError(f"{path}: {what} for this architecture")
-    for name, shape in shapes.items():
-        a = arrays[f"param/{name}"]
-        if a.shape != shape:
-            raise CheckpointError(f"{path}: {name} has shape {a.shape}, the architecture needs "
-                                  f"{shape}")
 
 
-def _model(path: str, arrays: dict) -> Model:
+def _info(path: str, arrays: dict) -> dict:
     info = _json(path, arrays, "model")
     if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
         raise CheckpointError(f"{path}: the architecture config is missing")
+    preset = info["config"].get("preset", "custom")
+    if not isinstance(preset, str) or not preset or clean_text(preset, 40) != preset:
+        raise CheckpointError(f"{path}: the architecture's name is not short plain text")
+    seed = info.get("seed", 0)
+    if not _whole(seed) or not 0 <= seed < 2**64:
+        raise CheckpointError(f"{path}: the seed is not a whole number from 0 to 2^64-1")
+    return info
+
+
+def _config_shapes(path: str, arrays: dict) -> dict:
+    """The weight shapes of the file's config, once its sizes and costs are within limits."""
+    info = _info(path, arrays)
     try:
         dtype = np.dtype(info.get("dtype", "float32"))
         if dtype not in (np.float32, np.float64):
             raise ValueError(f"unsupported weight dtype {dtype}")
-        shapes = config_shapes(info["config"])  # sizes within limits, nothing built yet
+        return config_shapes(info["config"])  # sizes and costs within limits, nothing built
     except (ValueError, TypeError, KeyError, IndexError) as e:
         raise CheckpointError(f"{path}: bad architecture config ({_short(e)})") from None
-    _check_weights(path, arrays, shapes)
+
+
+def _model(path: str, arrays: dict) -> Model:
+    info = _info(path, arrays)
+    for name, shape in config_shapes(info["config"]).items():
+        a = arrays[f"param/{name}"]
+        if a.shape != shape:
+            raise CheckpointError(f"{path}: {name} has shape {a.shape}, the architecture needs "
+                                  f"{shape}")
     try:
-        model = Model(info["config"], int(info.get("seed", 0)), dtype.type)
+        model = Model(info["config"], info.get("seed", 0), np.dtype(info.get("dtype",
+                                                                            "float32")).type)
     except (ValueError, TypeError, KeyError, IndexError) as e:
         raise CheckpointError(f"{path}: bad architecture config ({_short(e)})") from None
     own = model.params()
@@ -266,11 +301,15 @@ def load_model(path) -> tuple[Model, dict | None, dict]:
     """(model, trainer state for ``Trainer.set_state`` or None, extra dict) from ``path``."""
     path = os.fspath(path)
     arrays = _read_all(path)
-    _version(path, arrays)
-    _check_members(path, arrays)
     model = _model(path, arrays)
     state = _state(path, arrays, model)
     extra = _json(path, arrays, "extra") if "extra" in arrays else {}
     if not isinstance(extra, dict):
         raise CheckpointError(f"{path}: member 'extra' is not a JSON object")
+    names = extra.get("class_names")
+    if names is not None:  # shown in labels and printed: plain text, one per output
+        if not isinstance(names, list) or len(names) != 10 or not all(
+                isinstance(n, str) for n in names):
+            raise CheckpointError(f"{path}: the class names are not a list of 10 names")
+        extra["class_names"] = [clean_text(n, 40) for n in names]
     return model, state, extra

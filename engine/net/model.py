@@ -33,6 +33,10 @@ MAX_UNITS = 1024  # outputs of a dense layer (lenet's hidden layer has 128)
 MAX_KERNEL = 7  # conv and pool windows and strides (the presets use 2, 3 and 5)
 MAX_LAYERS = 32  # entries of a config's layer list (lenet has 10)
 MAX_WEIGHTS = 4_000_000  # weights of the whole network (16 MB in float32)
+# What one image costs, not only the weights: lenet with 64 filters needs 42 million
+# multiply-adds and 0.53 million activation and work values (padded inputs, patches, outputs).
+MAX_MULTIPLY_ADDS = 50_000_000  # per image, forward pass
+MAX_VALUES = 800_000  # activations and work buffers per image (3.2 MB in float32)
 
 
 def _seed(filters=8, pool="max", relu=False):
@@ -141,10 +145,20 @@ def config_shapes(config: dict) -> dict[str, tuple]:
     shape: tuple = (*INPUT_SHAPE, 1)
     shapes: dict[str, tuple] = {}
     counts: dict[str, int] = {}
+    multiply_adds = values = 0  # per image
     for spec in layers:
         if not isinstance(spec, dict):
             raise ValueError(f"a layer must be a JSON object, got {spec!r}")
+        x_shape = shape
         shape, weights = _layer_shapes(spec, shape)
+        if "W" in weights:  # conv (k, k, C_in, C_out): each output value costs k*k*C_in
+            w = weights["W"]
+            multiply_adds += int(np.prod(shape)) * int(np.prod(w[:-1]))
+            if len(w) == 4:  # the zero-padded input and the patches (Ho*Wo, k*k*C_in)
+                pad = 2 * spec.get("pad", 0)
+                values += ((x_shape[0] + pad) * (x_shape[1] + pad) * x_shape[2]
+                           + shape[0] * shape[1] * int(np.prod(w[:-1])))
+        values += int(np.prod(shape))
         kind = spec["type"]
         counts[kind] = counts.get(kind, 0) + 1
         name = f"{kind}{counts[kind]}" if kind != "flatten" else "flatten"
@@ -156,6 +170,12 @@ def config_shapes(config: dict) -> dict[str, tuple]:
     total = sum(int(np.prod(s)) for s in shapes.values())
     if total > MAX_WEIGHTS:
         raise ValueError(f"{total:,} weights is more than the {MAX_WEIGHTS:,} allowed")
+    if multiply_adds > MAX_MULTIPLY_ADDS:
+        raise ValueError(f"{multiply_adds:,} multiply-adds per image is more than the "
+                         f"{MAX_MULTIPLY_ADDS:,} allowed")
+    if values > MAX_VALUES:
+        raise ValueError(f"{values:,} activation values per image is more than the "
+                         f"{MAX_VALUES:,} allowed")
     return shapes
 
 
