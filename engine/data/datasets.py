@@ -17,7 +17,6 @@ import numpy as np
 from convscope.engine.data.idx import (
     DataError,
     check_pair,
-    decompress,
     read_idx_images,
     read_idx_labels,
     read_idx_pair,
@@ -58,14 +57,14 @@ class Dataset:
 
 
 def _verified_bytes(path: Path) -> bytes:
-    """Decompressed contents of an embedded file whose stored bytes match MINI_SHA256."""
+    """Stored bytes of an embedded file, once they match MINI_SHA256."""
     raw = read_raw(path)
     digest = hashlib.sha256(raw).hexdigest()
     if digest != MINI_SHA256[path.name]:
         raise DataError(f"{path}: sha256 {digest[:12]}... differs from the expected "
                         f"{MINI_SHA256[path.name][:12]}...; the file is damaged "
                         f"(rebuild it with scripts/build_mini_mnist.py)")
-    return decompress(path, raw)
+    return raw
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,9 +84,10 @@ def load_mini() -> Dataset:
 
 
 def find_idx(folder: Path, stem: str) -> Path | None:
-    """``folder/stem`` or ``folder/stem.gz`` (raw preferred), or None."""
+    """``folder/stem`` or ``folder/stem.gz`` (raw preferred), or None. Whatever exists under
+    the name is returned: reading refuses what is not a regular file, naming it."""
     for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
+        if (folder / name).exists():
             return folder / name
     return None
 
@@ -96,12 +96,27 @@ def _class_names_for(folder: Path) -> list:
     return list(FASHION_NAMES if "fashion" in folder.resolve().name.lower() else DIGIT_NAMES)
 
 
-def _read_split(folder: Path, stems) -> tuple[np.ndarray, np.ndarray]:
+def _read_split(folder: Path, stems, classes: int) -> tuple[np.ndarray, np.ndarray]:
     paths = [find_idx(folder, s) for s in stems]
     missing = [s for s, p in zip(stems, paths, strict=True) if p is None]
     if missing:
         raise DataError(f"{folder}: no {missing[0]}[.gz] in this folder")
-    return read_idx_pair(*paths)
+    return read_idx_pair(*paths, num_classes=classes)
+
+
+def load_verified(folder: Path, name: str, class_names) -> Dataset:
+    """The four published .gz files of ``folder`` (never an uncompressed file beside them),
+    each checked against its published md5 first."""
+    from convscope.engine.data.download import MD5, check_md5
+
+    paths = {}
+    for stem in TRAIN_FILES + TEST_FILES:
+        paths[stem] = folder / (stem + ".gz")
+        check_md5(paths[stem], MD5[name][stem + ".gz"])
+    classes = len(class_names)
+    x_train, y_train = read_idx_pair(*(paths[s] for s in TRAIN_FILES), num_classes=classes)
+    x_test, y_test = read_idx_pair(*(paths[s] for s in TEST_FILES), num_classes=classes)
+    return Dataset(name, x_train, y_train, x_test, y_test, list(class_names))
 
 
 def load_dir(path, name: str | None = None, class_names=None) -> Dataset:
@@ -114,10 +129,10 @@ def load_dir(path, name: str | None = None, class_names=None) -> Dataset:
             find_idx(folder, s) for s in TEST_FILES):
         raise DataError(f"{folder}: holds only the t10k test files; it can be used for "
                         f"evaluation but not for training")
-    x_train, y_train = _read_split(folder, TRAIN_FILES)
-    x_test, y_test = _read_split(folder, TEST_FILES)
-    return Dataset(name or folder.resolve().name, x_train, y_train, x_test, y_test,
-                   list(class_names or _class_names_for(folder)))
+    names = list(class_names or _class_names_for(folder))
+    x_train, y_train = _read_split(folder, TRAIN_FILES, len(names))
+    x_test, y_test = _read_split(folder, TEST_FILES, len(names))
+    return Dataset(name or folder.resolve().name, x_train, y_train, x_test, y_test, names)
 
 
 def load_test_dir(path, class_names=None) -> Dataset:
@@ -125,26 +140,28 @@ def load_test_dir(path, class_names=None) -> Dataset:
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    x_test, y_test = _read_split(folder, TEST_FILES)
+    names = list(class_names or _class_names_for(folder))
+    x_test, y_test = _read_split(folder, TEST_FILES, len(names))
     return Dataset(folder.resolve().name, np.empty((0, 28, 28), np.uint8),
-                   np.empty((0,), np.uint8), x_test, y_test,
-                   list(class_names or _class_names_for(folder)))
+                   np.empty((0,), np.uint8), x_test, y_test, names)
 
 
 def load_dataset(spec: str, cache_dir=None, progress: bool = True) -> Dataset:
     """``spec``: "mini" (embedded), "mnist" (cache, else download), "fashion" (system folder,
-    else cache, else download) or a folder holding the four IDX files."""
+    else cache, else download) or a folder holding the four IDX files. Only files checked
+    against their published md5 are read from the cache and the system folder."""
     from convscope.engine.data.download import fetch_dataset
 
     if spec == "mini":
         return load_mini()
     if spec == "mnist":
-        return load_dir(fetch_dataset("mnist", cache_dir, progress), "mnist", DIGIT_NAMES)
+        return load_verified(fetch_dataset("mnist", cache_dir, progress), "mnist", DIGIT_NAMES)
     if spec == "fashion":
-        for folder in FASHION_SYSTEM_DIRS:
-            if all(find_idx(folder, s) for s in TRAIN_FILES + TEST_FILES):
-                return load_dir(folder, "fashion", FASHION_NAMES)
-        return load_dir(fetch_dataset("fashion", cache_dir, progress), "fashion", FASHION_NAMES)
+        for folder in FASHION_SYSTEM_DIRS:  # Debian's copy, checked like a download
+            if all((folder / (s + ".gz")).is_file() for s in TRAIN_FILES + TEST_FILES):
+                return load_verified(folder, "fashion", FASHION_NAMES)
+        return load_verified(fetch_dataset("fashion", cache_dir, progress), "fashion",
+                             FASHION_NAMES)
     if Path(spec).is_dir():
         return load_dir(spec)
     raise DataError(f"unknown dataset {spec!r}: use mini, mnist, fashion or a folder holding "

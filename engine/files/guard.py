@@ -37,7 +37,7 @@ def open_regular(path, error, what: str = "file", max_bytes: int | None = None):
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
-        raise error(f"{path}: no such {what}") from None
+        raise error(f"{path}: {what} not found") from None
     except IsADirectoryError:
         raise error(f"{path} is a folder, not a {what}") from None
     except OSError as e:

@@ -129,7 +129,7 @@ def test_save_is_atomic(saved, tmp_path, monkeypatch):
 
 # ---- bad files --------------------------------------------------------------------------------
 def test_refuses_missing_text_and_npy_files(tmp_path):
-    _refused(tmp_path / "absent.npz", "no such")
+    _refused(tmp_path / "absent.npz", "not found")
     _refused(tmp_path, "folder")
     text = tmp_path / "notes.npz"
     text.write_text("weights: 1 2 3\n")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from convscope.engine.data import datasets
+from convscope.engine.data import datasets, download
 from convscope.engine.data.datasets import Dataset, load_dataset, load_dir, load_mini, load_test_dir
 from convscope.engine.data.idx import DataError, gzip_bytes, idx_bytes, write_idx
 
@@ -144,13 +144,30 @@ def test_unknown_spec(tmp_path):
         load_dataset(str(tmp_path / "missing-folder"))
 
 
+def _published(monkeypatch, folder: Path) -> None:
+    """Make the files of ``folder`` the published Fashion-MNIST (their md5 the published)."""
+    sums = {p.name: download.md5_of(p) for p in folder.iterdir()}
+    monkeypatch.setitem(download.MD5, "fashion", sums)
+
+
 def test_fashion_from_the_system_folder(tmp_path, monkeypatch):
     folder = _write_set(tmp_path / "system")
+    _published(monkeypatch, folder)
     monkeypatch.setattr(datasets, "FASHION_SYSTEM_DIRS", [tmp_path / "absent", folder])
     ds = load_dataset("fashion", cache_dir=tmp_path / "cache")
     assert ds.name == "fashion" and ds.class_names == datasets.FASHION_NAMES
     assert len(ds.x_train) == 20
     assert not (tmp_path / "cache").exists()  # nothing downloaded
+
+
+def test_a_tampered_system_fashion_file_is_refused(tmp_path, monkeypatch):
+    """The system folder's files are checked against the published md5 like a download."""
+    folder = _write_set(tmp_path / "system")
+    _published(monkeypatch, folder)
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(8, np.uint8))  # all labels 0
+    monkeypatch.setattr(datasets, "FASHION_SYSTEM_DIRS", [folder])
+    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte.gz: md5 .* differs"):
+        load_dataset("fashion", cache_dir=tmp_path / "cache")
 
 
 @pytest.mark.skipif(not all((Path("/usr/share/datasets/fashion-mnist") / f).exists() for f in (
