@@ -5,6 +5,13 @@ Memory is bounded by ``max_bytes``: when the snapshots outgrow it every second o
 (and ``every`` doubles), so a long run stays covered from start to end; when the loss curve
 outgrows a quarter of it, neighbouring points are averaged in pairs.
 
+Every snapshot also keeps the smoothed loss of the moment it was taken (an exponential average
+over about ``SMOOTH_SAMPLES`` samples) and, when one was measured there, its test loss. Thinning
+never drops the run's best snapshot (lowest test loss, else lowest smoothed loss), and
+``last_good_step`` finds the newest snapshot whose smoothed loss is within ``GOOD_MARGIN`` of the
+best so far: where to go back to after a divergence, rather than to the newest finite state,
+which may already be ruined.
+
 ``resume(step, lr)`` returns the state to give ``Trainer.set_state`` and forks the run: the
 losses after that step are kept as an abandoned ``Branch`` (drawn beside the new run) and the
 snapshots after it are dropped. Thread-safe: the worker records, the GUI reads.
@@ -18,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 STATE_OVERHEAD = 1024  # bytes counted for the small dicts of a state (meta, rng)
+SMOOTH_SAMPLES = 500.0  # samples the smoothed loss of a snapshot averages over
+GOOD_MARGIN = 0.10  # a "good" state: smoothed loss at most 10% above the best so far
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,8 @@ class Timeline:
             self._lr = float("nan")
             self._branches: list[Branch] = []
             self._owed = False  # a snapshot is due at the next step
+            self._smooth: float | None = None  # smoothed loss of the latest step
+            self._quality: dict[int, dict] = {}  # step -> {"smooth": ..., "test": ...}
 
     # ---- recording (worker side) -------------------------------------------------------
     def start(self, trainer) -> None:
@@ -71,7 +82,7 @@ class Timeline:
         """Call after every ``trainer.step`` (or from its ``on_step``): records the loss and,
         every ``every`` steps, the state. Inside ``on_step`` of an epoch's last step the epoch
         has not been closed yet, so that snapshot waits for the next step."""
-        self.record(report.step, report.loss, report.lr)
+        self.record(report.step, report.loss, report.lr, report.batch_size)
         if self.wants(report.step) or self._owed:
             self._owed = trainer.cursor >= len(trainer.order)
             if not self._owed:
@@ -80,10 +91,16 @@ class Timeline:
     def wants(self, step: int) -> bool:
         return step % self.every == 0
 
-    def record(self, step: int, loss: float, lr: float | None = None) -> None:
+    def record(self, step: int, loss: float, lr: float | None = None, batch: int = 1) -> None:
         with self._lock:
             if lr is not None:
                 self._lr = float(lr)
+            if np.isfinite(loss):
+                a = 1.0 - (1.0 - 1.0 / SMOOTH_SAMPLES) ** max(1, int(batch))
+                self._smooth = loss if self._smooth is None else self._smooth + a * (
+                    loss - self._smooth)
+            else:
+                self._smooth = float("inf")
             losses = self._pending
             losses.append(loss)
             if len(losses) < self._stride:
@@ -123,18 +140,89 @@ class Timeline:
                     break
             kept["order"] = order
             self._states[step] = kept
-            while len(self._states) > 1 and self._state_bytes() > self._snapshot_budget():
-                self._thin()
+            self._quality[step] = {"smooth": self._smooth, "test": None}
+            while self._state_bytes() > self._snapshot_budget() and self._thin():
+                pass
 
-    def _thin(self) -> None:
-        self.every *= 2
+    def _thin(self) -> bool:
+        """Drop every second snapshot (never the first nor the best). False: none to drop."""
         steps = sorted(self._states)
-        keep = {steps[0]} | {s for s in steps if s % self.every == 0}
-        if len(keep) == len(steps):  # nothing on the grid to drop: drop the oldest but one
-            keep.discard(steps[1])
+        best = self._best()
+        droppable = [s for s in steps[1:] if s != best]
+        if not droppable:
+            return False
+        self.every *= 2
+        keep = {steps[0], best} | {s for s in steps if s % self.every == 0}
+        if keep.issuperset(steps):  # nothing on the grid to drop: the oldest but one
+            keep.discard(droppable[0])
         for s in steps:
             if s not in keep:
                 del self._states[s]
+                self._quality.pop(s, None)
+        return True
+
+    # ---- quality -----------------------------------------------------------------------
+    def note_test(self, trainer, test_loss: float) -> None:
+        """The test loss of the trainer's current state: kept with its snapshot (one is
+        taken now if this is the best test loss so far, so the best state is always kept)."""
+        step = int(trainer.step_count)
+        if not np.isfinite(test_loss):
+            return
+        with self._lock:
+            tests = [q["test"] for q in self._quality.values() if q["test"] is not None]
+            have = step in self._states
+        if not have and (not tests or test_loss < min(tests)) \
+                and trainer.cursor < len(trainer.order):
+            self.add(trainer.get_state())
+        with self._lock:
+            if step in self._quality:
+                self._quality[step]["test"] = float(test_loss)
+
+    def _best(self) -> int:
+        """The best snapshot's step: lowest test loss if any was measured, else lowest
+        smoothed loss, else the first (called with the lock held)."""
+        q = self._quality
+        tested = [(v["test"], s) for s, v in q.items() if v["test"] is not None]
+        if tested:
+            return min(tested)[1]
+        smooth = [(v["smooth"], s) for s, v in q.items() if v["smooth"] is not None]
+        return min(smooth)[1] if smooth else min(self._states)
+
+    def best_step(self) -> int:
+        """The step of the run's best kept state (see ``_best``)."""
+        with self._lock:
+            if not self._states:
+                raise LookupError("the timeline holds no snapshot yet")
+            return self._best()
+
+    def quality(self, step: int) -> dict:
+        """{"smooth": smoothed loss or None, "test": test loss or None} of a snapshot."""
+        with self._lock:
+            return dict(self._quality.get(step, {"smooth": None, "test": None}))
+
+    def last_good_step(self, before: int) -> int:
+        """The newest snapshot at or before ``before`` that is good: its smoothed loss within
+        GOOD_MARGIN of the best smoothed loss of the snapshots up to it, and so its test
+        loss where one was measured. The first snapshot when none has a loss yet."""
+        with self._lock:
+            steps = [s for s in sorted(self._states) if s <= before] or sorted(self._states)[:1]
+            if not steps:
+                raise LookupError("the timeline holds no snapshot yet")
+            q = [self._quality.get(s, {}) for s in steps]
+            bars = {}
+            for key in ("smooth", "test"):
+                known = [v[key] for v in q if v.get(key) is not None and np.isfinite(v[key])]
+                bars[key] = min(known) * (1 + GOOD_MARGIN) if known else None
+            if bars["smooth"] is None:
+                return steps[0]
+            good = [s for s, v in zip(steps, q, strict=True)
+                    if v.get("smooth") is not None and v["smooth"] <= bars["smooth"]
+                    and (v.get("test") is None or v["test"] <= bars["test"])]
+            if good:
+                return good[-1]
+            key = "test" if bars["test"] is not None else "smooth"  # none good: the best
+            return min((v[key], s) for s, v in zip(steps, q, strict=True)
+                       if v.get(key) is not None and np.isfinite(v[key]))[1]
 
     # ---- memory ------------------------------------------------------------------------
     def _state_bytes(self) -> int:
@@ -221,5 +309,7 @@ class Timeline:
             self._owed = False
             for other in [t for t in self._states if t > s]:
                 del self._states[other]
+                self._quality.pop(other, None)
+            self._smooth = self._quality.get(s, {}).get("smooth")
             self._lr = float(state["meta"]["lr"])
         return state

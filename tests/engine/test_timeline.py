@@ -4,7 +4,10 @@ import pytest
 
 from convscope.engine.net.model import Model, build_config
 from convscope.engine.net.train import Trainer
-from convscope.engine.tools.timeline import Timeline
+from convscope.engine.tools.timeline import STATE_OVERHEAD, Timeline
+
+STATE_BYTES = 4 * 8 + 10 * 8 + STATE_OVERHEAD  # one FakeTrainer state
+CURVE_BYTES = 2 * 1024 * 8  # the loss curve's first arrays
 
 
 def make_trainer(n=60, batch_size=1, momentum=0.0, augment=False):
@@ -108,3 +111,66 @@ def test_long_loss_curves_are_averaged_in_pairs_within_the_cap():
 def test_state_at_on_an_empty_timeline_is_a_clear_error():
     with pytest.raises(LookupError, match="no snapshot"):
         Timeline().state_at(0)
+
+
+class FakeTrainer:
+    """Just what Timeline reads: a state with a step, and the position in the epoch."""
+
+    def __init__(self):
+        self.step_count, self.cursor, self.order = 0, 0, np.arange(10)
+
+    def get_state(self):
+        return {"params": {"W": np.full(4, float(self.step_count))}, "velocity": {},
+                "order": self.order, "meta": {"step": self.step_count, "lr": 0.1}}
+
+
+def record_losses(timeline, trainer, losses, every=10):
+    for loss in losses:
+        trainer.step_count += 1
+        timeline.record(trainer.step_count, loss, 0.1, batch=100)
+        if trainer.step_count % every == 0:
+            timeline.add(trainer.get_state())
+
+
+def test_last_good_step_skips_states_that_are_finite_but_ruined():
+    trainer, timeline = FakeTrainer(), Timeline(every=10)
+    timeline.start(trainer)
+    record_losses(timeline, trainer, np.linspace(2.3, 0.3, 50))  # learning
+    record_losses(timeline, trainer, np.full(30, 95.0))  # blown up, still finite
+    assert timeline.last_good_step(trainer.step_count) == 50
+    assert timeline.quality(80)["smooth"] > 50  # the newest finite state is not good
+    assert timeline.last_good_step(30) == 30  # good at its time: the best so far
+
+
+def test_the_best_state_survives_thinning():
+    trainer = FakeTrainer()
+    timeline = Timeline(every=1, max_bytes=CURVE_BYTES + STATE_BYTES * 6)
+    timeline.start(trainer)
+    losses = np.concatenate([np.linspace(2.0, 0.1, 7), np.full(60, 3.0)])  # best at step 7
+    record_losses(timeline, trainer, losses, every=1)
+    steps = timeline.snapshot_steps()
+    assert 7 in steps and len(steps) <= 6 and timeline.best_step() == 7
+    assert timeline.state_at(7)["params"]["W"][0] == 7.0
+
+
+def test_the_best_test_loss_keeps_its_state():
+    trainer, timeline = FakeTrainer(), Timeline(every=10)
+    timeline.start(trainer)
+    record_losses(timeline, trainer, np.full(13, 1.0))
+    timeline.note_test(trainer, 0.5)  # step 13: no snapshot there yet, the best: one is taken
+    record_losses(timeline, trainer, np.full(7, 0.2))
+    timeline.note_test(trainer, 0.9)  # step 20 has a snapshot: marked, not the best
+    assert 13 in timeline.snapshot_steps()
+    assert timeline.quality(13)["test"] == 0.5 and timeline.quality(20)["test"] == 0.9
+    assert timeline.best_step() == 13
+    assert timeline.last_good_step(20) == 13  # step 20's test loss is far from the best
+
+
+def test_a_resume_forgets_the_quality_of_dropped_states():
+    trainer, timeline = FakeTrainer(), Timeline(every=10)
+    timeline.start(trainer)
+    record_losses(timeline, trainer, np.linspace(2.0, 0.2, 40))
+    timeline.resume(20)
+    assert timeline.snapshot_steps() == [0, 10, 20]
+    assert timeline.quality(30) == {"smooth": None, "test": None}
+    assert timeline.best_step() == 20
