@@ -4,6 +4,10 @@ Loss: every step's batch loss (raw, faint), its light exponential smoothing, the
 each epoch and the test loss of each evaluation. Accuracy: running train accuracy (smoothed
 over about 500 samples), each epoch's train accuracy and each test accuracy. Histories are
 bounded (``History``) and the plots downsample to the plot's width, so long runs stay fast.
+
+The curves are a record: going back (resume, rollback) moves the later points to a dimmed
+"abandoned" branch, the live curves continue from there; a Reset keeps the previous run's
+curves, dimmed, until the next Reset. The y range ignores outliers; the wheel zooms both axes.
 """
 from __future__ import annotations
 
@@ -14,45 +18,20 @@ from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QGraphicsView, QVBoxLayout, QWidget
 
 from convscope.visualizer.history import History, alpha_for, ema
+from convscope.visualizer.plot_axes import (
+    faint,
+    label_once,
+    log_ticks,
+    nice_end,
+    plain_axis,
+    robust_top,
+)
 from convscope.visualizer.theme import Theme, cached
 
 LOSS_WINDOW = 50.0  # samples the smoothed loss averages over (light smoothing)
 ACC_WINDOW = 500.0  # samples the running train accuracy averages over
 SMOOTH = ("smooth", "running")  # smoothed curves: downsampled by their mean, not min and max
-NICE = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
-
-
-def nice_end(x: float) -> float:
-    """The smallest round number (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten)
-    at or above x: the followed x axis grows in steps of at most 25%, so its ticks are laid
-    out again a few times per decade of samples, not at every refresh."""
-    if x <= 1.0:
-        return 1.0
-    scale = 10.0 ** np.floor(np.log10(x))
-    return next(scale * n for n in NICE if scale * n >= x * (1 - 1e-9))
-
-
-def faint(color: str, alpha: int = 110) -> QColor:
-    c = QColor(color)
-    c.setAlpha(alpha)
-    return c
-
-
-def label_once(axis: pg.AxisItem) -> None:
-    """Make ``axis`` lay out its label again only when the label's text changes (pyqtgraph
-    re-sets its HTML at every range change, which following the run makes every refresh)."""
-    shown = [None]
-
-    def update_label() -> None:
-        text = axis.labelString()
-        if text != shown[0]:
-            shown[0] = text
-            axis.label.setHtml(text)
-            axis._adjustSize()
-        axis.picture = None  # the ticks changed with the range
-        axis.update()
-
-    axis._updateLabel = update_label
+MAX_BRANCHES = 8  # abandoned branches drawn (the oldest go first)
 
 
 class _CurvePanel(QWidget):
@@ -66,9 +45,10 @@ class _CurvePanel(QWidget):
         self.plot.setLabel("left", y_label)
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         for name in ("left", "bottom"):
+            plain_axis(self.plot.getAxis(name))
             label_once(cached(self.plot.getAxis(name)))
         cached(self.plot.titleLabel)
-        self.plot.getViewBox().setMouseEnabled(x=True, y=False)
+        self.plot.getViewBox().setMouseEnabled(x=True, y=True)  # the wheel zooms both axes
         self.plot.getViewBox().sigRangeChangedManually.connect(self._on_manual_range)
         self.follow = True
         # repaint once per refresh: on its own pyqtgraph repaints a growing curve twice
@@ -88,6 +68,10 @@ class _CurvePanel(QWidget):
         self._pushed: dict[str, tuple] = {}  # curve -> state of its history last pushed
         self._shown: tuple | None = None  # (x_range, y_range) last set
         self._theme: Theme | None = None
+        self.ghost_keys: tuple[str, ...] = ()  # curves kept when a branch is left
+        self.branches: list[list[pg.PlotDataItem]] = []  # abandoned branches, oldest first
+        self.previous: list[pg.PlotDataItem] = []  # the previous run's curves
+        self.previous_label = ""
 
     def _add(self, key: str, name: str, capacity: int = 8192, **style):
         item = self.plot.plot(**style)
@@ -96,15 +80,97 @@ class _CurvePanel(QWidget):
         self.histories[key] = History(capacity)
         return item
 
-    def clear(self) -> None:
-        for h in self.histories.values():
+    def clear(self) -> None:  # everything, earlier runs and branches included
+        self._drop(self.previous)
+        for items in self.branches:
+            self._drop(items)
+        self.previous, self.branches, self.previous_label = [], [], ""
+        self._clear_live()
+        self._relabel()
+
+    def _clear_live(self) -> None:
+        for key, h in self.histories.items():
             h.clear()
-        for item in self.curves.values():
-            item.setData([], [])
+            self.curves[key].setData([], [])
+        self._pushed.clear()
+        self._shown, self._dirty = None, False
+        self.redraw()
+
+    def _drop(self, items: list) -> None:
+        for item in items:
+            self.plot.removeItem(item)
+
+    def _ghost(self, key: str, xs: np.ndarray, ys: np.ndarray, previous: bool):
+        """A dimmed copy of curve ``key`` (dashed: an abandoned branch; dotted: the previous
+        run), drawn under the live curves."""
+        symbol = self.curves[key].opts.get("symbol")
+        item = self.plot.plot(xs, ys, **({"symbol": symbol, "symbolSize": 5} if symbol else {}))
+        item.setDownsampling(ds=max(1, len(xs) // 1000), auto=False, method="mean")
+        item.setZValue(-5)
+        item.ghost_of, item.previous = key, previous
+        self._style_ghost(item)
+        return item
+
+    def _style_ghost(self, item) -> None:
+        if self._theme is None:
+            return
+        live = self.curves[item.ghost_of]
+        color = faint(self._theme.muted if item.previous else live.opts["pen"].color().name()
+                      if not live.opts.get("symbol") else
+                      live.opts["symbolBrush"].color().name(), 150 if item.previous else 120)
+        line = Qt.DotLine if item.previous else Qt.DashLine
+        item.setPen(pg.mkPen(color, width=1.5, style=line))
+        if live.opts.get("symbol"):
+            item.setSymbolBrush(color)
+            item.setSymbolPen(None)
+
+    def fork(self, samples: float) -> None:
+        """Training went back to ``samples`` (a resume or a rollback): the points after it
+        become an abandoned branch (dimmed, dashed), the live curves continue from there."""
+        items = []
+        for key, h in self.histories.items():
+            xs, ys = h.cut_after(samples)
+            if key in self.ghost_keys and len(xs):
+                items.append(self._ghost(key, xs, ys, previous=False))
+        if items:
+            self.branches.append(items)
+        while len(self.branches) > MAX_BRANCHES:
+            self._drop(self.branches.pop(0))
         self._pushed.clear()
         self._shown = None
-        self._dirty = False
-        self.redraw()
+        self._after_fork()
+        self._dirty = True
+        self._relabel()
+
+    def _after_fork(self) -> None:
+        """Continue the smoothing from the moment gone back to."""
+
+    def new_run(self, label: str) -> None:
+        """A Reset: this run's curves stay, dimmed and labelled ``label``, until the next one."""
+        self._drop(self.previous)
+        for items in self.branches:
+            self._drop(items)
+        self.branches = []
+        self.previous = [self._ghost(k, self.histories[k].x.copy(), self.histories[k].y.copy(),
+                                     previous=True)
+                         for k in self.ghost_keys if len(self.histories[k])]
+        self.previous_label = label if self.previous else ""
+        self._clear_live()
+        self._after_fork()
+        self._relabel()
+
+    def ghost_count(self) -> int:
+        """Points drawn for earlier branches and the previous run."""
+        items = self.previous + [i for b in self.branches for i in b]
+        return sum(len(i.xData) if i.xData is not None else 0 for i in items)
+
+    def _relabel(self) -> None:
+        if self._theme is not None:
+            self.plot.setTitle(self.legend_html(self._theme), size="8pt")
+        self.plot.titleLabel.setToolTip(
+            "╌ abandoned: curves of a branch left by going back (Timeline resume or a "
+            "divergence rollback)" + (f"; ┈ previous run: {self.previous_label}, kept until "
+                                       "the next Reset" if self.previous else ""))
 
     def refresh(self) -> None:
         """Push new points to the plot (called from the main window's repaint timer).
@@ -131,12 +197,12 @@ class _CurvePanel(QWidget):
             item.setData(h.x, h.y)
         if vb.autoRangeEnabled()[0]:  # the "A" button: follow the run again
             self.follow, self._shown = True, None
-        x_range = None
-        if self.follow:
+        x_range = y_range = None
+        if self.follow:  # until the user pans or zooms (either axis)
             ends = [h.x[-1] for h in self.histories.values() if len(h)]
             end = nice_end(float(max(ends, default=1.0)))
             x_range = (-0.02 * end, 1.02 * end)
-        y_range = self._y_range()
+            y_range = self._y_range()
         if (x_range or y_range) and (x_range, y_range) != self._shown:
             self._shown = (x_range, y_range)  # one call: the axes are laid out once
             self.plot.setRange(xRange=x_range, yRange=y_range, padding=0)
@@ -173,7 +239,9 @@ class _CurvePanel(QWidget):
             axis.setPen(pg.mkPen(theme.muted))
             axis.setTextPen(pg.mkPen(theme.text))
         self._style(theme)
-        self.plot.setTitle(self.legend_html(theme), size="8pt")
+        for item in self.previous + [i for b in self.branches for i in b]:
+            self._style_ghost(item)
+        self._relabel()
         self.redraw()
 
     def legend_html(self, theme: Theme) -> str:
@@ -188,10 +256,21 @@ class _CurvePanel(QWidget):
                 mark = "━"
             parts.append(f"<span style='color:{color}'>{mark}</span>"
                          f"<span style='color:{theme.text}'>&nbsp;{item.legend_name}</span>")
+        for items, mark, name in ((self.branches, "╌", "abandoned"),
+                                  (self.previous, "┈", "previous run")):
+            if items:
+                parts.append(f"<span style='color:{theme.muted}'>{mark}&nbsp;{name}</span>")
         return "&nbsp;&nbsp;".join(parts)
 
     def _style(self, theme: Theme) -> None:  # pragma: no cover - overridden
         pass
+
+    def _style_points(self, theme: Theme) -> None:
+        """The epoch and test curves: points joined by faint dashes."""
+        for key, color in (("epoch", theme.accent), ("test", theme.good)):
+            self.curves[key].setPen(pg.mkPen(faint(color), width=1, style=Qt.DashLine))
+            self.curves[key].setSymbolBrush(color)
+            self.curves[key].setSymbolPen(theme.plot_bg)
 
 
 class LossPanel(_CurvePanel):
@@ -201,11 +280,33 @@ class LossPanel(_CurvePanel):
         self._add("smooth", "smoothed")
         self._add("epoch", "epoch", capacity=1024, symbol="o", symbolSize=7)
         self._add("test", "test", capacity=1024, symbol="s", symbolSize=7)
+        self.ghost_keys = ("smooth", "epoch", "test")
         self.plot.enableAutoRange(y=False)
+        log_ticks(self.plot.getAxis("left"))
         self.plot_widget.setToolTip("step: each step's batch loss; smoothed: its moving "
                                     "average; epoch: mean train loss of each epoch; test: "
-                                    "loss on the test split at each evaluation")
+                                    "loss on the test split at each evaluation. Dashed: a "
+                                    "branch left by going back; dotted: the previous run. "
+                                    "Wheel: zoom; right-click: log scale")
         self._ema: float | None = None
+        self.log_action = self.plot.getViewBox().menu.addAction("Log scale (loss)")
+        self.log_action.setCheckable(True)
+        self.log_action.toggled.connect(self.set_log)
+
+    def set_log(self, log: bool) -> None:
+        """Draw the loss on a log scale (spikes and small losses both readable)."""
+        if self.log_action.isChecked() != log:
+            self.log_action.setChecked(log)  # calls back here
+            return
+        self.plot.setLogMode(y=log)
+        self.plot.setLabel("left", "loss (log scale)" if log
+                           else "loss (cross-entropy)")
+        self.follow, self._shown, self._dirty = True, None, True
+        self.refresh()
+
+    def _after_fork(self) -> None:
+        smooth = self.histories["smooth"]
+        self._ema = float(smooth.y[-1]) if len(smooth) else None
 
     def clear(self) -> None:
         super().clear()
@@ -227,22 +328,24 @@ class LossPanel(_CurvePanel):
         self._dirty = True
 
     def _y_range(self) -> tuple[float, float] | None:
-        """The y range follows the smoothed and test curves (raw spikes of single samples
-        would otherwise flatten everything)."""
-        tops = [h.y.max() for k, h in self.histories.items() if k != "raw" and len(h)]
-        return (0, max(0.1, max(tops) * 1.15)) if tops else None
+        """The y range follows the live smoothed, epoch and test curves, without their top
+        2% (raw spikes of single samples, a blow-up before a rollback)."""
+        values = [h.y for k, h in self.histories.items() if k != "raw" and len(h)]
+        top = robust_top(values)
+        if top is None:
+            return None
+        top = max(0.1, top * 1.15)
+        if self.plot.getAxis("left").logMode:
+            low = max(1e-3, float(min(v.min() for v in values)) * 0.8)
+            return (np.log10(min(low, top / 10)), np.log10(top))
+        return (0, top)
 
     def _style(self, theme: Theme) -> None:
         raw = QColor(theme.curve)
         raw.setAlpha(80 if theme.dark else 70)  # a faint band: single samples are noisy
         self.curves["raw"].setPen(pg.mkPen(raw, width=1))
         self.curves["smooth"].setPen(pg.mkPen(theme.curve2, width=2))
-        self.curves["epoch"].setPen(pg.mkPen(faint(theme.accent), width=1, style=Qt.DashLine))
-        self.curves["epoch"].setSymbolBrush(theme.accent)
-        self.curves["epoch"].setSymbolPen(theme.plot_bg)
-        self.curves["test"].setPen(pg.mkPen(faint(theme.good), width=1, style=Qt.DashLine))
-        self.curves["test"].setSymbolBrush(theme.good)
-        self.curves["test"].setSymbolPen(theme.plot_bg)
+        self._style_points(theme)
 
 
 class AccuracyPanel(_CurvePanel):
@@ -256,11 +359,20 @@ class AccuracyPanel(_CurvePanel):
         self._add("running", "train")
         self._add("epoch", "epoch", capacity=1024, symbol="o", symbolSize=7)
         self._add("test", "test", capacity=1024, symbol="s", symbolSize=7)
+        self.ghost_keys = ("running", "epoch", "test")
         self.plot_widget.setToolTip("train: running accuracy over the last ~500 samples; "
                                     "epoch: train accuracy of each epoch; test: accuracy on "
-                                    "the test split at each evaluation")
+                                    "the test split at each evaluation. Dashed: a branch left "
+                                    "by going back; dotted: the previous run. Wheel: zoom")
         self.plot.enableAutoRange(y=False)
         self._ema: float | None = None
+
+    def _after_fork(self) -> None:
+        running = self.histories["running"]
+        self._ema = float(running.y[-1]) if len(running) else None
+
+    def _y_range(self) -> tuple[float, float] | None:
+        return (-0.02, 1.02)
 
     def clear(self) -> None:
         super().clear()
@@ -285,9 +397,4 @@ class AccuracyPanel(_CurvePanel):
 
     def _style(self, theme: Theme) -> None:
         self.curves["running"].setPen(pg.mkPen(theme.curve2, width=2))
-        self.curves["epoch"].setPen(pg.mkPen(faint(theme.accent), width=1, style=Qt.DashLine))
-        self.curves["epoch"].setSymbolBrush(theme.accent)
-        self.curves["epoch"].setSymbolPen(theme.plot_bg)
-        self.curves["test"].setPen(pg.mkPen(faint(theme.good), width=1, style=Qt.DashLine))
-        self.curves["test"].setSymbolBrush(theme.good)
-        self.curves["test"].setSymbolPen(theme.plot_bg)
+        self._style_points(theme)

@@ -38,6 +38,17 @@ class History:
         self.n, self.stride = 0, 1
         self._px, self._py = [], []
 
+    def cut_after(self, x: float) -> tuple[np.ndarray, np.ndarray]:
+        """Remove the points after ``x`` (a fork going back to ``x``); returns them (xs, ys),
+        stored points first, then the incomplete bucket's."""
+        keep = int(np.searchsorted(self._x[:self.n], x, side="right"))
+        xs = np.concatenate([self._x[keep:self.n], np.asarray(self._px, np.float64)])
+        ys = np.concatenate([self._y[keep:self.n], np.asarray(self._py, np.float64)])
+        self.n = keep
+        self._px, self._py = [], []
+        late = xs > x
+        return xs[late], ys[late]
+
     def extend(self, xs, ys) -> None:
         """Append points (non-finite y values are dropped: never draw NaN)."""
         xs = np.asarray(xs, np.float64).ravel()

@@ -251,3 +251,14 @@ def test_test_evaluations_keep_up_within_an_epoch(qtbot, worker, monkeypatch):
     assert all(0 < r.samples < 9_000 for r in reports)  # within the first epoch
     assert reports[0].samples < reports[1].samples
     assert all(0 <= r.test_accuracy <= 1 and np.isfinite(r.test_loss) for r in reports)
+
+
+def test_a_history_cut_after_a_moment_returns_the_later_points():
+    h = History(capacity=8)
+    h.extend(np.arange(1, 21), np.arange(1, 21) * 10.0)  # compacted once: stride 2
+    xs, ys = h.cut_after(12.0)
+    assert h.x.max() <= 12.0 and xs.min() > 12.0
+    assert len(h) + len(xs) == len(np.unique(np.concatenate([h.x, xs])))
+    np.testing.assert_allclose(ys, xs * 10.0)  # each point keeps its own value
+    h.extend(np.arange(13, 21), np.ones(8))  # the live run continues from the moment
+    assert h.x[-1] > 12.0 and np.all(np.diff(h.x) > 0)

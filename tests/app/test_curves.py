@@ -1,0 +1,96 @@
+"""The loss and accuracy curves as a record: going back and Reset keep the history."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from convscope.visualizer.curves import AccuracyPanel, LossPanel
+from convscope.visualizer.plot_axes import robust_top, tick_text
+from convscope.visualizer.theme import LIGHT
+
+
+def steps(start: int, n: int, loss: float = 1.0, batch: int = 10):
+    samples = np.arange(start + 1, start + n + 1, dtype=np.int64) * batch
+    return SimpleNamespace(samples=samples, loss=np.full(n, loss, np.float32),
+                           accuracy=np.full(n, 0.5, np.float32),
+                           batch=np.full(n, batch, np.int32))
+
+
+@pytest.fixture
+def panels(qtbot):
+    made = [LossPanel(), AccuracyPanel()]
+    for p in made:
+        qtbot.addWidget(p)
+        p.apply_theme(LIGHT)
+    return made
+
+
+def all_points(panel) -> int:
+    return panel.point_count() + panel.ghost_count()
+
+
+def test_going_back_keeps_the_abandoned_branch_and_continues_from_there(panels):
+    loss, acc = panels
+    for p in panels:
+        p.add_steps(steps(0, 100))
+        p.add_test(500, 0.7)
+        p.add_test(900, 0.6)
+    before = {id(p): {k: len(h) for k, h in p.histories.items()} for p in panels}
+    for p in panels:
+        p.fork(500)
+    for p in panels:
+        kept = {k: len(h) for k, h in p.histories.items()}
+        assert all(h.x.max() <= 500 for h in p.histories.values() if len(h))
+        assert len(p.branches) == 1
+        for key in p.ghost_keys:  # every dropped point of a kept curve is in the branch
+            ghost = [i for i in p.branches[0] if i.ghost_of == key]
+            dropped = before[id(p)][key] - kept[key]
+            assert (len(ghost[0].xData) if ghost else 0) == dropped
+    assert "abandoned" in loss.plot.titleLabel.text
+    loss.add_steps(steps(50, 10, loss=0.2))  # the live run goes on from the moment
+    h = loss.histories["smooth"]
+    assert h.x[-1] == 600 and np.all(np.diff(h.x) > 0)  # no overlap with the branch
+    assert 0.2 < loss.histories["smooth"].y[-1] < 1.0  # smoothing continues, not restarts
+
+
+def test_a_reset_keeps_the_previous_run_until_the_next_reset(panels):
+    loss, _ = panels
+    loss.add_steps(steps(0, 40))
+    loss.add_test(400, 0.9)
+    loss.new_run("seed net on mini")
+    assert loss.point_count() == 0 and loss.ghost_count() == 40 + 1
+    assert "previous run" in loss.plot.titleLabel.text
+    assert "seed net on mini" in loss.plot.titleLabel.toolTip()
+    loss.add_steps(steps(0, 5))
+    loss.fork(20)
+    loss.new_run("deep net on mini")  # the run before is gone, the last one stays
+    assert loss.ghost_count() == 2 and not loss.branches
+    assert "deep net" in loss.plot.titleLabel.toolTip()
+
+
+def test_the_loss_range_ignores_spikes_and_has_a_log_scale(panels):
+    loss, _ = panels
+    loss.add_steps(steps(0, 200, loss=0.15))
+    loss.add_steps(steps(200, 2, loss=700.0))  # a blow-up
+    loss.refresh()
+    low, top = loss.plot.getViewBox().viewRange()[1]
+    assert top < 1.0  # 0.15 readable, not flattened by 700
+    loss.set_log(True)
+    low, top = loss.plot.getViewBox().viewRange()[1]
+    assert low < np.log10(0.15) < top
+    assert loss.plot.getAxis("left").tickStrings([-1.0, 0.0], 1.0, 1.0) == ["0.1", "1"]
+
+
+def test_tick_labels_write_their_scale():
+    assert tick_text(0.15, 0.05) == "0.15"
+    assert tick_text(150, 50) == "150"
+    assert tick_text(1_200_000, 200_000) == "1.2M"
+    assert tick_text(40_000, 10_000) == "40k"
+    assert robust_top([np.r_[np.ones(99), 700.0]]) < 2
+
+
+def test_the_wheel_zooms_both_axes(panels):
+    for p in panels:
+        assert p.plot.getViewBox().state["mouseEnabled"] == [True, True]
