@@ -7,6 +7,10 @@ and ``scrubbed(Snapshot)`` carries its weights, with the probe digit traced thro
 the other panels can show that moment. "Resume from here" emits ``resume_requested(step, lr)``:
 with the lr that moment used the run continues exactly as before (bit for bit); with another lr
 it forks and both runs' curves stay visible.
+
+The y range ignores outliers (a 700-loss spike before a divergence does not flatten the rest),
+the wheel zooms both axes, "log scale" shows small and huge losses together; the legend sits
+on an opaque box, every marker is named there and has a tooltip.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
+    QCheckBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -27,6 +32,7 @@ from convscope.engine.net.model import Model
 from convscope.engine.net.train import Snapshot
 from convscope.engine.tools.timeline import Timeline
 from convscope.visualizer import theme as themes
+from convscope.visualizer.plot_axes import log_ticks, plain_axis, robust_top
 
 REFRESH_MS = 500
 BRANCH_COLORS = ("#e0a030", "#c070e0", "#50c0b0", "#e06080")
@@ -69,16 +75,39 @@ class TimelinePanel(QWidget):
         self.plot.showGrid(x=True, y=True, alpha=0.15)
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
-        self.plot.getViewBox().setMouseEnabled(x=True, y=False)
+        for axis in ("left", "bottom"):
+            plain_axis(self.plot.getAxis(axis))
+        log_ticks(self.plot.getAxis("left"))
+        vb = self.plot.getViewBox()
+        vb.setMouseEnabled(x=True, y=True)  # the wheel zooms both axes
+        vb.sigRangeChangedManually.connect(self._on_manual_range)
+        self.auto_y = True  # the y range follows the curves until the user zooms
         self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self.raw_curve = self.plot.plot(name="this run, each step")
-        self.curve = self.plot.plot(name="this run, smoothed")
+        self.raw_curve.setZValue(-10)
+        self.curve = self.plot.plot(name="this run (smoothed)")
         self.branch_curves: list[pg.PlotDataItem] = []
         self.marker = pg.InfiniteLine(angle=90, movable=False)
         self.marker.hide()
         self.plot.addItem(self.marker)
-        self.snapshot_marks = pg.ScatterPlotItem(size=5, symbol="t1")
+        self.snapshot_marks = pg.ScatterPlotItem(
+            size=7, symbol="t1", name="kept snapshot (slider stops)", hoverable=True,
+            tip="step {x:,.0f}: a kept snapshot; the slider shows it, Resume continues from it"
+            .format)
         self.plot.addItem(self.snapshot_marks)
+        self.best_mark = pg.ScatterPlotItem(size=13, symbol="star", hoverable=True,
+                                            name="best state (always kept)",
+                                            tip="step {x:,.0f}: the run's best state, always "
+                                                "kept".format)
+        self.plot.addItem(self.best_mark)
+        self._marks = ([], [], [], [])  # snapshot steps, their losses, best step, its loss
+        self.plot_widget.setToolTip("Loss of every step (faint) and its average (bold); dashed: "
+                                    "abandoned runs. Wheel: zoom (over an axis: that axis); "
+                                    "A button: fit again")
+        self.log_check = QCheckBox("log scale")
+        self.log_check.setToolTip("Draw the loss on a log scale: small losses and spikes both "
+                                  "readable")
+        self.log_check.toggled.connect(self.set_log)
 
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(0, 0)
@@ -113,6 +142,7 @@ class TimelinePanel(QWidget):
         actions.addWidget(self.resume_button)
         actions.addWidget(self.live_button)
         actions.addStretch(1)
+        actions.addWidget(self.log_check)
         notes = QHBoxLayout()
         notes.addWidget(self.fork_label)
         notes.addStretch(1)
@@ -167,15 +197,16 @@ class TimelinePanel(QWidget):
             smoothed = smooth(losses, max(1, len(losses) // 100))
             self.raw_curve.setData(steps, losses)
             self.curve.setData(steps, smoothed)
-            top = self._draw_branches(branches)
-            if len(smoothed):  # scale to the smoothed curves: single-sample spikes go off top
-                top = max(top, float(np.max(smoothed)))
-                self.plot.setYRange(0, 1.25 * top, padding=0)
+            self._smoothed = [smoothed] + self._draw_branches(branches)
+            self._fit_y()
         snap_steps = self.timeline.snapshot_steps()
         if snap_steps != self.steps:
             self.steps = snap_steps
-            at = self._loss_at(snap_steps, steps, losses)
-            self.snapshot_marks.setData(snap_steps, at)
+            best = [self.timeline.best_step()] if snap_steps else []
+            line = self._smoothed[0] if self._smoothed else losses  # on the smoothed curve
+            self._marks = (snap_steps, self._loss_at(snap_steps, steps, line), best,
+                           self._loss_at(best, steps, line))
+            self._place_marks()
             self.slider.blockSignals(True)
             self.slider.setRange(0, len(snap_steps))  # the last position is "live"
             if self.chosen is None:
@@ -195,20 +226,70 @@ class TimelinePanel(QWidget):
         i = np.clip(np.searchsorted(steps, snap_steps), 0, len(steps) - 1)
         return losses[i]
 
-    def _draw_branches(self, branches) -> None:
+    _smoothed: list = []
+    _marks: tuple = ([], [], [], [])
+
+    def _place_marks(self) -> None:
+        """Snapshot and best-state marks (scatter items are not log-mapped by pyqtgraph)."""
+        steps, at, best, best_at = self._marks
+        log = self.log_check.isChecked()
+
+        def y(values):
+            return np.log10(np.maximum(values, 1e-6)) if log else np.asarray(values)
+        self.snapshot_marks.setData(steps, y(at))
+        self.best_mark.setData(best, y(best_at))
+
+    def _fit_y(self) -> None:
+        """Scale y to this run's smoothed curve without its top 2% (spikes go off the top;
+        an abandoned run counts with its median, its blow-up is not followed)."""
+        live = self._smoothed[0] if self._smoothed else np.empty(0)
+        top = robust_top([live] if len(live) else [])
+        others = [float(np.median(y)) for y in self._smoothed[1:] if len(y)]
+        top = max([t for t in [top] + others if t is not None], default=None)
+        if top is None or not self.auto_y:
+            return
+        top = max(top * 1.25, 1e-3)
+        if self.log_check.isChecked():
+            low = min(float(np.min(y[y > 0])) for y in self._smoothed if np.any(y > 0)) \
+                if any(np.any(y > 0) for y in self._smoothed) else top / 100
+            self.plot.setYRange(np.log10(max(low * 0.8, 1e-4)), np.log10(top), padding=0)
+        else:
+            self.plot.setYRange(0, top, padding=0)
+
+    def set_log(self, log: bool) -> None:
+        self.log_check.setChecked(log)
+        self.plot.setLogMode(y=log)
+        self.plot.setLabel("left", "loss (log scale)" if log else "loss")
+        self._place_marks()
+        self.auto_y = True
+        self._fit_y()
+
+    def _on_manual_range(self, *_) -> None:
+        self.auto_y = False
+        self.plot.getViewBox().sigStateChanged.connect(self._maybe_auto)
+
+    def _maybe_auto(self, *_) -> None:
+        """The "A" button (auto-range on): follow the curves again."""
+        if all(self.plot.getViewBox().autoRangeEnabled()):
+            self.plot.getViewBox().sigStateChanged.disconnect(self._maybe_auto)
+            self.auto_y = True
+            self.plot.enableAutoRange(False)
+            self._fit_y()
+
+    def _draw_branches(self, branches) -> list:
         for item in self.branch_curves:
             self.plot.removeItem(item)
             self.legend.removeItem(item)
         self.branch_curves = []
-        top = 0.0
+        curves = []
         for n, b in enumerate(branches):
             color = BRANCH_COLORS[n % len(BRANCH_COLORS)]
             y = smooth(b.losses, max(1, len(b.losses) // 100))
             item = self.plot.plot(b.steps, y, pen=pg.mkPen(color, width=1.5, style=Qt.DashLine),
                                   name=f"abandoned: {b.label}")
             self.branch_curves.append(item)
-            top = max(top, float(np.max(y)) if len(y) else 0.0)
-        return top
+            curves.append(y)
+        return curves
 
     def _position(self, step: int) -> int:
         return self.steps.index(step) if step in self.steps else len(self.steps)
@@ -303,4 +384,9 @@ class TimelinePanel(QWidget):
         self.marker.setPen(pg.mkPen(theme.accent, width=2))
         self.snapshot_marks.setBrush(pg.mkBrush(theme.muted))
         self.snapshot_marks.setPen(pg.mkPen(None))
+        self.best_mark.setBrush(pg.mkBrush(theme.good))
+        self.best_mark.setPen(pg.mkPen(theme.plot_bg))
+        self.legend.setBrush(pg.mkBrush(theme.plot_bg))  # opaque: curves never drown it
+        self.legend.setPen(pg.mkPen(theme.muted))
+        self.legend.setLabelTextColor(theme.text)
         self.setStyleSheet(f"QLabel#muted {{ color: {theme.muted}; }}")

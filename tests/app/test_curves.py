@@ -94,3 +94,22 @@ def test_tick_labels_write_their_scale():
 def test_the_wheel_zooms_both_axes(panels):
     for p in panels:
         assert p.plot.getViewBox().state["mouseEnabled"] == [True, True]
+
+
+def test_the_timeline_range_ignores_a_blow_up_and_zooms_both_axes(qtbot):
+    from convscope.engine.tools.timeline import Timeline
+    from convscope.visualizer.timeline_panel import TimelinePanel
+
+    timeline = Timeline(every=10)
+    for step in range(1, 401):
+        timeline.record(step, 0.3 if step < 397 else 700.0)  # the last 1%
+    panel = TimelinePanel(timeline)
+    qtbot.addWidget(panel)
+    panel.refresh()
+    vb = panel.plot.getViewBox()
+    assert vb.viewRange()[1][1] < 2 and vb.state["mouseEnabled"] == [True, True]
+    panel.set_log(True)
+    low, top = vb.viewRange()[1]
+    assert low < np.log10(0.3) < top
+    names = [label.text for _, label in panel.legend.items]
+    assert any("snapshot" in n for n in names) and any("best" in n for n in names)
