@@ -8,6 +8,17 @@ import sys
 from convscope.cli.common import CommandError, UsageError, emit, int_range, size_spec
 
 
+def scale_spec(text: str) -> float:
+    """A device pixel ratio from 1 to 4."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number such as 2, got {text!r}") from None
+    if not 1.0 <= value <= 4.0:
+        raise argparse.ArgumentTypeError(f"the scale must be 1..4, got {text}")
+    return value
+
+
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "screenshot", help="save a picture of the app after some training",
@@ -19,7 +30,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--probe", type=int_range(0), default=0, metavar="INDEX",
                    help="index of the test digit traced through the network (default 0)")
     p.add_argument("--size", type=size_spec, default=None, metavar="WxH",
-                   help="window size in pixels, e.g. 1600x1000 (default: the app's)")
+                   help="window size in device pixels, e.g. 1280x720 or 2560x1440 "
+                   "(default: 1600x1000)")
+    p.add_argument("--scale", type=scale_spec, default=1.0, metavar="RATIO",
+                   help="device pixel ratio, like QT_SCALE_FACTOR: --size 2560x1440 --scale 2 "
+                   "lays the window out at 1280x720 and saves it at 2560x1440 (default 1)")
     p.add_argument("--tab", default=None, metavar="NAME",
                    help="central tab to show, e.g. Inspector or Evaluation (default: the first)")
     p.add_argument("--theme", choices=("system", "light", "dark"), default="system",
@@ -54,7 +69,7 @@ def run(args) -> int:
         raise CommandError(f"the screenshot command needs visualizer.app.take_screenshot "
                            f"({e})") from None
     status = int(take_screenshot(args.out, args.steps, args.probe, args.size,
-                                 theme=args.theme, tab=args.tab) or 0)
+                                 theme=args.theme, tab=args.tab, scale=args.scale) or 0)
     if status != 0:
         raise CommandError(f"the screenshot failed (status {status})")
     if not os.path.isfile(args.out):
@@ -63,6 +78,6 @@ def run(args) -> int:
     with Image.open(args.out) as im:
         width, height = im.size
     emit(args, {"out": args.out, "steps": args.steps, "probe": args.probe,
-                "width": width, "height": height},
+                "width": width, "height": height, "scale": args.scale},
          [f"saved {args.out} ({width}x{height}) after {args.steps} steps"])
     return 0

@@ -107,19 +107,27 @@ def _fill_tab(window, name: str) -> None:
 
 
 def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
-                    theme: str = "system", tab: str | None = None) -> int:
+                    theme: str = "system", tab: str | None = None, scale: float = 1.0) -> int:
     """Train ``steps`` steps on the embedded data in the real main window (offscreen when
     there is no display), wait until every panel shows that state, and save the whole
-    window as a PNG. ``size``: (width, height) or "WxH". Returns 0, or 1 on failure."""
+    window as a PNG. ``size``: (width, height) or "WxH" in device pixels; ``scale``: the
+    device pixel ratio (2: a 2560x1440 screen at 200%, the window laid out at 1280x720 and
+    saved at 2560x1440). Returns 0, or 1 on failure."""
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    if scale != 1.0:
+        if QApplication.instance() is not None:
+            print("--scale must be set before the app starts", file=sys.stderr)
+            return 1
+        os.environ["QT_SCALE_FACTOR"] = f"{scale:g}"
     app = make_app()
     from convscope.visualizer.main_window import MainWindow
 
     window = MainWindow(theme=theme)
     if isinstance(size, str):
         size = tuple(int(v) for v in size.lower().split("x"))
-    window.resize(*(size or (1600, 1000)))
+    width, height = size or (1600, 1000)
+    window.resize(round(width / scale), round(height / scale))
     window.show()
     try:
         names = [window.tabs.tabText(i) for i in range(window.tabs.count())]

@@ -34,7 +34,7 @@ DATASETS = [("mini", "mini MNIST (embedded, 9k + 1k)"),
 
 
 def speed_text(speed: float) -> str:
-    return "full speed" if speed <= 0 else f"{speed:g} steps/s"
+    return "full speed" if speed <= 0 else f"{speed:g} step{'' if speed == 1 else 's'}/s"
 
 
 class LrSpinBox(QDoubleSpinBox):

@@ -54,15 +54,16 @@ def history_series(panels: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def write_history_csv(path, series: dict) -> int:
     """Long-format CSV ``series,samples_seen,value`` (one row per point, series in the given
-    order, points in time order). Long runs are stored downsampled, so ``samples_seen`` may be
-    a bucket's mean. Returns the number of data rows."""
+    order, points in time order). Long runs are stored downsampled: a point is then a bucket's
+    mean, and ``samples_seen`` the bucket's middle, rounded to a whole sample. Returns the
+    number of data rows."""
     rows = 0
     with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(["series", "samples_seen", "value"])
         for name, (xs, ys) in series.items():
             for x, y in zip(np.asarray(xs, float), np.asarray(ys, float), strict=True):
-                out.writerow([name, f"{x:.10g}", f"{y:.10g}"])
+                out.writerow([name, f"{round(x):d}", f"{y:.10g}"])
                 rows += 1
     return rows
 

@@ -102,3 +102,28 @@ def alpha_for(batch_sizes, window: float) -> np.ndarray:
     """EMA weight per step so that the average spans about ``window`` samples."""
     b = np.asarray(batch_sizes, np.float64)
     return 1.0 - np.power(1.0 - 1.0 / window, b)
+
+
+class RateMeter:
+    """Samples per second over the last ``window`` seconds: a steady figure, not the rate of
+    the last few milliseconds (which jumps with every flush and evaluation)."""
+
+    def __init__(self, window: float = 2.0):
+        self.window = float(window)
+        self._points: list[tuple[float, int]] = []  # (time, samples seen), oldest first
+
+    def restart(self, t: float, samples: int) -> None:
+        """Forget the past (training starts, or the position jumped: resume, Reset)."""
+        self._points = [(t, int(samples))]
+
+    def add(self, t: float, samples: int) -> float:
+        """Record the position at time ``t``; returns the rate (0 until time has passed)."""
+        points = self._points
+        if not points or samples < points[-1][1]:
+            self.restart(t, samples)
+            return 0.0
+        points.append((t, int(samples)))
+        while len(points) > 2 and t - points[1][0] >= self.window:
+            points.pop(0)
+        t0, s0 = points[0]
+        return (samples - s0) / (t - t0) if t > t0 else 0.0

@@ -16,6 +16,7 @@ class TrainingStatusBar(QStatusBar):
             label.setContentsMargins(6, 0, 6, 0)
             self.addPermanentWidget(label)
             self.labels[name] = label
+        self.labels["rate"].setToolTip("Training speed, averaged over the last two seconds")
         self.values: dict[str, object] = {}
         self.set_values(state="starting…")
 
@@ -29,7 +30,8 @@ class TrainingStatusBar(QStatusBar):
             "step": f"step {v['step']:,}" if "step" in v else "",
             "epoch": (f"epoch {v['epoch']} ({v.get('epoch_progress', 0):.0%})"
                       if "epoch" in v else ""),
-            "samples": f"{v['samples']:,} samples" if "samples" in v else "",
+            "samples": (f"{v['samples']:,} sample{'' if v['samples'] == 1 else 's'}"
+                        if "samples" in v else ""),
             "rate": f"{v['rate']:,.0f} samples/s" if v.get("rate") else "",
             "lr": f"lr {v['lr']:g}" if "lr" in v else "",
             "train": f"train {v['train']:.1%}" if v.get("train") is not None else "",

@@ -30,6 +30,7 @@ from convscope.engine.net.model import Model, build_config
 from convscope.engine.net.train import DivergenceError, Trainer, evaluate
 from convscope.engine.tools.explain import traced_step
 from convscope.engine.tools.timeline import Timeline
+from convscope.visualizer.history import RateMeter
 from convscope.visualizer.model_files import restore_position, saved_run_of
 
 EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
@@ -300,6 +301,7 @@ class TrainWorker(QObject):
         if running:
             self._next_due = self._t_last = time.perf_counter()
             self._samples_last = self.trainer.samples_seen
+            self._rate.restart(self._t_last, self._samples_last)
         else:  # show exactly the state training stopped at
             self._flush()
             self._emit_snapshot()
@@ -486,6 +488,7 @@ class TrainWorker(QObject):
 
     # ---- batched step reports ----------------------------------------------------------
     def _reset_buffer(self) -> None:
+        self._rate = RateMeter()  # samples/s over the last two seconds
         self._buf: list = []
         self._t_last = time.perf_counter()
         self._samples_last = 0
@@ -505,7 +508,7 @@ class TrainWorker(QObject):
         rows = self._buf
         self._buf = []
         seen = self.trainer.samples_seen
-        rate = (seen - self._samples_last) / (now - self._t_last) if self._running else 0.0
+        rate = self._rate.add(now, seen) if self._running else 0.0
         self._t_last, self._samples_last = now, seen
         cols = list(zip(*rows, strict=True))
         self.progress.emit(StepBatch(

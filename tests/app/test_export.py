@@ -75,7 +75,7 @@ def test_history_csv_parses_back(tmp_path):
         "raw": SimpleNamespace(x=np.arange(1, 6) * 8.0, y=np.array([2.3, 1.9, 1.2, 0.8, 0.61])),
         "test": SimpleNamespace(x=np.array([40.0]), y=np.array([0.7123456789123]))}),
         "accuracy": SimpleNamespace(histories={
-            "running": SimpleNamespace(x=np.array([8.0, 16.0]), y=np.array([0.1, 0.25]))})}
+            "running": SimpleNamespace(x=np.array([8.0, 16.5]), y=np.array([0.1, 0.25]))})}
     series = history_series(panels)
     assert list(series) == ["loss/raw", "loss/test", "accuracy/running"]
     path = tmp_path / "history.csv"
@@ -84,8 +84,9 @@ def test_history_csv_parses_back(tmp_path):
         rows = list(csv.reader(f))
     assert rows[0] == ["series", "samples_seen", "value"]
     assert [r[0] for r in rows[1:]] == ["loss/raw"] * 5 + ["loss/test"] + ["accuracy/running"] * 2
-    assert [float(r[1]) for r in rows[1:6]] == [8, 16, 24, 32, 40]
+    assert [r[1] for r in rows[1:6]] == ["8", "16", "24", "32", "40"]
     assert float(rows[6][2]) == pytest.approx(0.7123456789123, rel=1e-9)
+    assert rows[8][1] == "16"  # a bucket's middle: a whole number of samples
 
 
 def test_settings_json_round_trip(tmp_path):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from convscope.visualizer.filters import StableScale, kernel_maps
-from convscope.visualizer.history import History, alpha_for, ema
+from convscope.visualizer.history import History, RateMeter, alpha_for, ema
 from convscope.visualizer.mosaic import locate, tile
 from convscope.visualizer.worker import Hyper, RunSettings, TrainWorker, start_worker, stop_worker
 
@@ -262,3 +262,16 @@ def test_a_history_cut_after_a_moment_returns_the_later_points():
     np.testing.assert_allclose(ys, xs * 10.0)  # each point keeps its own value
     h.extend(np.arange(13, 21), np.ones(8))  # the live run continues from the moment
     assert h.x[-1] > 12.0 and np.all(np.diff(h.x) > 0)
+
+
+def test_the_rate_is_an_average_over_seconds_not_one_flush():
+    meter = RateMeter(window=2.0)
+    meter.restart(0.0, 0)
+    rates = []
+    t, seen = 0.0, 0
+    for k in range(200):  # 6,000 samples/s, delivered unevenly: 400 then 0 per flush
+        t += 0.033
+        seen += 400 if k % 2 else 0
+        rates.append(meter.add(t, seen))
+    assert all(5_000 < r < 7_000 for r in rates[70:])
+    assert meter.add(t + 0.03, 10) == 0.0  # went back (a resume): starts again

@@ -332,8 +332,9 @@ def test_gradcheck_failure_exits_1(capsys, monkeypatch):
 def _fake_app(monkeypatch, calls, status=0):
     fake = types.ModuleType("convscope.visualizer.app")
 
-    def take_screenshot(out, steps, probe, size, theme="system", tab=None):
-        calls.append((out, steps, probe, size, theme, tab, os.environ.get("QT_QPA_PLATFORM")))
+    def take_screenshot(out, steps, probe, size, theme="system", tab=None, scale=1.0):
+        calls.append((out, steps, probe, size, theme, tab, os.environ.get("QT_QPA_PLATFORM"),
+                      scale))
         Image.new("RGB", size or (640, 480), "white").save(out)
         return status
     fake.take_screenshot = take_screenshot
@@ -348,11 +349,14 @@ def test_screenshot_passes_its_options_to_the_app(capsys, monkeypatch, tmp_path)
     monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
     out_png = tmp_path / "shot.png"
     code, out, _ = call(capsys, "screenshot", "--out", out_png, "--steps", "7", "--probe", "3",
-                        "--size", "800x600", "--tab", "Inspector", "--theme", "dark", "--json")
+                        "--size", "800x600", "--tab", "Inspector", "--theme", "dark",
+                        "--scale", "2", "--json")
     assert code == 0
-    assert calls == [(str(out_png), 7, 3, (800, 600), "dark", "Inspector", "offscreen")]
+    assert calls == [(str(out_png), 7, 3, (800, 600), "dark", "Inspector", "offscreen", 2.0)]
     assert last_json(out) == {"out": str(out_png), "steps": 7, "probe": 3, "width": 800,
-                              "height": 600}
+                              "height": 600, "scale": 2.0}
+    code, _, err = call(capsys, "screenshot", "--out", out_png, "--scale", "9")
+    assert code == 2 and "the scale must be 1..4, got 9" in err.strip().splitlines()[-1]
 
 
 def test_screenshot_refuses_a_probe_outside_the_test_split(capsys, monkeypatch, tmp_path):
