@@ -104,13 +104,14 @@ def emit(args, payload: dict, lines=()) -> None:
         print(json.dumps(plain(payload), allow_nan=False), flush=True)
     else:
         for line in lines:
-            print(line)
+            print(one_line(line))
         sys.stdout.flush()
 
 
 def info(args, line: str) -> None:
     """An intermediate message: stdout normally; with --json only to an interactive stderr."""
     from tqdm import tqdm
+    line = one_line(line)
     if not getattr(args, "json", False):
         tqdm.write(line, file=sys.stdout)  # clears and redraws a progress bar around it
     elif interactive():
@@ -132,4 +133,7 @@ def progress_bar(total: int, desc: str, unit: str = "img"):
 
 
 def one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "failed"
+    """``text`` on one line, without control characters or terminal escapes (an error may
+    quote a file's contents)."""
+    from convscope.engine.files.guard import clean_text
+    return " ".join(clean_text(text, 2000).split()) or "failed"

@@ -18,6 +18,7 @@ from convscope.cli.common import (
     interactive,
     progress_bar,
 )
+from convscope.engine.files.guard import clean_text
 
 DEFAULTS = {"preset": "seed", "pool": "max", "lr": 0.005, "batch_size": 1, "momentum": 0.0,
             "seed": 0}
@@ -25,6 +26,7 @@ ARCHITECTURE = ("preset", "filters", "pool", "relu")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from convscope.engine.files.checkpoint import MAX_EPOCHS
     from convscope.engine.net.model import MAX_FILTERS, PRESETS
     from convscope.engine.net.train import LR_SCHEDULES
     p = subparsers.add_parser(
@@ -44,7 +46,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--pool", choices=("max", "avg", "min"), help="pooling (default max)")
     p.add_argument("--relu", action=argparse.BooleanOptionalAction, default=None,
                    help="ReLU after each conv layer (default: the preset's)")
-    p.add_argument("--epochs", type=int_range(1, 10_000), metavar="E",
+    p.add_argument("--epochs", type=int_range(1, MAX_EPOCHS), metavar="E",
                    help="epochs to run (default 1, or what a resumed cosine schedule has left)")
     p.add_argument("--batch-size", type=int_range(1), metavar="B",
                    help="samples per SGD step, 1..training-set size (default 1, as in the notes)")
@@ -105,8 +107,23 @@ def _resolve(args):
         "augment": bool(pick("augment", False)),
         **{k: pick(k, v) for k, v in DEFAULTS.items() if k not in ("preset", "pool")},
     }
+    if args.resume:
+        _check_saved(args.resume, settings)
     settings["schedule"], settings["epochs"] = _schedule(args, meta, settings["lr"])
     return model, state, settings
+
+
+def _check_saved(path: str, settings: dict) -> None:
+    """The run settings a resumed file supplies (its "extra" facts) have the right kinds."""
+    def whole(v, lo):
+        return v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= lo)
+    good = {"data": isinstance(settings["data"], str) and 0 < len(settings["data"]) < 4096
+            and clean_text(settings["data"], 4096) == settings["data"],
+            "train_size": whole(settings["train_size"], 1),
+            "test_size": whole(settings["test_size"], 0)}
+    for name, ok in good.items():
+        if not ok:
+            raise CommandError(f"{path}: the saved {name.replace('_', ' ')} is not valid")
 
 
 def _schedule(args, meta: dict, lr: float) -> tuple[dict, int]:
@@ -136,41 +153,81 @@ def _epochs_left(args, meta: dict, schedule: dict) -> int:
     return args.epochs or left
 
 
-def _first(x, y, n, what, name):
+def _name(model) -> str:
+    """"seed (filters 8, max pool)": the network's name in plain text."""
+    cfg = model.config
+    parts = [f"filters {cfg['filters']}" if isinstance(cfg.get("filters"), int) else "",
+             f"{clean_text(cfg['pool'], 10)} pool" if isinstance(cfg.get("pool"), str) else "",
+             "relu" if cfg.get("relu") is True else ""]
+    parts = [p for p in parts if p]
+    name = clean_text(cfg.get("preset", "custom"), 40)
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def _first(x, y, n, what, name, saved_in=None):
+    """The first ``n`` images; ``saved_in``: the resumed file ``n`` came from, if it did."""
     if n is None:
         return x, y
     if n > len(x):
-        raise UsageError(f"--{what}-size {n} is more than the {len(x)} {what} images of {name}")
+        where = f"{saved_in}: its saved {what} size" if saved_in else f"--{what}-size"
+        problem = f"{where} {n} is more than the {len(x)} {what} images of {name}"
+        raise CommandError(problem) if saved_in else UsageError(problem)
     return x[:n], y[:n]
 
 
-def _save(path, model, trainer, settings, dataset, result) -> None:
-    from convscope.engine.files.checkpoint import save_model
-    if not all(np.isfinite(w).all() for w in model.params().values()):
-        raise CommandError("the weights are not finite; nothing was saved")
+def _check_save(path: str) -> None:
+    """A --save target that cannot be written is found before any work is done."""
+    from convscope.engine.files.atomic import check_target
+    if not path.strip():
+        raise UsageError("--save needs a file name")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CommandError(f"cannot save to {path}: folder {folder} does not exist")
+    try:
+        check_target(path)
+    except OSError as e:
+        raise CommandError(str(e)) from None
+
+
+def _contents(model, trainer, settings, dataset, result) -> tuple[dict, dict]:
+    """(trainer state, extra facts) of a model file."""
     extra = {"dataset": settings["data"], "train_size": len(trainer.x_train),
              "test_size": result["test_size"], "augment": settings["augment"],
              "class_names": list(dataset.class_names),
              "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"]}
     state = trainer.get_state()
     state["meta"]["lr_schedule"] = settings["schedule"]
-    save_model(path, model, state, extra)
+    return state, extra
+
+
+def _save(path, model, trainer, settings, dataset, result) -> None:
+    from convscope.engine.files.checkpoint import save_model
+    if not all(np.isfinite(w).all() for w in model.params().values()):
+        raise CommandError("the weights are not finite; nothing was saved")
+    save_model(path, model, *_contents(model, trainer, settings, dataset, result))
+
+
+def _trial_save(path, model, trainer, settings, dataset) -> None:
+    """A whole file written beside ``path`` and removed: a full disk shows before training."""
+    from convscope.engine.files.checkpoint import save_model
+    result = {"test_size": 0, "test_loss": None, "test_accuracy": None}
+    save_model(path, model, *_contents(model, trainer, settings, dataset, result), trial=True)
 
 
 def run(args) -> int:
     from convscope.engine.data.datasets import load_dataset
     from convscope.engine.net.train import DivergenceError, Trainer, evaluate, schedule_lr
 
-    if args.save:
-        folder = os.path.dirname(os.path.abspath(args.save))
-        if not os.path.isdir(folder):
-            raise CommandError(f"cannot save to {args.save}: folder {folder} does not exist")
+    if args.save is not None:
+        _check_save(args.save)
     model, state, settings = _resolve(args)
     dataset = load_dataset(settings["data"], progress=interactive())
     x_train, y_train = _first(dataset.x_train, dataset.y_train, settings["train_size"],
-                              "train", settings["data"])
+                              "train", settings["data"],
+                              args.resume if args.train_size is None else None)
     x_test, y_test = _first(dataset.x_test, dataset.y_test, settings["test_size"],
-                            "test", settings["data"])
+                            "test", settings["data"],
+                            args.resume if args.test_size is None else None)
     if len(x_train) == 0:
         raise UsageError(f"{settings['data']} has no training images")
     bs = int(settings["batch_size"])
@@ -184,14 +241,18 @@ def run(args) -> int:
         try:
             trainer.set_state(state, hyperparameters=False)
         except ValueError as e:
-            raise UsageError(f"{e}: the resumed run used {len(state['order'])} training "
-                             f"images; give the same --data and --train-size") from None
+            used = f"{args.resume} was trained on {len(state['order'])} training images"
+            if args.data is None and args.train_size is None:  # the file disagrees with itself
+                raise CommandError(f"{used}, but its own dataset settings give "
+                                   f"{len(x_train)}: {e}") from None
+            raise UsageError(f"{e}: {used}; give the same --data and --train-size") from None
+    if args.save:
+        _trial_save(args.save, model, trainer, settings, dataset)
 
     schedule, epochs = settings["schedule"], settings["epochs"]
     trainer.lr = schedule_lr(schedule, trainer.epoch)
     cfg = model.config
-    info(args, f"training {cfg['preset']} (filters {cfg['filters']}, {cfg['pool']} pool"
-               f"{', relu' if cfg['relu'] else ''}) on {len(x_train)} {settings['data']} images, "
+    info(args, f"training {_name(model)} on {len(x_train)} {settings['data']} images, "
                f"batch {bs}, lr {trainer.lr:g}"
                + (f" (cosine schedule from {schedule['base_lr']:g})"
                   if schedule["name"] == "cosine" else ""))
@@ -233,8 +294,8 @@ def run(args) -> int:
     samples = trainer.samples_seen - (state["meta"]["samples_seen"] if state else 0)
     payload = {
         "dataset": settings["data"], "train_size": len(x_train), "test_size": len(x_test),
-        "preset": cfg["preset"], "filters": cfg["filters"], "pool": cfg["pool"],
-        "relu": cfg["relu"], "epochs": epochs, "total_epochs": trainer.epoch,
+        "preset": cfg.get("preset"), "filters": cfg.get("filters"), "pool": cfg.get("pool"),
+        "relu": cfg.get("relu"), "epochs": epochs, "total_epochs": trainer.epoch,
         "steps": trainer.step_count, "batch_size": bs, "lr": schedule["base_lr"],
         "lr_schedule": schedule["name"],
         "momentum": trainer.momentum, "seed": settings["seed"], "augment": settings["augment"],

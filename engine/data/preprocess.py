@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from convscope.engine.data.idx import DataError
+from convscope.engine.files.guard import open_regular
 
 SIZE = 28
 BOX = 20  # longer side of the digit after scaling
@@ -87,28 +88,45 @@ def preprocess_digit(image: np.ndarray) -> np.ndarray | None:
     return np.round(out * 255).astype(np.uint8)
 
 
+MAX_PIXELS = 40_000_000  # pixels a picture may declare (Pillow's own limit is 89 million)
+MAX_SIDE = 1024  # a larger picture is reduced to this while it is decoded
+MAX_IMAGE_BYTES = 64 * 2**20
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")  # nothing else is ever opened
+
+
 def load_image(path) -> np.ndarray:
-    """(H, W) float32 grayscale in [0, 1] from a PNG/JPG/... file; transparent parts count as
-    white paper. Raises DataError (one line, naming the file) for anything else."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-                    rgba = img.convert("RGBA")
-                    img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
-                gray = img.convert("L") if img.mode not in ("I", "I;16", "F") else img.convert("F")
-                array = np.asarray(gray, dtype=np.float32)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, not an image") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: not an image file Pillow can read") from None
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as e:
-        raise DataError(f"{path}: cannot read the image ({e})") from None
+    """(H, W) float32 grayscale in [0, 1] from a PNG, JPEG, BMP, GIF, WebP or TIFF file;
+    transparent parts count as white paper. A picture declaring more than MAX_PIXELS pixels is
+    refused before it is decoded; a large one is reduced to at most MAX_SIDE pixels a side
+    (JPEGs while they are decoded). Raises DataError (one line, naming the file) for anything
+    else, including regular files only."""
+    with open_regular(path, DataError, "image file", MAX_IMAGE_BYTES) as f:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(f, formats=FORMATS) as img:
+                    w, h = img.size
+                    if w * h > MAX_PIXELS:
+                        raise DataError(f"{path}: {w}x{h} pixels is more than the "
+                                        f"{MAX_PIXELS:,} a picture may have")
+                    img.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale
+                    img.load()
+                    if max(img.size) > MAX_SIDE:
+                        img.thumbnail((MAX_SIDE, MAX_SIDE), Image.Resampling.BOX)
+                    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+                        rgba = img.convert("RGBA")
+                        img = Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba)
+                    wide = img.mode in ("I", "I;16", "F")
+                    gray = img.convert("F") if wide else img.convert("L")
+                    array = np.asarray(gray, dtype=np.float32)
+        except UnidentifiedImageError:
+            raise DataError(f"{path}: not an image file ConvScope reads (PNG, JPEG, BMP, GIF, "
+                            f"WebP or TIFF)") from None
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError,
+                Image.DecompressionBombWarning) as e:
+            if isinstance(e, DataError):
+                raise
+            raise DataError(f"{path}: cannot read the image ({e})") from None
     if gray.mode == "L":
         return array / 255.0
     peak = float(array.max()) if array.size else 0.0

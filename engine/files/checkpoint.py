@@ -23,22 +23,18 @@ with one line naming the file. Text that will be shown (class names) is made pla
 from __future__ import annotations
 
 import json
-import math
 import os
 
 import numpy as np
 
 from convscope.engine.data.idx import MAX_IMAGES
 from convscope.engine.files.archive import Archive
-from convscope.engine.files.atomic import atomic_path
+from convscope.engine.files.atomic import atomic_path, why
 from convscope.engine.files.guard import clean_text
+from convscope.engine.files.state_meta import MAX_EPOCHS, meta_problem  # noqa: F401
 from convscope.engine.net.model import Model, config_shapes
-from convscope.engine.net.train import LR_SCHEDULES
 
 FORMAT_VERSION = 1
-STATE_META_KEYS = ("step", "epoch", "cursor", "samples_seen", "lr", "batch_size", "momentum",
-                   "seed", "epoch_loss_sum", "epoch_correct", "epoch_seen", "rng")
-BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
 class CheckpointError(ValueError):
@@ -50,10 +46,12 @@ def _json_bytes(value) -> np.ndarray:
 
 
 def save_model(path, model: Model, trainer_state: dict | None = None,
-               extra: dict | None = None) -> None:
+               extra: dict | None = None, trial: bool = False) -> None:
     """Write ``model`` (and ``Trainer.get_state()`` if given) to ``path`` atomically.
 
-    The state's weights are the model's: only the model's weights are stored.
+    The state's weights are the model's: only the model's weights are stored. With ``trial``
+    the whole file is written beside ``path`` and removed, ``path`` untouched: a full disk or
+    an unwritable folder shows before any training is done.
     """
     path = os.fspath(path)
     try:
@@ -78,9 +76,13 @@ def save_model(path, model: Model, trainer_state: dict | None = None,
     for key, a in arrays.items():
         if a.dtype.kind not in "biuf":  # np.savez would pickle anything else
             raise CheckpointError(f"cannot save {path}: {key} is not a numeric array")
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+    try:
+        with atomic_path(path, keep=not trial) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+    except OSError as e:  # one line in words ("the disk is full"), still an OSError
+        text = str(e) if str(e).startswith("cannot save") else f"cannot save {path}: {why(e)}"
+        raise OSError(text) from None
 
 
 # ---- loading ------------------------------------------------------------------------------
@@ -242,45 +244,20 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_schedule(path: str, schedule) -> None:
-    """{"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2} (engine.train)."""
-    s = schedule if isinstance(schedule, dict) else {}
-    lr = s.get("base_lr")
-    good = (s.get("name") in LR_SCHEDULES
-            and _whole(s.get("start_epoch")) and s["start_epoch"] >= 0
-            and _whole(s.get("epochs")) and s["epochs"] >= 1
-            and isinstance(lr, (int, float)) and not isinstance(lr, bool)
-            and 0 < lr < math.inf)
-    if not good:
-        raise CheckpointError(f"{path}: the training state has a bad learning-rate schedule")
-
-
 def _state(path: str, arrays: dict, model: Model) -> dict | None:
     keys = [k for k in arrays if k.startswith("state/")]
     if not keys:
         return None
     meta = _json(path, arrays, "state/meta")
-    if not isinstance(meta, dict) or any(k not in meta for k in STATE_META_KEYS):
-        missing = [k for k in STATE_META_KEYS if not isinstance(meta, dict) or k not in meta]
-        raise CheckpointError(f"{path}: the training state lacks {', '.join(missing)}")
+    problem = meta_problem(meta)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     order = arrays.get("state/order")
     if order is None or order.ndim != 1 or order.dtype.kind not in "iu":
         raise CheckpointError(f"{path}: the training state has no valid sample order")
     if not np.array_equal(np.sort(order), np.arange(len(order))):
         raise CheckpointError(f"{path}: the saved sample order is not a permutation")
-    try:
-        counters = [int(meta[k]) for k in ("step", "epoch", "cursor", "samples_seen",
-                                            "batch_size", "epoch_correct", "epoch_seen")]
-        [float(meta[k]) for k in ("lr", "momentum", "epoch_loss_sum")]
-        rng = meta["rng"]
-        if not isinstance(rng, dict) or rng.get("bit_generator") not in BIT_GENERATORS:
-            raise ValueError("unknown random generator")
-        getattr(np.random, rng["bit_generator"])().state = rng
-    except (ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(f"{path}: bad training state ({_short(e)})") from None
-    if "lr_schedule" in meta:
-        _check_schedule(path, meta["lr_schedule"])
-    if min(counters) < 0 or counters[2] > len(order):
+    if meta["cursor"] > len(order) or meta["batch_size"] > len(order):
         raise CheckpointError(f"{path}: the training position is out of range")
     params = model.params()
     velocity = {}

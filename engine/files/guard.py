@@ -34,21 +34,22 @@ def open_regular(path, error, what: str = "file", max_bytes: int | None = None):
     """``path`` opened for binary reading when it is a regular file of at most ``max_bytes``;
     otherwise ``error`` (an exception class) with one line naming the file."""
     path = os.fspath(path)
+    a_what = ("an " if what[:1] in "aeiou" else "a ") + what
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         raise error(f"{path}: {what} not found") from None
     except IsADirectoryError:
-        raise error(f"{path} is a folder, not a {what}") from None
+        raise error(f"{path} is a folder, not {a_what}") from None
     except OSError as e:
         raise error(f"{path}: cannot read the {what} ({e.strerror or e})") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise error(f"{path} is {_kind(info.st_mode)}, not a {what} (only regular files "
+            raise error(f"{path} is {_kind(info.st_mode)}, not {a_what} (only regular files "
                         f"are read)")
         if max_bytes is not None and info.st_size > max_bytes:
-            raise error(f"{path}: {info.st_size:,} bytes is more than a {what} may have "
+            raise error(f"{path}: {info.st_size:,} bytes is more than {a_what} may have "
                         f"({max_bytes:,})")
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)

@@ -127,7 +127,7 @@ def test_wrong_image_size(tmp_path):
 
 
 def test_directory_instead_of_file(tmp_path):
-    assert "directory" in _raise_message(read_idx_labels, tmp_path)
+    assert "folder" in _raise_message(read_idx_labels, tmp_path)
 
 
 def test_count_mismatch(tmp_path):

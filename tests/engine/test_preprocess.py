@@ -157,7 +157,7 @@ def test_load_image_errors(tmp_path):
     Image.fromarray(_canvas(40, 40, 200, 20)).save(tmp_path / "whole.png")
     (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:300])
     cases = {"notes.txt": "not an image", "cut.png": "cannot read the image",
-             "missing.png": "file not found", "": "directory"}
+             "missing.png": "file not found", "": "folder"}
     for name, expected in cases.items():
         path = tmp_path / name
         with pytest.raises(DataError) as info:
