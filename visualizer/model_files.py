@@ -168,8 +168,8 @@ class ModelFiles(QObject):
         try:
             write_model_file(path, run)
         except (CheckpointError, OSError) as e:
-            reason = str(e) if isinstance(e, CheckpointError) else \
-                f"cannot save {path}: {e.strerror or e}"
+            reason = str(e) if isinstance(e, CheckpointError) or e.errno is None else \
+                f"cannot save {path}: {e.strerror or e}"  # engine errors are already worded
             self._fail("Cannot save model", reason)
             return False
         self.current_path = os.path.abspath(path)

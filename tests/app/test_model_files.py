@@ -153,7 +153,7 @@ def test_failed_save_keeps_the_old_file(qtbot, tmp_path, settings, dialog_errors
 
     monkeypatch.setattr(np, "savez", broken_savez)
     assert not files.write(path, saved_run(make_trainer(data)))
-    assert "No space left" in dialog_errors[0]
+    assert dialog_errors[0] == f"cannot save {path}: the disk is full"
     assert Path(path).read_bytes() == old
     assert [n for n in os.listdir(tmp_path) if "model" in n] == ["model.npz"]  # no temporary
 
