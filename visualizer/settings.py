@@ -13,13 +13,18 @@ from __future__ import annotations
 import math
 import os
 import sys
+from pathlib import Path
 
 from PyQt5.QtCore import QByteArray, QSettings
 
 from convscope.engine.files import places
+from convscope.engine.files.atomic import atomic_path
+from convscope.engine.files.guard import open_regular, special_file
 from convscope.engine.net.model import PRESETS
 
 RECENT_MAX = 8
+MAX_SETTINGS_BYTES = 1 << 20
+TYPED_OK = ("@ByteArray(", "@Invalid()", "@@")  # Qt's typed INI values that are ever read
 THEMES = ("system", "dark", "light")
 POOLS = ("max", "avg", "min")
 
@@ -79,6 +84,63 @@ def _copy_native(target: QSettings) -> None:
     target.sync()
 
 
+class MemorySettings:
+    """What the app remembers while it runs, when its settings file cannot be used."""
+
+    def __init__(self):
+        self.values: dict = {}
+
+    def value(self, key: str, default=None):
+        return self.values.get(key, default)
+
+    def setValue(self, key: str, value) -> None:  # noqa: N802 (QSettings' name)
+        self.values[key] = value
+
+    def sync(self) -> None:
+        pass
+
+
+def _warn(text: str) -> None:
+    print(f"convscope: {text}", file=sys.stderr, flush=True)
+
+
+def _safe_text(text: str) -> str:
+    """The INI text without lines Qt must never parse: ``@Variant(...)`` (a serialized Qt
+    object: a crafted one claiming 2^31 items aborts the app) and any other typed value
+    except ``@ByteArray`` (window layout), ``@Invalid()`` and escaped text (``@@``)."""
+    kept = []
+    for line in text.splitlines():
+        _, eq, value = line.partition("=")
+        value = value.strip()
+        typed = eq and value.startswith("@") and not value.startswith(TYPED_OK)
+        if not typed and "@Variant(" not in line:
+            kept.append(line)
+    return "\n".join(kept) + ("\n" if kept else "")
+
+
+def open_settings(path: Path):
+    """QSettings on ``path`` once it is safe for Qt to read, else MemorySettings (with a
+    warning): the file must be a regular file (a FIFO would hang the launch) of at most
+    MAX_SETTINGS_BYTES, and values Qt would deserialize are removed from it first."""
+    kind = special_file(path)
+    if kind is not None:
+        _warn(f"{path} is {kind}, not a settings file; settings are not remembered")
+        return MemorySettings()
+    if path.is_file():
+        try:
+            with open_regular(path, OSError, "settings file", MAX_SETTINGS_BYTES) as f:
+                text = f.read().decode("utf-8", errors="replace")
+            safe = _safe_text(text)
+            if safe != text:
+                _warn(f"{path}: values of a kind ConvScope never writes were removed")
+                with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+                    f.write(safe)
+        except OSError as e:
+            _warn(f"{e}; settings are not remembered")
+            return MemorySettings()
+    return QSettings(str(path), QSettings.IniFormat)
+
+
 class Settings:
     """Typed, validated access to the app's QSettings."""
 
@@ -86,8 +148,9 @@ class Settings:
         if qsettings is None:
             path = places.settings_file()
             fresh = not path.exists()
-            qsettings = QSettings(str(path), QSettings.IniFormat)
-            if fresh and not os.environ.get("CONVSCOPE_SETTINGS"):
+            qsettings = open_settings(path)
+            if (fresh and isinstance(qsettings, QSettings)
+                    and not os.environ.get("CONVSCOPE_SETTINGS")):
                 _copy_native(qsettings)
         self.qs = qsettings
 
@@ -157,15 +220,19 @@ class Settings:
         paths = [p for p in value if isinstance(p, str) and p and os.path.isfile(p)]
         return list(dict.fromkeys(paths))[:RECENT_MAX]
 
+    def _set_recent(self, paths: list[str]) -> None:
+        # one path as plain text: Qt writes a one-item list as a @Variant, never read back
+        self.qs.setValue("files/recent", paths[0] if len(paths) == 1 else paths or "")
+
     def add_recent_file(self, path: str) -> list[str]:
         path = os.path.abspath(path)
         paths = [path] + [p for p in self.recent_files() if p != path]
-        self.qs.setValue("files/recent", paths[:RECENT_MAX])
+        self._set_recent(paths[:RECENT_MAX])
         self.qs.setValue("files/last_dir", os.path.dirname(path))
         return paths[:RECENT_MAX]
 
     def clear_recent_files(self) -> None:
-        self.qs.setValue("files/recent", [])
+        self._set_recent([])
 
     def last_dir(self) -> str:
         folder = self.read("files/last_dir", str, "", os.path.isdir)

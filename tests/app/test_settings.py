@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 from PyQt5.QtCore import QByteArray, QSettings
@@ -169,3 +173,74 @@ def test_the_app_comes_back_as_it_was_left(qtbot, tmp_path, monkeypatch):
         assert again.docks["Loss"].isVisible()
     finally:
         close(again)
+
+
+# ---- a settings file that is hostile -----------------------------------------------------------
+BOMB = "@Variant(\\0\\0\\0\\t\\0\\x7f\\xff\\xff\\xff)"  # a list claiming 2^31-1 items
+
+
+def test_values_qt_would_deserialize_are_removed_before_qt_reads_the_file(tmp_path, monkeypatch,
+                                                                          capsys):
+    path = tmp_path / "s.ini"
+    path.write_text(f"[run]\npreset={BOMB}\nseed=7\n[hyper]\nlr=@Rect(0 0 1 1)\n"
+                    f"[files]\nrecent={BOMB}\nlast_dir=@@odd\n[window]\n"
+                    f"geometry=@ByteArray(\\x1\\x2)\n")
+    monkeypatch.setenv("CONVSCOPE_SETTINGS", str(path))
+    s = Settings()
+    assert "values of a kind ConvScope never writes were removed" in capsys.readouterr().err
+    text = path.read_text()
+    assert "@Variant" not in text and "@Rect" not in text
+    assert "seed=7" in text and "@ByteArray(" in text and "@@odd" in text  # the rest is kept
+    assert s.run_settings()["preset"] == "seed" and s.run_settings()["seed"] == 7
+    assert s.hyperparameters()["lr"] == HYPER["lr"][1]
+    assert s.recent_files() == []
+
+
+def test_a_one_item_recent_list_is_written_as_plain_text(tmp_path, monkeypatch):
+    path = tmp_path / "s.ini"
+    model = tmp_path / "m.npz"
+    model.write_bytes(b"x")
+    monkeypatch.setenv("CONVSCOPE_SETTINGS", str(path))
+    s = Settings()
+    s.add_recent_file(str(model))
+    s.sync()
+    assert "@" not in path.read_text()
+    assert Settings().recent_files() == [str(model)]
+    s.clear_recent_files()
+    s.sync()
+    assert "@" not in path.read_text() and Settings().recent_files() == []
+
+
+def test_a_settings_path_that_is_not_a_regular_file_is_ignored(tmp_path, monkeypatch, capsys):
+    fifo = tmp_path / "fifo.ini"
+    os.mkfifo(fifo)
+    monkeypatch.setenv("CONVSCOPE_SETTINGS", str(fifo))
+    t0 = time.perf_counter()
+    s = Settings()
+    s.set_theme("dark")
+    s.sync()
+    assert time.perf_counter() - t0 < 2 and s.theme() == "dark"  # kept while the app runs
+    assert "is a FIFO, not a settings file" in capsys.readouterr().err
+    assert not os.path.isfile(fifo)  # still the FIFO, nothing written into it
+    big = tmp_path / "big.ini"
+    big.write_text("[run]\n" + "x=1\n" * 400_000)
+    monkeypatch.setenv("CONVSCOPE_SETTINGS", str(big))
+    assert Settings().run_settings()["seed"] == 0
+    assert "more than a settings file may have" in capsys.readouterr().err
+
+
+def test_a_crafted_settings_file_does_not_abort_the_app(tmp_path):
+    """The whole app started on a file full of @Variant values: it starts and closes."""
+    path = tmp_path / "s.ini"
+    keys = ["run/preset", "run/seed", "files/recent", "window/state", "view/theme"]
+    path.write_text("".join(f"[{k.split('/')[0]}]\n{k.split('/')[1]}={BOMB}\n" for k in keys))
+    code = ("from convscope.visualizer.app import make_app\n"
+            "from convscope.visualizer.settings import Settings\n"
+            "app = make_app()\ns = Settings()\nprint(s.run_settings(), s.theme())\n"
+            "s.set_theme('dark')\ns.sync()\n")
+    env = dict(os.environ, CONVSCOPE_SETTINGS=str(path), QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "'preset': 'seed'" in result.stdout and "system" in result.stdout
+    assert "@Variant" not in path.read_text()
