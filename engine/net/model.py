@@ -10,7 +10,7 @@ import copy
 
 import numpy as np
 
-from convscope.engine.fast import fused
+from convscope.engine import fast
 from convscope.engine.net.layers import (
     DTYPE,
     Conv2D,
@@ -222,8 +222,8 @@ class Model:
             self.layers.append(layer)
         if shape != (10,):
             raise ValueError(f"the network must end with 10 outputs, not {shape}")
-        # the same arithmetic in fewer NumPy calls, for passes without a trace (engine/fused.py)
-        self.fused = fused.FusedNet(self, INPUT_SHAPE) if fused.supports(self) else None
+        # the same arithmetic in fewer NumPy calls, for passes without a trace (engine/fast/)
+        self.fused = fast.plan(self)
 
     # ---- parameters -------------------------------------------------------------------
     def params(self) -> dict[str, np.ndarray]:
@@ -306,6 +306,8 @@ class Model:
 
     def predict_proba(self, x: np.ndarray, chunk: int = 256) -> np.ndarray:
         """Probabilities (N, 10) in chunks (a few hundred images at a time is fastest)."""
+        if self.fused is not None and hasattr(self.fused, "probs"):
+            return self.fused.probs(x)
         out = np.empty((len(x), 10), dtype=self.dtype)
         for i in range(0, len(x), chunk):
             out[i:i + chunk] = softmax(self.forward(x[i:i + chunk]))

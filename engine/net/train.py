@@ -202,7 +202,9 @@ class Trainer:
         idx = self.order[self.cursor:self.cursor + bs]
         n = len(idx)
         rng_state = self.rng.bit_generator.state if self.augment else None
-        fused = self.model.fused if trace is None and n <= self.chunk else None
+        fused = self.model.fused
+        if trace is not None or n > max(self.chunk, getattr(fused, "max_batch", 0)):
+            fused = None
         images = None if fused is not None and not self.augment else self.x_train[idx]
         if self.augment:
             images = shift_images(images, self.rng)

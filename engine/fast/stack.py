@@ -1,0 +1,359 @@
+"""One pass for conv stacks: (conv -> [ReLU] -> pool) x B -> flatten -> dense [-> ReLU -> dense]...
+
+The layers (engine/net/layers.py) are the definition; this is the same arithmetic laid out
+for large products, used by ``Model.loss_and_grads`` and ``Trainer.step`` when no trace is
+asked for (tests/engine/test_stack.py holds it equal to the layers, float64 to 1e-10). Ideas:
+
+- Channels last everywhere. Each conv gathers its patches with one strided view of a padded
+  input (no index array) copied into a reused buffer, in pooling-window order: every patch
+  under offset (a, b) of every pooling window before offset (a, b + 1). One product per conv;
+  the conv output is (N, q*q, S, C) and pooling is one reduction over axis 1, written
+  straight into the zero-bordered input buffer of the next conv.
+- Max-pooling and ReLU commute (ReLU of the window's maximum is the maximum of the ReLUs, and
+  a window whose maximum is not positive passes no gradient either way), so with max-pooling
+  the ReLU runs on the pooled map, a quarter of the values.
+- The gradient of a conv's input is itself a convolution: the output gradient, padded by
+  k - 1 - pad, correlated with the filters turned by 180 degrees and with C_in and C_out
+  swapped. So it is one more strided gather and one product, with no scatter-add (col2im).
+- Weights and gradients live in one flat array each (the layers' ``params`` and ``grads`` are
+  views), so the finite check is one dot product and SGD one update of the flat array.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from convscope.engine.fast.fused import _REDUCE, _UINTS
+from convscope.engine.net.layers import _out_size, softmax, softmax_cross_entropy
+
+# Work arrays of one inference chunk stay under this many bytes (chunks of 8 to 256 images).
+PREDICT_BYTES = 24_000_000
+
+
+class Block:
+    """conv -> [ReLU] -> pool over an input (H, W, C_in): the geometry the pass needs."""
+
+    def __init__(self, conv, relu: bool, pool, h: int, w: int):
+        self.conv, self.relu, self.pool = conv, relu, pool
+        self.mode, self.q = pool.mode, pool.size
+        self.reduce = _REDUCE[pool.mode]
+        self.k, self.pad, self.c_in, self.c_out = conv.k, conv.pad, conv.c_in, conv.c_out
+        self.h, self.w = h, w
+        ho, wo = _out_size(h, conv.k, 1, conv.pad), _out_size(w, conv.k, 1, conv.pad)
+        self.hq, self.wq = ho // self.q, wo // self.q  # pooled size (uncovered rows unused)
+        self.s = self.hq * self.wq
+        self.kk = conv.k * conv.k * conv.c_in  # patch length
+        self.rows = self.q * self.q * self.s  # conv outputs that reach the loss, per sample
+        self.back = conv.k - 1 - conv.pad  # padding of the output gradient for dL/dinput
+
+
+def _plan(model):
+    """([Block, ...], [(dense, relu after it), ...]) of a supported model, else None."""
+    layers, blocks, dense = model.layers, [], []
+    h, w = 28, 28
+    i = 0
+    while i < len(layers) and layers[i].kind == "conv":
+        conv = layers[i]
+        relu = i + 1 < len(layers) and layers[i + 1].kind == "relu"
+        pool = layers[i + 1 + relu] if i + 1 + relu < len(layers) else None
+        if pool is None or pool.kind != "pool" or pool.size != pool.stride or conv.stride != 1:
+            return None
+        if (conv.c_in == 1) != (not blocks):
+            return None
+        block = Block(conv, relu, pool, h, w)
+        if min(block.hq, block.wq) < 1:
+            return None
+        blocks.append(block)
+        h, w = block.hq, block.wq
+        i += 2 + relu
+    if not blocks or i >= len(layers) or layers[i].kind != "flatten":
+        return None
+    i += 1
+    while i < len(layers) and layers[i].kind == "dense":
+        relu = i + 1 < len(layers) and layers[i + 1].kind == "relu"
+        dense.append((layers[i], relu))
+        i += 1 + relu
+    if i != len(layers) or not dense or dense[-1][1]:
+        return None
+    return blocks, dense
+
+
+def supports(model) -> bool:
+    """True for one or more conv (stride 1) -> [relu] -> pool (size = stride) blocks, then
+    flatten and dense layers with optional ReLUs between them."""
+    return _plan(model) is not None
+
+
+def _windows(xp: np.ndarray, k: int, q: int, hq: int, wq: int) -> np.ndarray:
+    """Strided view (N, q, q, Hq, Wq, k, k, C) of a padded map xp (N, Hp, Wp, C): patch of the
+    conv output at row wi * q + a, column wj * q + b, for window (wi, wj) and offset (a, b)."""
+    s0, s1, s2, s3 = xp.strides
+    n, c = xp.shape[0], xp.shape[3]
+    return as_strided(xp, (n, q, q, hq, wq, k, k, c),
+                      (s0, s1, s2, q * s1, q * s2, s1, s2, s3), writeable=False)
+
+
+def _patches(xp: np.ndarray, k: int, ho: int, wo: int) -> np.ndarray:
+    """Strided view (N, Ho, Wo, k, k, C) of every k x k patch of a padded map (N, Hp, Wp, C)."""
+    s0, s1, s2, s3 = xp.strides
+    return as_strided(xp, (xp.shape[0], ho, wo, k, k, xp.shape[3]),
+                      (s0, s1, s2, s1, s2, s3), writeable=False)
+
+
+def _spatial(a: np.ndarray, q: int, hq: int, wq: int) -> np.ndarray:
+    """View (N, q, q, Hq, Wq, C) of the (q*Hq, q*Wq) corner of a map a (N, H, W, C): the
+    window order of the patches, on the map's own pixels."""
+    n, c = a.shape[0], a.shape[3]
+    corner = a[:, :q * hq, :q * wq]
+    s0, s1, s2, s3 = corner.strides
+    return as_strided(corner, (n, q, q, hq, wq, c), (s0, s1, s2, q * s1, q * s2, s3))
+
+
+class StackNet:
+    """The pass of ``model`` (``supports(model)`` must hold). Re-homes the model's weights
+    into one flat array: build it when the model is built, before anyone holds them."""
+
+    def __init__(self, model, input_shape=(28, 28)):
+        self.blocks, self.dense = _plan(model)
+        self.dtype = np.dtype(model.dtype)
+        self.h, self.w = input_shape
+        first = self.blocks[0]
+        self.rows, self.kk = first.rows, first.kk  # the first conv's patches, per sample
+        self._layout()
+        self._bufs: dict = {}
+        per_sample = self._bytes_per_sample()
+        self.predict_chunk = int(min(256, max(8, PREDICT_BYTES // per_sample)))
+        # a batch whose work arrays would pass 96 MB runs through the layers in chunks
+        self.max_batch = int(max(1, 96_000_000 // per_sample))
+
+    # ---- storage ----------------------------------------------------------------------
+    def _layout(self) -> None:
+        """One flat array for the weights and one for the gradients; the layers' dicts
+        hold views of them (the same shapes, C-ordered)."""
+        layers = [b.conv for b in self.blocks] + [d for d, _ in self.dense]
+        entries = [(layer, k) for layer in layers for k in ("W", "b") if k in layer.params]
+        total = sum(layer.params[k].size for layer, k in entries)
+        self.flat_w = np.empty(total, self.dtype)
+        self.flat_g = np.zeros(total, self.dtype)
+        self._ones = np.ones(total, self.dtype)
+        self.flat_step = np.empty(total, self.dtype)  # the optimizer's work array
+        self.views = []  # (layer, key, weight view, gradient view)
+        self.slots = {}  # (layer, key) -> (weight view, gradient view)
+        at = 0
+        for layer, k in entries:
+            old = layer.params[k]
+            wv = self.flat_w[at:at + old.size].reshape(old.shape)
+            gv = self.flat_g[at:at + old.size].reshape(old.shape)
+            wv[...] = old
+            layer.params[k] = wv
+            self.views.append((layer, k, wv, gv))
+            self.slots[(layer, k)] = (wv, gv)
+            at += old.size
+
+    def publish_grads(self) -> None:
+        """Point the layers' ``grads`` at the flat gradient (a traced pass replaces them)."""
+        for layer, k, _, g in self.views:
+            layer.grads[k] = g
+
+    def grad_total(self) -> float:
+        """Sum of every gradient entry: finite exactly when every entry is."""
+        return float(np.dot(self.flat_g, self._ones))
+
+    def _bytes_per_sample(self) -> int:
+        total = 0
+        for i, b in enumerate(self.blocks):
+            conv = b.rows * b.c_out
+            total += b.rows * b.kk + 3 * conv + conv // 4  # patches, conv, dconv, mask
+            if i:  # padded input, padded output gradient, its patches, dL/dinput
+                hp, wp = b.h + 2 * b.pad, b.w + 2 * b.pad
+                total += hp * wp * b.c_in + b.h * b.w * (b.k * b.k * b.c_out + b.c_in)
+        return total * self.dtype.itemsize
+
+    # ---- input ------------------------------------------------------------------------
+    def patches(self, x: np.ndarray) -> np.ndarray:
+        """Float input (N, 28, 28) -> the first conv's patches (N, q*q*S, k*k), window order."""
+        b = self.blocks[0]
+        n, p = len(x), b.pad
+        xp = np.zeros((n, self.h + 2 * p, self.w + 2 * p, 1), self.dtype)
+        xp[:, p:p + self.h, p:p + self.w, 0] = x
+        out = np.empty((n, b.q, b.q, b.hq, b.wq, b.k, b.k, 1), self.dtype)
+        np.copyto(out, _windows(xp, b.k, b.q, b.hq, b.wq))
+        return out.reshape(n, b.rows, b.kk)
+
+    # ---- work arrays ------------------------------------------------------------------
+    def _buffers(self, n: int) -> list:
+        """Per block a dict of work arrays for batches of ``n``; the last entry is the
+        dense part's."""
+        bufs = self._bufs.get(n)
+        if bufs is not None:
+            return bufs
+        if len(self._bufs) >= 3:
+            del self._bufs[next(iter(self._bufs))]
+        dt, blocks = self.dtype, self.blocks
+        bufs = []
+        for i, b in enumerate(blocks):
+            q2 = b.q * b.q
+            d = {"conv": np.empty((n, q2, b.hq, b.wq, b.c_out), dt),
+                 "dconv": np.empty((n, q2, b.hq, b.wq, b.c_out), dt)}
+            if b.mode != "avg":
+                d["mask"] = np.empty((n, q2, b.hq, b.wq, b.c_out), bool)
+                size = b.s * b.c_out
+                unit = 8 if size % 8 == 0 else 4 if size % 4 == 0 else 2 if size % 2 == 0 else 1
+                packed = d["mask"].reshape(n, q2, size).view(_UINTS[unit])
+                if n == 1:  # one-dimensional rows: the bit operations cost half as much
+                    packed = packed[0][None]
+                d["offsets"] = [packed[:, o] for o in range(q2)]
+                d["claimed"] = [np.empty_like(d["offsets"][0]) for _ in range(2)]
+            if b.relu:
+                d["positive"] = (np.empty((n, b.hq, b.wq, b.c_out), bool) if b.mode == "max"
+                                 else np.empty(d["conv"].shape, bool))
+            if i:
+                p, t = b.pad, b.back
+                d["xp"] = np.zeros((n, b.h + 2 * p, b.w + 2 * p, b.c_in), dt)
+                d["x"] = d["xp"][:, p:p + b.h, p:p + b.w]  # the previous pool writes here
+                d["patches"] = np.empty((n, b.q, b.q, b.hq, b.wq, b.k, b.k, b.c_in), dt)
+                d["P"] = d["patches"].reshape(n * b.rows, b.kk)
+                ho, wo = b.h + 2 * p - b.k + 1, b.w + 2 * p - b.k + 1
+                d["dpad"] = np.zeros((n, ho + 2 * t, wo + 2 * t, b.c_out), dt)
+                d["dspatial"] = _spatial(d["dpad"][:, t:, t:], b.q, b.hq, b.wq)
+                d["dpatches"] = np.empty((n, b.h, b.w, b.k, b.k, b.c_out), dt)
+                d["dx"] = np.empty((n, b.h, b.w, b.c_in), dt)
+                d["flipped"] = np.empty((b.k, b.k, b.c_out, b.c_in), dt)
+            bufs.append(d)
+        for i, b in enumerate(blocks):  # where each pool writes: the next input, or flat
+            bufs[i]["pooled"] = (bufs[i + 1]["x"] if i + 1 < len(blocks)
+                                 else np.empty((n, b.hq, b.wq, b.c_out), dt))
+        last = blocks[-1]
+        # x[j]: input of dense j (x[0] the flattened pool, the last the logits); dx[j]: its
+        # gradient (dx[0] shaped as the last pool's output)
+        dense = {"x": [bufs[-1]["pooled"].reshape(n, -1)],
+                 "dx": [np.empty((n, last.hq, last.wq, last.c_out), dt)]}
+        for j, (layer, _) in enumerate(self.dense):
+            units = layer.params["W"].shape[1]
+            dense["x"].append(np.empty((n, units), dt))
+            if j + 1 < len(self.dense):
+                dense["dx"].append(np.empty((n, units), dt))
+        bufs.append(dense)
+        self._bufs[n] = bufs
+        return bufs
+
+    # ---- the pass ---------------------------------------------------------------------
+    def _forward(self, patches: np.ndarray, bufs: list) -> np.ndarray:
+        """Logits (N, 10) from the first conv's ``patches``; keeps what backward needs."""
+        n = len(patches)
+        for i, b in enumerate(self.blocks):
+            d = bufs[i]
+            if i:
+                np.copyto(d["patches"], _windows(d["xp"], b.k, b.q, b.hq, b.wq))
+                pmat = d["P"]
+            else:
+                pmat = d["P"] = patches.reshape(n * b.rows, b.kk)
+            conv = d["conv"]
+            rows = conv.reshape(n * b.rows, b.c_out)
+            w, _ = self.slots[(b.conv, "W")]
+            np.dot(pmat, w.reshape(b.kk, b.c_out), rows)
+            if "b" in b.conv.params:
+                rows += b.conv.params["b"]
+            if b.relu and b.mode != "max":
+                np.maximum(conv, 0, out=conv)  # ReLU before pooling; conv > 0 where it passed
+            pooled = d["pooled"]  # (N, Hq, Wq, C): the next conv's padded input, or flat
+            b.reduce(conv, axis=1, out=pooled)
+            if b.mode == "avg":
+                pooled *= self.dtype.type(1 / (b.q * b.q))
+            elif b.relu:
+                np.maximum(pooled, 0, out=pooled)  # ReLU after max-pooling: the same values
+        dense = bufs[-1]
+        xs = dense["x"]
+        for j, (layer, relu) in enumerate(self.dense):
+            w, _ = self.slots[(layer, "W")]
+            out = xs[j + 1]
+            np.dot(xs[j], w, out)
+            out += layer.params["b"]
+            if relu:
+                np.maximum(out, 0, out=out)
+        return xs[-1]
+
+    def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray):
+        """Forward and backward over ``patches`` (N, q*q*S, k*k) from ``patches()``: fills
+        every weight gradient (the mean over the batch). Returns (losses (N,), probs (N, 10))."""
+        n = len(labels)
+        bufs = self._buffers(n)
+        logits = self._forward(patches, bufs)
+        losses, probs, d = softmax_cross_entropy(logits, labels)
+        dense = bufs[-1]
+        xs, dxs = dense["x"], dense["dx"]
+        for j in range(len(self.dense) - 1, -1, -1):
+            layer, _ = self.dense[j]
+            w, gw = self.slots[(layer, "W")]
+            _, gb = self.slots[(layer, "b")]
+            np.dot(xs[j].T, d, out=gw)  # dL/dW = input (outer) dL/dout, summed over the batch
+            if n == 1:
+                gb[...] = d[0]
+            else:
+                np.add.reduce(d, axis=0, out=gb)
+            dx = dxs[j].reshape(n, -1)
+            np.dot(d, w.T, dx)  # dL/dinput = dL/dout W^T
+            if j and self.dense[j - 1][1]:  # through the ReLU after the dense layer before
+                np.multiply(dx, xs[j] > 0, out=dx)
+            d = dx
+        dpool = dxs[0]  # (N, Hq, Wq, C)
+        for i in range(len(self.blocks) - 1, -1, -1):
+            dpool = self._block_backward(i, bufs[i], dpool)
+        self.publish_grads()
+        return losses, probs
+
+    def _block_backward(self, i: int, d: dict, dpool: np.ndarray):
+        """dL/dpool (N, Hq, Wq, C_out) -> the conv's gradients; returns dL/dinput of the
+        block (N, H, W, C_in), or None for the first block."""
+        b = self.blocks[i]
+        n = len(dpool)
+        pooled, conv, dconv = d["pooled"], d["conv"], d["dconv"]
+        if b.relu and b.mode == "max":  # the ReLU ran on the pooled map
+            np.multiply(dpool, np.greater(pooled, 0, out=d["positive"]), out=dpool)
+        if b.mode == "avg":
+            np.multiply(dpool[:, None], self.dtype.type(1 / (b.q * b.q)), out=dconv)
+        else:
+            self._winners(conv, pooled, d)
+            np.multiply(d["mask"], dpool[:, None], out=dconv)
+        if b.relu and b.mode != "max":
+            np.multiply(dconv, np.greater(conv, 0, out=d["positive"]), out=dconv)
+        drows = dconv.reshape(-1, b.c_out)
+        _, gw = self.slots[(b.conv, "W")]
+        np.dot(d["P"].T, drows, out=gw.reshape(b.kk, b.c_out))
+        if "b" in b.conv.params:
+            self.slots[(b.conv, "b")][1][...] = np.add.reduce(drows, axis=0)
+        if not i:
+            return None
+        # dL/dinput: the output gradient (zero-padded by k - 1 - pad) correlated with the
+        # filters turned by 180 degrees, C_in and C_out swapped
+        np.copyto(d["dspatial"], dconv.reshape(n, b.q, b.q, b.hq, b.wq, b.c_out))
+        np.copyto(d["dpatches"], _patches(d["dpad"], b.k, b.h, b.w))
+        w, _ = self.slots[(b.conv, "W")]
+        flipped = d["flipped"]
+        np.copyto(flipped, w[::-1, ::-1].transpose(0, 1, 3, 2))
+        dx = d["dx"]
+        np.dot(d["dpatches"].reshape(n * b.h * b.w, -1), flipped.reshape(-1, b.c_in),
+               dx.reshape(n * b.h * b.w, b.c_in))
+        return dx
+
+    def _winners(self, conv, pooled, d) -> None:
+        """d["mask"]: True at the first position (row-major inside the window) equal to its
+        window's pooled value; later ties are cleared with a running OR over the offsets,
+        several channels per integer (as the fused pass of engine/fast/fused.py)."""
+        np.equal(conv, pooled[:, None], out=d["mask"])
+        offsets, spare = d["offsets"], d["claimed"]
+        claimed = offsets[0]
+        for o in range(1, len(offsets)):
+            mine, now = offsets[o], spare[o % 2]
+            np.bitwise_or(claimed, mine, out=now)
+            np.bitwise_xor(now, claimed, out=mine)
+            claimed = now
+
+    def probs(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (N, 10) of float input (N, 28, 28), in chunks of bounded memory."""
+        out = np.empty((len(x), 10), self.dtype)
+        for i in range(0, len(x), self.predict_chunk):
+            part = x[i:i + self.predict_chunk]
+            out[i:i + len(part)] = softmax(self._forward(self.patches(part),
+                                                         self._buffers(len(part))))
+        return out
