@@ -43,6 +43,8 @@ class Block:
         self.hq, self.wq = ho // self.q, wo // self.q  # pooled size (uncovered rows unused)
         self.s = self.hq * self.wq
         self.kk = conv.k * conv.k * conv.c_in  # patch length
+        self.bias = "b" in conv.params
+        self.width = self.kk + self.bias  # a patch and, with a bias, a 1 for it
         self.rows = self.q * self.q * self.s  # conv outputs that reach the loss, per sample
         self.back = conv.k - 1 - conv.pad  # padding of the output gradient for dL/dinput
 
@@ -118,7 +120,7 @@ class StackNet:
         self.dtype = np.dtype(model.dtype)
         self.h, self.w = input_shape
         first = self.blocks[0]
-        self.rows, self.kk = first.rows, first.kk  # the first conv's patches, per sample
+        self.rows, self.kk = first.rows, first.width  # the first conv's patches, per sample
         self._layout()
         self._bufs: dict = {}
         per_sample = self._bytes_per_sample()
@@ -149,6 +151,15 @@ class StackNet:
             self.views.append((layer, k, wv, gv))
             self.slots[(layer, k)] = (wv, gv)
             at += old.size
+        # a conv's W and b are next to each other: the (k*k*C_in + 1, C_out) matrix that
+        # multiplies a patch followed by a 1, and its gradient
+        self.mats = {}
+        for b in self.blocks:
+            w, g = self.slots[(b.conv, "W")]
+            at = (w.__array_interface__["data"][0]
+                  - self.flat_w.__array_interface__["data"][0]) // w.itemsize
+            self.mats[b.conv] = (self.flat_w[at:at + b.width * b.c_out].reshape(b.width, -1),
+                                 self.flat_g[at:at + b.width * b.c_out].reshape(b.width, -1))
 
     def publish_grads(self) -> None:
         """Point the layers' ``grads`` at the flat gradient (a traced pass replaces them)."""
@@ -163,7 +174,7 @@ class StackNet:
         total = 0
         for i, b in enumerate(self.blocks):
             conv = b.rows * b.c_out
-            total += b.rows * b.kk + 3 * conv + conv // 4  # patches, conv, dconv, mask
+            total += b.rows * b.width + 3 * conv + conv // 4  # patches, conv, dconv, mask
             if i:  # padded input, padded output gradient, its patches, dL/dinput
                 hp, wp = b.h + 2 * b.pad, b.w + 2 * b.pad
                 total += hp * wp * b.c_in + b.h * b.w * (b.k * b.k * b.c_out + b.c_in)
@@ -171,14 +182,23 @@ class StackNet:
 
     # ---- input ------------------------------------------------------------------------
     def patches(self, x: np.ndarray) -> np.ndarray:
-        """Float input (N, 28, 28) -> the first conv's patches (N, q*q*S, k*k), window order."""
+        """Float input (N, 28, 28) -> the first conv's patches (N, q*q*S, k*k [+ 1]) in
+        window order, each followed by a 1 when the conv has a bias."""
         b = self.blocks[0]
         n, p = len(x), b.pad
         xp = np.zeros((n, self.h + 2 * p, self.w + 2 * p, 1), self.dtype)
         xp[:, p:p + self.h, p:p + self.w, 0] = x
-        out = np.empty((n, b.q, b.q, b.hq, b.wq, b.k, b.k, 1), self.dtype)
-        np.copyto(out, _windows(xp, b.k, b.q, b.hq, b.wq))
-        return out.reshape(n, b.rows, b.kk)
+        return self._gather(xp, b, np.empty((n, b.rows, b.width), self.dtype))
+
+    @staticmethod
+    def _gather(xp: np.ndarray, b: Block, out: np.ndarray) -> np.ndarray:
+        """Patches of the padded input ``xp`` into ``out`` (N, q*q*S, width), window order."""
+        n = len(xp)
+        np.copyto(out[:, :, :b.kk].reshape(n, b.q, b.q, b.hq, b.wq, b.k, b.k, b.c_in),
+                  _windows(xp, b.k, b.q, b.hq, b.wq))
+        if b.bias:
+            out[:, :, b.kk] = 1
+        return out
 
     # ---- work arrays ------------------------------------------------------------------
     def _buffers(self, n: int) -> list:
@@ -211,8 +231,7 @@ class StackNet:
                 p, t = b.pad, b.back
                 d["xp"] = np.zeros((n, b.h + 2 * p, b.w + 2 * p, b.c_in), dt)
                 d["x"] = d["xp"][:, p:p + b.h, p:p + b.w]  # the previous pool writes here
-                d["patches"] = np.empty((n, b.q, b.q, b.hq, b.wq, b.k, b.k, b.c_in), dt)
-                d["P"] = d["patches"].reshape(n * b.rows, b.kk)
+                d["patches"] = np.empty((n, b.rows, b.width), dt)
                 ho, wo = b.h + 2 * p - b.k + 1, b.w + 2 * p - b.k + 1
                 d["dpad"] = np.zeros((n, ho + 2 * t, wo + 2 * t, b.c_out), dt)
                 d["dspatial"] = _spatial(d["dpad"][:, t:, t:], b.q, b.hq, b.wq)
@@ -244,16 +263,10 @@ class StackNet:
         for i, b in enumerate(self.blocks):
             d = bufs[i]
             if i:
-                np.copyto(d["patches"], _windows(d["xp"], b.k, b.q, b.hq, b.wq))
-                pmat = d["P"]
-            else:
-                pmat = d["P"] = patches.reshape(n * b.rows, b.kk)
+                patches = self._gather(d["xp"], b, d["patches"])
+            pmat = d["P"] = patches.reshape(n * b.rows, b.width)
             conv = d["conv"]
-            rows = conv.reshape(n * b.rows, b.c_out)
-            w, _ = self.slots[(b.conv, "W")]
-            np.dot(pmat, w.reshape(b.kk, b.c_out), rows)
-            if "b" in b.conv.params:
-                rows += b.conv.params["b"]
+            np.dot(pmat, self.mats[b.conv][0], conv.reshape(n * b.rows, b.c_out))  # (+ bias)
             if b.relu and b.mode != "max":
                 np.maximum(conv, 0, out=conv)  # ReLU before pooling; conv > 0 where it passed
             pooled = d["pooled"]  # (N, Hq, Wq, C): the next conv's padded input, or flat
@@ -318,10 +331,7 @@ class StackNet:
         if b.relu and b.mode != "max":
             np.multiply(dconv, np.greater(conv, 0, out=d["positive"]), out=dconv)
         drows = dconv.reshape(-1, b.c_out)
-        _, gw = self.slots[(b.conv, "W")]
-        np.dot(d["P"].T, drows, out=gw.reshape(b.kk, b.c_out))
-        if "b" in b.conv.params:
-            self.slots[(b.conv, "b")][1][...] = np.add.reduce(drows, axis=0)
+        np.dot(d["P"].T, drows, out=self.mats[b.conv][1])  # dL/dW and, last row, dL/db
         if not i:
             return None
         # dL/dinput: the output gradient (zero-padded by k - 1 - pad) correlated with the
