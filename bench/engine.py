@@ -10,7 +10,9 @@ embedded digits:
   update (``Trainer.step`` for the engine; the same loop in PyTorch, loss read back each step);
 - a 60,000-image epoch at batch 32 (``Trainer.run_epoch``);
 - single-image inference latency (us) and 10,000-image inference time (ms), uint8 in,
-  probabilities out.
+  probabilities out;
+- then every preset at batch 32 and its 10,000-image inference, side by side with PyTorch
+  (bench/presets.py; ``--json`` puts them under ``presets``).
 PyTorch runs the same network with the engine's initial weights (checked: equal first loss)
 with 2 threads (torch.set_num_threads(2)) and, for reference, 1 thread.
 
@@ -32,7 +34,8 @@ import sys
 import time
 from pathlib import Path
 
-from convscope.bench import BLAS_VARS
+from convscope.bench import BLAS_VARS, presets
+from convscope.bench.impls import Engine, Reference, Torch, latency, rate
 from convscope.bench.readme import README, markers, require_checkout, write_section
 
 BATCHES = (1, 8, 32, 128)
@@ -82,154 +85,6 @@ def measure_in_child(args, argv: list[str]) -> int:
     return subprocess.run(cmd, env=env).returncode
 
 
-# ---- what is timed ------------------------------------------------------------------------
-def rate(step, batch: int, seconds: float) -> float:
-    """Samples per second of ``step()`` (one step = ``batch`` samples) over ``seconds``."""
-    step()  # warm up (buffers, caches)
-    n, start = 0, time.perf_counter()
-    while True:
-        for _ in range(5 if batch < 32 else 1):
-            step()
-            n += batch
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds:
-            return n / elapsed
-
-
-def latency(call, seconds: float) -> float:
-    """Median seconds per call, over groups of calls (of one call when calls are slow)
-    filling ``seconds``, at least three groups."""
-    start = time.perf_counter()
-    call()
-    group = 1 if time.perf_counter() - start > 1e-3 else 10
-    times, start = [], time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 3:
-        t = time.perf_counter()
-        for _ in range(group):
-            call()
-        times.append((time.perf_counter() - t) / group)
-    return statistics.median(times)
-
-
-class Engine:
-    name = "engine"
-
-    def activate(self) -> None:
-        pass
-
-    def __init__(self, images, labels):
-        from convscope.engine.net.model import Model, build_config
-        self.model = Model(build_config("seed"), seed=0)
-        self.images, self.labels = images, labels
-        self.trainers = {}
-
-    def train_step(self, batch: int):
-        from convscope.engine.net.train import Trainer
-        if batch not in self.trainers:
-            model = self.model.copy()
-            self.trainers[batch] = Trainer(model, self.images, self.labels, lr=0.005,
-                                           batch_size=batch, seed=1)
-        return self.trainers[batch].step
-
-    def predict(self, images):
-        from convscope.engine.net.model import prepare_input
-        return self.model.predict_proba(prepare_input(images))
-
-    def first_loss(self, images, labels) -> float:
-        from convscope.engine.net.layers import softmax_cross_entropy
-        from convscope.engine.net.model import prepare_input
-        losses, _, _ = softmax_cross_entropy(self.model.forward(prepare_input(images)), labels)
-        return float(losses.mean())
-
-
-class Reference:
-    name = "reference"
-
-    def activate(self) -> None:
-        pass
-
-    def __init__(self, engine: Engine, images, labels):
-        from convscope.engine.net.notes import ReferenceNet
-        self.net = ReferenceNet(engine.model.config, engine.model.params())
-        self.images, self.labels, self.i = images, labels, 0
-
-    def train_step(self, batch: int):
-        from convscope.engine.net.model import prepare_input
-
-        def step():
-            i = self.i = (self.i + 1) % len(self.images)
-            self.net.train_step(prepare_input(self.images[i]), int(self.labels[i]), lr=0.005)
-        return step
-
-    def predict(self, images):
-        from convscope.engine.net.model import prepare_input
-        return [self.net.forward(x)["probs"] for x in prepare_input(images)]
-
-
-class Torch:
-    """The seed network in PyTorch (NCHW), initialised with the engine's weights."""
-
-    def __init__(self, engine: Engine, images, labels, threads: int):
-        import torch
-        self.torch, self.threads = torch, threads
-        self.name = "torch" if threads == 2 else f"torch_{threads}thread"
-        torch.manual_seed(0)
-        conv = torch.nn.Conv2d(1, 8, 3, bias=False)
-        dense = torch.nn.Linear(1352, 10)
-        params = engine.model.params()
-        with torch.no_grad():  # (3, 3, 1, 8) -> (8, 1, 3, 3); the engine flattens (H, W, C)
-            conv.weight.copy_(torch.from_numpy(params["conv1.W"].transpose(3, 2, 0, 1).copy()))
-            w = params["dense1.W"].reshape(13, 13, 8, 10).transpose(3, 2, 0, 1).reshape(10, -1)
-            dense.weight.copy_(torch.from_numpy(w.copy()))
-            dense.bias.copy_(torch.from_numpy(params["dense1.b"]))
-        self.net = torch.nn.Sequential(conv, torch.nn.MaxPool2d(2), torch.nn.Flatten(), dense)
-        self.images = torch.from_numpy(images.copy())  # torch wants a writable array
-        self.labels = torch.from_numpy(labels.astype("int64"))
-        self.loss = torch.nn.CrossEntropyLoss()
-        self.copies = {}
-
-    def _input(self, images):
-        return images.unsqueeze(1).float().mul_(1 / 255).sub_(0.5)
-
-    def train_step(self, batch: int):
-        torch = self.torch
-        if batch not in self.copies:
-            import copy
-            net = copy.deepcopy(self.net)
-            opt = torch.optim.SGD(net.parameters(), lr=0.005)
-            order = torch.randperm(len(self.images), generator=torch.Generator().manual_seed(1))
-            self.copies[batch] = (net, opt, order, [0])
-        net, opt, order, cursor = self.copies[batch]
-
-        def step():
-            i = cursor[0]
-            if i + batch > len(order):
-                i = 0
-            idx = order[i:i + batch]
-            cursor[0] = i + batch
-            opt.zero_grad(set_to_none=True)
-            loss = self.loss(net(self._input(self.images[idx])), self.labels[idx])
-            loss.backward()
-            opt.step()
-            return loss.item()
-        return step
-
-    def activate(self) -> None:
-        self.torch.set_num_threads(self.threads)
-
-    def predict(self, images):
-        torch = self.torch
-        with torch.no_grad():
-            x = self._input(torch.from_numpy(images.copy()))
-            return torch.cat([torch.softmax(self.net(x[i:i + 1000]), 1)
-                              for i in range(0, len(x), 1000)]).numpy()
-
-    def first_loss(self, images, labels) -> float:
-        with self.torch.no_grad():
-            x = self._input(self.torch.from_numpy(images.copy()))
-            return float(self.loss(self.net(x), self.torch.from_numpy(labels.astype("int64"))))
-
-
 # ---- the run ------------------------------------------------------------------------------
 def machine_info() -> dict:
     import numpy as np
@@ -259,7 +114,9 @@ def load_digits():
     return data.x_train, data.y_train.astype("int64"), data.x_test
 
 
-def run_bench(args, progress=print, epoch_images: int = 60000) -> dict:
+def run_bench(args, progress=print, epoch_images: int = 60000, networks=None) -> dict:
+    """The seed network's table, then every preset side by side (``networks``: only
+    these, e.g. ["deep-16"])."""
     import numpy as np
     block = np.ones(64 * 2 ** 20 // 8)  # a freed 64 MB block, as after loading a dataset
     del block
@@ -310,8 +167,12 @@ def run_bench(args, progress=print, epoch_images: int = 60000) -> dict:
         ten_k["reference"].append(single["reference"][-1] * 10000 / 1e3)
     progress("a 60,000-image epoch at batch 32")
     epoch = epoch_seconds(images, labels, 1 if quick else 3, epoch_images)
+    nets = presets.run_presets(images, labels, test, max(1, rounds - 1) if quick else rounds,
+                               seconds, quick, torch_version is not None, progress, networks)
     info["load_average_end"] = round(os.getloadavg()[0], 2)
-    return summarise(samples, single, ten_k, epoch, check, info, rounds, quick)
+    result = summarise(samples, single, ten_k, epoch, check, info, rounds, quick)
+    result["presets"] = nets
+    return result
 
 
 def epoch_seconds(images, labels, repeats: int, size: int = 60000) -> float:
@@ -431,11 +292,21 @@ def describe(result: dict) -> list[str]:
             f"Same network check, mean loss of 100 digits before training: {losses}."]
 
 
+def preset_lines(result: dict) -> list[str]:
+    if not result.get("presets"):
+        return []
+    return ["", "### Every preset, side by side with PyTorch", "",
+            "Training at batch 32 with SGD and momentum 0.9, the same loop and the same starting "
+            "weights in both; 10,000-image inference, uint8 in, probabilities out.", "",
+            *presets.table(result["presets"])]
+
+
 def write_readme(result: dict, path: Path = README) -> None:
     write_section(SECTION, ["## Engine speed (`seed` network, float32)", "",
                             "Regenerate: `python main.py bench --write-readme` "
                             "(or `python -m convscope.bench.engine --write-readme`).", "",
-                            *table(result), "", *describe(result)], path)
+                            *table(result), *preset_lines(result), "", *describe(result)],
+                  path)
 
 
 def report(args, result: dict) -> None:
@@ -444,7 +315,8 @@ def report(args, result: dict) -> None:
     if args.json:
         print(json.dumps(result), flush=True)
     else:
-        print("\n".join(["", *table(result), "", *describe(result)]), flush=True)
+        print("\n".join(["", *table(result), *preset_lines(result), "", *describe(result)]),
+              flush=True)
 
 
 def main(argv=None) -> int:

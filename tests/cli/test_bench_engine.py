@@ -20,9 +20,9 @@ def _args(*argv):
 
 @pytest.fixture(scope="module")
 def result():
-    """One short real run without PyTorch (about two seconds)."""
+    """One short real run without PyTorch (a few seconds), one preset network."""
     return bench.run_bench(_args("--quick", "--rounds", "1", "--no-torch"),
-                           progress=lambda line: None, epoch_images=640)
+                           progress=lambda line: None, epoch_images=640, networks=["deep-8"])
 
 
 def test_json_has_the_agreed_keys(result, capsys):
@@ -35,9 +35,15 @@ def test_json_has_the_agreed_keys(result, capsys):
     assert set(result["infer_single_us"]) == {"engine", "reference"}
     assert set(result["infer_10k_ms"]) == {"engine", "reference"}
     assert result["epoch_60k_batch32_s"] > 0
+    deep = result["presets"]["deep-8"]
+    assert set(result["presets"]) == {"deep-8"}
+    assert (deep["preset"], deep["filters"], deep["batch"]) == ("deep", 8, 32)
+    assert set(deep["train_samples_per_sec"]) == {"engine"} and deep["ratios"] == {}
+    assert deep["train_samples_per_sec"]["engine"] > 0 and deep["infer_10k_ms"]["engine"] > 0
     bench.report(_args("--json"), result)
-    last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert json.loads(last)["train_samples_per_sec"]["engine"] == train["engine"]
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["train_samples_per_sec"]["engine"] == train["engine"]
+    assert last["presets"]["deep-8"]["first_loss"] == deep["first_loss"]
 
 
 def test_torch_columns_and_ratios():
@@ -66,6 +72,7 @@ def test_readme_section_is_replaced_in_place(result, tmp_path):
     assert text.startswith("# Benchmarks\n\nGUI figures stay.\n")
     assert text.count(bench.BEGIN) == 1 and text.count(bench.END) == 1
     assert "python main.py bench --write-readme" in text and "| engine (NumPy) |" in text
+    assert "| `deep` 8 filters |" in text
 
 
 def test_child_command_line_keeps_the_options():
@@ -77,3 +84,18 @@ def test_bad_rounds_is_bad_usage():
     with pytest.raises(SystemExit) as info:
         _args("--rounds", "0")
     assert info.value.code == 2
+
+
+def test_preset_rows_give_ratios_against_pytorch():
+    from convscope.bench import presets
+    row = presets.summarise_one("lenet", 16, {"engine": [900.0, 1000.0, 1100.0],
+                                              "torch": [2000.0], "torch_1thread": [1000.0]},
+                                {"engine": [400.0], "torch": [500.0], "torch_1thread": []},
+                                {"engine": 2.3, "torch": 2.3})
+    assert row["ratios"] == {"engine/torch": 0.5, "engine/torch_1thread": 1.0}
+    assert row["infer_10k_ms"] == {"engine": 400.0, "torch": 500.0}
+    assert row["infer_ratio"] == 1.25
+    lines = presets.table({"lenet-16": row})
+    assert "| `lenet` 16 filters | 1,000 | 2,000 | 1,000 | 0.50x (target 0.75x) | 1.00x |" in (
+        lines[2])
+    assert ("deep", 8) in presets.networks() and ("deep", 16) in presets.networks()
