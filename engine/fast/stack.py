@@ -20,14 +20,37 @@ asked for (tests/engine/test_stack.py holds it equal to the layers, float64 to 1
 """
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from convscope.engine.fast.fused import _REDUCE, _UINTS
+from convscope.engine.fast.kernels import ONE_THREAD_MNK
 from convscope.engine.net.layers import _out_size, softmax, softmax_cross_entropy
 
 # Work arrays of one inference chunk stay under this many bytes (chunks of 8 to 256 images).
 PREDICT_BYTES = 24_000_000
+_CONTROLLER = []  # threadpoolctl's ThreadpoolController, made on first use
+
+
+def one_blas_thread(mnk: int):
+    """A context keeping OpenBLAS on one thread for products of up to ``mnk`` multiply-adds.
+    Above M*N*K = 524,288 OpenBLAS starts a second thread; when the other core is busy (the
+    app's GUI, other programs) each product then waits for it: a lenet step at batch 32 ran
+    3-30x slower than on one thread. Cutting products into row blocks small enough for one
+    thread (engine/fast/kernels.py) is 3x slower for these wide patches, so the thread count
+    is set instead (threadpoolctl) for the pass, and put back after it."""
+    if mnk < ONE_THREAD_MNK:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _CONTROLLER.append(ThreadpoolController())
+        except ImportError:  # then OpenBLAS decides
+            _CONTROLLER.append(None)
+    ctl = _CONTROLLER[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 class Block:
@@ -127,6 +150,8 @@ class StackNet:
         self.predict_chunk = int(min(256, max(8, PREDICT_BYTES // per_sample)))
         # a batch whose work arrays would pass 96 MB runs through the layers in chunks
         self.max_batch = int(max(1, 96_000_000 // per_sample))
+        # multiply-adds of the largest product per sample (conv: rows x patch x filters)
+        self.mnk = max(b.rows * b.width * b.c_out for b in self.blocks)
 
     # ---- storage ----------------------------------------------------------------------
     def _layout(self) -> None:
@@ -289,6 +314,10 @@ class StackNet:
     def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray):
         """Forward and backward over ``patches`` (N, q*q*S, k*k) from ``patches()``: fills
         every weight gradient (the mean over the batch). Returns (losses (N,), probs (N, 10))."""
+        with one_blas_thread(self.mnk * len(labels)):
+            return self._loss_and_grads(patches, labels)
+
+    def _loss_and_grads(self, patches: np.ndarray, labels: np.ndarray):
         n = len(labels)
         bufs = self._buffers(n)
         logits = self._forward(patches, bufs)
@@ -362,8 +391,9 @@ class StackNet:
     def probs(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (N, 10) of float input (N, 28, 28), in chunks of bounded memory."""
         out = np.empty((len(x), 10), self.dtype)
-        for i in range(0, len(x), self.predict_chunk):
-            part = x[i:i + self.predict_chunk]
-            out[i:i + len(part)] = softmax(self._forward(self.patches(part),
-                                                         self._buffers(len(part))))
+        with one_blas_thread(self.mnk * min(len(x), self.predict_chunk)):
+            for i in range(0, len(x), self.predict_chunk):
+                part = x[i:i + self.predict_chunk]
+                out[i:i + len(part)] = softmax(self._forward(self.patches(part),
+                                                             self._buffers(len(part))))
         return out

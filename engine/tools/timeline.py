@@ -134,7 +134,8 @@ class Timeline:
                 "meta": copy.deepcopy(state["meta"])}
         order = _compact_order(np.asarray(state["order"]))
         with self._lock:
-            for other in self._states.values():  # one epoch shares one order
+            # one epoch shares one order: the newest state's, as a rule (compared first)
+            for other in reversed(self._states.values()):
                 if np.array_equal(other["order"], order):
                     order = other["order"]
                     break
