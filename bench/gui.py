@@ -336,7 +336,16 @@ PROSE_AFTER = [
 
 
 def write_readme(result: dict, path=README) -> None:
-    write_section(SECTION, [*PROSE_BEFORE, *summary(result), *PROSE_AFTER], path)
+    """Batch 32 rewrites the section with its prose; another batch (the app's default is 1)
+    has a section of its own after it."""
+    batch = result.get("batch", 32)
+    if batch == 32:
+        write_section(SECTION, [*PROSE_BEFORE, *summary(result), *PROSE_AFTER], path)
+        return
+    write_section(f"{SECTION} batch {batch}", [
+        f"### The live app at batch {batch} (`python -m convscope.bench.gui --batch {batch} "
+        "--write-readme`)", "", "As above, one sample per step (the app's default):", "",
+        *summary(result)], path)
 
 
 def main(argv=None) -> int:

@@ -113,3 +113,18 @@ def test_memory_growth_compares_the_halves_after_epoch_1():
     leaking = [140.0 + 3 * k for k in range(9)]
     assert growth_between_halves(swinging) == pytest.approx(0.5)
     assert growth_between_halves(leaking) == pytest.approx(12.0)
+
+
+def test_a_gui_run_at_batch_1_has_its_own_section(readme):
+    gui.write_readme(fake_gui(), readme)
+    one = {**fake_gui(), "batch": 1, "headless": 30000, "app": 21000, "ratio": 0.7}
+    gui.write_readme(one, readme)
+    gui.write_readme(one, readme)
+    text = readme.read_text()
+    begin, end = markers("gui bench batch 1")
+    assert text.count(begin) == 1 and text.count(end) == 1
+    section = text[text.index(begin):text.index(end)]
+    assert "--batch 1 --write-readme" in section and "| headless Trainer, samples/s | 30,000 |" \
+        in section
+    main = text[text.index(markers("gui bench")[0]):text.index(markers("gui bench")[1])]
+    assert "| headless Trainer, samples/s | 1,000 |" in main
