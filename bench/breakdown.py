@@ -46,7 +46,6 @@ def phases(preset: str, filters: int, batch: int) -> list[tuple[str, float, floa
     import numpy as np
 
     from convscope.engine.data.datasets import load_mini
-    from convscope.engine.fast.stack import _patches
     from convscope.engine.net.model import Model, build_config, prepare_input
     data = load_mini()
     model = Model(build_config(preset, filters), 0)
@@ -81,14 +80,21 @@ def phases(preset: str, filters: int, batch: int) -> list[tuple[str, float, floa
         add(f"{tag}: weight gradient product",
             lambda d=d, w=w, drows=drows: np.dot(d["P"].T, drows, out=w[1]), flop)
         if i:
-            add(f"conv{i + 1}: gather output-gradient patches ({d['dpatches'].nbytes / 1e6:.1f}"
-                f" MB)", lambda d=d, b=b: np.copyto(d["dpatches"],
-                                                    _patches(d["dpad"], b.k, b.h, b.w)))
-            q = d["dpatches"].reshape(batch * b.h * b.w, -1)
-            f = d["flipped"].reshape(-1, b.c_in)
-            dx = d["dx"].reshape(batch * b.h * b.w, b.c_in)
-            add(f"conv{i + 1}: input gradient product ({q.shape[0]} x {q.shape[1]} x {b.c_in})",
-                lambda q=q, f=f, dx=dx: np.dot(q, f, out=dx), 2.0 * q.size * b.c_in)
+            k, mo = b.k, batch * b.ho * b.wo
+            wts = w[0][:b.kk].reshape(k * k, b.c_in, b.c_out).transpose(0, 2, 1)
+            dout = d["dout"].reshape(1, mo, b.c_out)
+            add(f"conv{i + 1}: input gradient, {k * k} products ({mo} x {b.c_out} x {b.c_in})",
+                lambda d=d, wts=wts, dout=dout: np.matmul(dout, wts, out=d["dpatch"]),
+                2.0 * k * k * mo * b.c_out * b.c_in)
+
+            def scatter(d=d, b=b, k=k):
+                dpatch = d["dpatch"].reshape(k, k, batch, b.ho, b.wo, b.c_in)
+                d["dxp"].fill(0)
+                for r in range(k):
+                    for c in range(k):
+                        d["dxp"][:, r:r + b.ho, c:c + b.wo] += dpatch[r, c]
+            add(f"conv{i + 1}: input gradient, {k * k} slab adds "
+                f"({d['dpatch'].nbytes / 1e6:.1f} MB)", scatter)
     whole = fastest(lambda: net.loss_and_grads(patches, labels))
     flops = sum(f for _, _, f in out) + sum(6.0 * batch * layer.params["W"].size / 1e9
                                            for layer, _ in net.dense)
