@@ -167,7 +167,7 @@ def run_bench(args, progress=print, epoch_images: int = 60000, networks=None) ->
         ten_k["reference"].append(single["reference"][-1] * 10000 / 1e3)
     progress("a 60,000-image epoch at batch 32")
     epoch = epoch_seconds(images, labels, 1 if quick else 3, epoch_images)
-    nets = presets.run_presets(images, labels, test, max(1, rounds - 1) if quick else rounds,
+    nets = presets.run_presets(images, labels, test, 1 if quick else rounds,
                                seconds, quick, torch_version is not None, progress, networks)
     info["load_average_end"] = round(os.getloadavg()[0], 2)
     result = summarise(samples, single, ten_k, epoch, check, info, rounds, quick)

@@ -34,7 +34,7 @@ def run_presets(images, labels, test, rounds: int, seconds: float, quick: bool,
     import numpy as np
 
     from convscope.engine.net.model import build_config
-    count = 2000 if quick else 10000  # a quick run times 2,000 images and scales up
+    count = 1000 if quick else 10000  # a quick run times 1,000 images and scales up
     x = np.resize(test, (count, 28, 28))
     results = {}
     for preset, filters in networks():
