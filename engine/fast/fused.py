@@ -193,16 +193,18 @@ class FusedNet:
         if self.mode == "avg":
             pooled *= self.dtype.type(1 / (self.q * self.q))
         flat = b["flat"]
-        logits = np.dot(flat, self.dense_w, out=b["logits"])
+        # the dense products in one-thread row blocks too: with 16 filters and more they pass
+        # OpenBLAS's threading threshold at batch 32 (a second thread stalls on a busy core)
+        logits = matmul(flat, self.dense_w, b["logits"])
         np.add(logits, self.dense_b, out=logits)
         losses, probs, dt = softmax_cross_entropy(logits, labels)
         # dense: dL/dW^T = dt^T flat, dL/db = column sums of dt, dL/dflat = dt W^T
-        np.dot(dt.T, flat, out=self.dense_gwt)
+        matmul(dt.T, flat, self.dense_gwt)
         if n == 1:
             self.dense_gb[...] = dt[0]
         else:
             np.add.reduce(dt, axis=0, out=self.dense_gb)
-        np.dot(dt, self.dense_wt, out=b["dflat"])
+        matmul(dt, self.dense_wt, b["dflat"])
         dpool = b["dpool"]
         dconv = b["dconv"]
         if self.mode == "avg":
