@@ -20,26 +20,43 @@ from convscope.cli.common import (
 )
 from convscope.engine.files.guard import clean_text
 
-DEFAULTS = {"preset": "seed", "pool": "max", "lr": 0.005, "batch_size": 1, "momentum": 0.0,
-            "seed": 0}
+DEFAULTS = {"preset": "seed", "pool": "max", "seed": 0}
 ARCHITECTURE = ("preset", "filters", "pool", "relu")
+# settings a resumed run keeps from its file unless given; a file from before an entry
+# existed trains on without it (the value here)
+RESUMED = {"lr": 0.005, "batch_size": 1, "momentum": 0.0, "nesterov": False,
+           "weight_decay": 0.0, "augment": ()}
+
+
+def augment_spec(text: str) -> tuple[str, ...]:
+    """--augment shift,rotate,scale,shear,elastic | none."""
+    from convscope.engine.data.augment import parse_kinds
+    try:
+        return parse_kinds(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from convscope.engine.data.augment import KINDS
     from convscope.engine.files.checkpoint import MAX_EPOCHS
     from convscope.engine.net.model import MAX_FILTERS, PRESETS
-    from convscope.engine.net.train import LR_SCHEDULES
+    from convscope.engine.net.optim import LR_SCHEDULES
     p = subparsers.add_parser(
         "train", help="train a network headless",
         description="Train a network on a dataset and report losses, accuracy and speed. "
-        "With --resume, options left out are taken from the saved run.")
+        "Each preset brings its whole recipe (filters, epochs, learning rate and schedule, "
+        "batch size, momentum, Nesterov, weight decay, augmentation): an option given "
+        "overrides that one setting. With --resume, options left out are taken from the "
+        "saved run.")
     p.add_argument("--data", type=data_spec, default=None, metavar="{mini,mnist,fashion,DIR}",
                    help="dataset name or a directory of IDX files (default mini)")
     p.add_argument("--train-size", type=int_range(1), metavar="N",
                    help="use the first N training images (default all)")
     p.add_argument("--test-size", type=int_range(0), metavar="N",
                    help="use the first N test images (default all; 0 skips testing)")
-    p.add_argument("--preset", choices=list(PRESETS), help="network (default seed)")
+    p.add_argument("--preset", choices=list(PRESETS),
+                   help="network and its recipe (default seed, the design notes')")
     p.add_argument("--filters", type=int_range(1, MAX_FILTERS), metavar="N",
                    help=f"filters of the first conv layer, 1..{MAX_FILTERS} (default: the "
                    f"preset's)")
@@ -47,20 +64,31 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--relu", action=argparse.BooleanOptionalAction, default=None,
                    help="ReLU after each conv layer (default: the preset's)")
     p.add_argument("--epochs", type=int_range(1, MAX_EPOCHS), metavar="E",
-                   help="epochs to run (default 1, or what a resumed cosine schedule has left)")
+                   help="epochs to run (default: the recipe's, or what a resumed schedule "
+                   "has left)")
     p.add_argument("--batch-size", type=int_range(1), metavar="B",
-                   help="samples per SGD step, 1..training-set size (default 1, as in the notes)")
+                   help="samples per SGD step, 1..training-set size (default: the recipe's; "
+                   "seed's is 1, as in the notes)")
     p.add_argument("--lr", type=float_range(0, 100, lo_open=True), metavar="LR",
-                   help="learning rate, > 0 and <= 100 (default 0.005)")
+                   help="learning rate, > 0 and <= 100 (the peak of onecycle; default: the "
+                   "recipe's)")
     p.add_argument("--momentum", type=float_range(0, 1, hi_open=True), metavar="M",
-                   help="SGD momentum in [0, 1) (default 0)")
+                   help="SGD momentum in [0, 1) (default: the recipe's)")
+    p.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None,
+                   help="Nesterov (look-ahead) momentum (default: the recipe's)")
+    p.add_argument("--weight-decay", type=float_range(0, 1, hi_open=True), metavar="WD",
+                   help="weight decay in [0, 1), e.g. 5e-4 (default: the recipe's)")
     p.add_argument("--seed", type=int_range(0, 2**32 - 1), metavar="S",
                    help="seed for weights, shuffling and augmentation (default 0)")
     p.add_argument("--lr-schedule", choices=LR_SCHEDULES,
-                   help="constant lr, or cosine decay from --lr towards 0 over the epochs "
-                   "(default constant; when resuming, the saved run's schedule goes on)")
-    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                   help="shift training images by up to 2 pixels (default off)")
+                   help="constant lr; cosine decay from --lr towards 0 over the epochs; or "
+                   "onecycle: up to --lr over the first 30%% of the steps, then down to almost 0 "
+                   "(default: the recipe's; when resuming, the saved run's schedule goes on)")
+    p.add_argument("--augment", type=augment_spec, nargs="?", const=("shift",), metavar="KINDS",
+                   help=f"distort training digits: a comma list of {','.join(KINDS)}, or none "
+                   f"(default: the recipe's; --augment alone shifts by up to 2 pixels)")
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=(),
+                   help="the same as --augment none")
     p.add_argument("--save", metavar="PATH",
                    help="model file to write (after every epoch, atomically)")
     p.add_argument("--resume", metavar="PATH", help="model file to continue training from")
@@ -68,8 +96,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _resolve(args):
-    """Model, trainer state and settings from the options, or from the file to resume."""
+    """Model, trainer state and settings from the options and the preset's recipe, or from
+    the file to resume."""
+    from convscope.engine.data.augment import parse_kinds
     from convscope.engine.net.model import Model, build_config
+    from convscope.engine.recipes import recipe
 
     state, extra = None, {}
     if args.resume:
@@ -82,34 +113,41 @@ def _resolve(args):
             if given is not None and given != cfg.get(name):
                 raise UsageError(f"--{name} {given} differs from the resumed model's "
                                  f"{cfg.get(name)}; leave it out when resuming")
+        defaults = {**RESUMED, "epochs": 1, "lr_schedule": "constant"}
     else:
+        preset = args.preset or DEFAULTS["preset"]
+        defaults = recipe(preset)
+        filters = defaults["filters"] if args.filters is None else args.filters
         try:
-            config = build_config(args.preset or DEFAULTS["preset"], args.filters,
-                                  args.pool or DEFAULTS["pool"], args.relu)
+            config = build_config(preset, filters, args.pool or DEFAULTS["pool"], args.relu)
         except ValueError as e:
             raise UsageError(str(e)) from None
         model = Model(config, DEFAULTS["seed"] if args.seed is None else args.seed)
     meta = (state or {}).get("meta", {})
 
-    def pick(name, default):
+    def pick(name):
         given = getattr(args, name)
         if given is not None:
             return given
         if name in meta:
             return meta[name]
-        return extra.get(name, default)
+        return extra.get(name, defaults.get(name, DEFAULTS.get(name)))
 
     settings = {
         "data": args.data or extra.get("dataset", "mini"),
         "train_size": args.train_size if args.train_size is not None
         else extra.get("train_size"),
         "test_size": args.test_size if args.test_size is not None else extra.get("test_size"),
-        "augment": bool(pick("augment", False)),
-        **{k: pick(k, v) for k, v in DEFAULTS.items() if k not in ("preset", "pool")},
+        **{k: pick(k) for k in ("lr", "batch_size", "momentum", "seed", "nesterov",
+                                "weight_decay", "augment")},
     }
+    try:  # a file's augment: a list of kinds, or a boolean from before the kinds
+        settings["augment"] = parse_kinds(settings["augment"])
+    except ValueError as e:
+        raise UsageError(f"{args.resume}: {e}") from None
     if args.resume:
         _check_saved(args.resume, settings)
-    settings["schedule"], settings["epochs"] = _schedule(args, meta, settings["lr"])
+    settings["schedule"], settings["epochs"] = _schedule(args, meta, settings["lr"], defaults)
     return model, state, settings
 
 
@@ -126,21 +164,22 @@ def _check_saved(path: str, settings: dict) -> None:
             raise CommandError(f"{path}: the saved {name.replace('_', ' ')} is not valid")
 
 
-def _schedule(args, meta: dict, lr: float) -> tuple[dict, int]:
-    """(learning-rate schedule, epochs to run). A resumed cosine schedule goes on when
-    --lr-schedule is left out; otherwise a new schedule starts here, over this run's epochs."""
+def _schedule(args, meta: dict, lr: float, defaults: dict) -> tuple[dict, int]:
+    """(learning-rate schedule, epochs to run). A resumed cosine or onecycle schedule goes on
+    when --lr-schedule is left out; otherwise a new schedule starts here, over this run's
+    epochs."""
     saved = meta.get("lr_schedule")
-    if args.lr_schedule is None and saved and saved["name"] == "cosine":
+    if args.lr_schedule is None and saved and saved["name"] != "constant":
         return saved, _epochs_left(args, meta, saved)
-    epochs = args.epochs or 1
-    return {"name": args.lr_schedule or "constant", "base_lr": lr,
+    epochs = args.epochs or defaults["epochs"]
+    return {"name": args.lr_schedule or defaults["lr_schedule"], "base_lr": lr,
             "start_epoch": int(meta.get("epoch", 0)), "epochs": epochs}, epochs
 
 
 def _epochs_left(args, meta: dict, schedule: dict) -> int:
     """Epochs to run on a resumed cosine schedule: those it has left, or fewer."""
     left = schedule["start_epoch"] + schedule["epochs"] - int(meta["epoch"])
-    what = (f"the resumed cosine schedule (lr {schedule['base_lr']:g} over "
+    what = (f"the resumed {schedule['name']} schedule (lr {schedule['base_lr']:g} over "
             f"{schedule['epochs']} epochs)")
     if args.lr is not None:
         raise UsageError(f"--lr {args.lr:g} would change {what}; give --lr-schedule too to "
@@ -192,7 +231,8 @@ def _check_save(path: str) -> None:
 def _contents(model, trainer, settings, dataset, result) -> tuple[dict, dict]:
     """(trainer state, extra facts) of a model file."""
     extra = {"dataset": settings["data"], "train_size": len(trainer.x_train),
-             "test_size": result["test_size"], "augment": settings["augment"],
+             "test_size": result["test_size"], "augment": list(settings["augment"]),
+             "nesterov": settings["nesterov"], "weight_decay": settings["weight_decay"],
              "class_names": list(dataset.class_names),
              "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"]}
     state = trainer.get_state()
@@ -216,7 +256,8 @@ def _trial_save(path, model, trainer, settings, dataset) -> None:
 
 def run(args) -> int:
     from convscope.engine.data.datasets import load_dataset
-    from convscope.engine.net.train import DivergenceError, Trainer, evaluate, schedule_lr
+    from convscope.engine.net.optim import schedule_lr
+    from convscope.engine.net.train import DivergenceError, Trainer, evaluate
 
     if args.save is not None:
         _check_save(args.save)
@@ -236,7 +277,8 @@ def run(args) -> int:
                          f"({len(x_train)} images)")
     trainer = Trainer(model, x_train, y_train, lr=settings["lr"], batch_size=bs,
                       momentum=settings["momentum"], seed=settings["seed"],
-                      augment=settings["augment"])
+                      augment=settings["augment"], nesterov=settings["nesterov"],
+                      weight_decay=settings["weight_decay"], schedule=settings["schedule"])
     if state is not None:
         try:
             trainer.set_state(state, hyperparameters=False)
@@ -254,8 +296,9 @@ def run(args) -> int:
     cfg = model.config
     info(args, f"training {_name(model)} on {len(x_train)} {settings['data']} images, "
                f"batch {bs}, lr {trainer.lr:g}"
-               + (f" (cosine schedule from {schedule['base_lr']:g})"
-                  if schedule["name"] == "cosine" else ""))
+               + (f" ({schedule['name']} schedule, base {schedule['base_lr']:g})"
+                  if schedule["name"] != "constant" else "")
+               + (f", augment {','.join(settings['augment'])}" if settings["augment"] else ""))
     result = {"test_size": len(x_test), "test_loss": None, "test_accuracy": None}
     total = epochs * len(x_train) - trainer.cursor
     bar = progress_bar(total, "train")
@@ -269,8 +312,7 @@ def run(args) -> int:
     start = time.perf_counter()
     try:
         with np.errstate(all="ignore"):  # overflow on the way to NaN is caught as divergence
-            for _ in range(epochs):
-                trainer.lr = schedule_lr(schedule, trainer.epoch)
+            for _ in range(epochs):  # the trainer sets lr from the schedule at every step
                 t0 = time.perf_counter()
                 report = trainer.run_epoch()
                 train_seconds += time.perf_counter() - t0
@@ -298,7 +340,9 @@ def run(args) -> int:
         "relu": cfg.get("relu"), "epochs": epochs, "total_epochs": trainer.epoch,
         "steps": trainer.step_count, "batch_size": bs, "lr": schedule["base_lr"],
         "lr_schedule": schedule["name"],
-        "momentum": trainer.momentum, "seed": settings["seed"], "augment": settings["augment"],
+        "momentum": trainer.momentum, "nesterov": settings["nesterov"],
+        "weight_decay": settings["weight_decay"], "seed": settings["seed"],
+        "augment": list(settings["augment"]),
         "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
         "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"],
         "seconds": round(seconds, 3),

@@ -6,7 +6,9 @@ Members (plain arrays only, never pickled objects):
     param/<name>     float (shape of <name>) every weight, e.g. param/conv1.W (3, 3, 1, 8)
     extra            uint8 (bytes,)         JSON dict of free-form facts (dataset, accuracy...)
     state/meta       uint8 (bytes,)         JSON Trainer meta (step, epoch, cursor, lr, rng...),
-                                            optionally "lr_schedule" (see engine.train)
+                                            optionally "lr_schedule" (engine/net/optim.py),
+                                            "nesterov", "weight_decay" and "augment" (a list
+                                            of kinds; a boolean in older files)
     state/order      int64 (N,)             the epoch's permutation of the training set
     state/velocity/<name>  float            momentum buffers (only those that exist)
 The three state/ members are present only when a trainer state was saved; any other member

@@ -11,8 +11,9 @@ import math
 
 import numpy as np
 
+from convscope.engine.data.augment import parse_kinds
 from convscope.engine.data.idx import MAX_IMAGES
-from convscope.engine.net.train import LR_SCHEDULES
+from convscope.engine.net.optim import LR_SCHEDULES
 
 MAX_EPOCHS = 10_000  # epochs one run may ask for (train --epochs, a resumed schedule)
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
@@ -47,6 +48,19 @@ def schedule(v) -> bool:
             and number(0, 100, lo_open=True)(v.get("base_lr")))
 
 
+def augment_kinds(v) -> bool:
+    """A list of engine/data/augment.py kinds, or a boolean (files from before the kinds)."""
+    if isinstance(v, bool):
+        return True
+    if not isinstance(v, list) or len(v) > 10 or not all(isinstance(k, str) for k in v):
+        return False
+    try:
+        parse_kinds(v)
+    except ValueError:
+        return False
+    return True
+
+
 META = {  # entry -> check
     "step": number(0, _COUNT, whole=True),
     "epoch": number(0, _COUNT, whole=True),
@@ -63,8 +77,12 @@ META = {  # entry -> check
 }
 OPTIONAL = {  # entry -> check, when present
     "lr_schedule": schedule,
+    "nesterov": lambda v: isinstance(v, bool),
+    "weight_decay": number(0, 1, hi_open=True),
+    "augment": augment_kinds,
 }
-NAMES = {"rng": "random generator state", "lr_schedule": "learning-rate schedule"}
+NAMES = {"rng": "random generator state", "lr_schedule": "learning-rate schedule",
+         "weight_decay": "weight decay", "augment": "augmentation"}
 
 
 def meta_problem(meta) -> str | None:

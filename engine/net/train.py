@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from convscope.engine.data.augment import Augmenter, parse_kinds
 from convscope.engine.net.model import INPUT_SHAPE, Model, prepare_input
-from convscope.engine.net.optim import SGD
+from convscope.engine.net.optim import LR_SCHEDULES, SGD, schedule_lr  # noqa: F401
 
 # A batch's mean loss above this has exploded (a uniform guess scores ln 10 = 2.3; a trained
 # network's worst single digits score tens): the learning rate is far too high.
@@ -23,9 +24,6 @@ LOSS_LIMIT = 1000.0
 # A batch (or an evaluation) larger than this many multiply-adds runs in chunks: memory stays
 # bounded and ``Trainer.should_stop`` is asked between chunks (~0.1-0.4 s each on 2 cores).
 CHUNK_MACS = 1e8
-# How the learning rate changes from epoch to epoch. A schedule is plain data, kept with the
-# training state: {"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}.
-LR_SCHEDULES = ("constant", "cosine")
 # The fused pass (engine/fused.py) gathers the conv patches of this many bytes of upcoming
 # samples at once (256 digits of the seed net).
 PATCH_CHUNK_BYTES = 6_300_000
@@ -106,29 +104,6 @@ def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, chunk: int | 
     return loss, acc, probs
 
 
-def schedule_lr(schedule: dict, epoch: int) -> float:
-    """The learning rate of epoch ``epoch`` (0-based, as ``Trainer.epoch`` counts them):
-    base_lr throughout, or cosine from base_lr at start_epoch towards 0 over ``epochs``."""
-    base = schedule["base_lr"]
-    if schedule["name"] != "cosine":
-        return base
-    t = epoch - schedule["start_epoch"]
-    return base * 0.5 * (1 + math.cos(math.pi * t / schedule["epochs"]))
-
-
-def shift_images(images: np.ndarray, rng: np.random.Generator, max_shift: int = 2) -> np.ndarray:
-    """Random translation of each image by up to ``max_shift`` pixels (zero fill)."""
-    n, h, w = images.shape
-    m = max_shift
-    padded = np.zeros((n, h + 2 * m, w + 2 * m), dtype=images.dtype)
-    padded[:, m:m + h, m:m + w] = images
-    dy = rng.integers(0, 2 * m + 1, n)
-    dx = rng.integers(0, 2 * m + 1, n)
-    rows = dy[:, None, None] + np.arange(h)[None, :, None]
-    cols = dx[:, None, None] + np.arange(w)[None, None, :]
-    return padded[np.arange(n)[:, None, None], rows, cols]
-
-
 class Trainer:
     """Owns a model, its optimizer and the position in the data.
 
@@ -137,17 +112,19 @@ class Trainer:
 
     def __init__(self, model: Model, x_train, y_train, x_test=None, y_test=None, *,
                  lr=0.005, batch_size=1, momentum=0.0, seed=0, augment=False,
-                 snapshot_interval=1 / 30):
+                 nesterov=False, weight_decay=0.0, schedule=None, snapshot_interval=1 / 30):
         if len(x_train) == 0:
             raise ValueError("the training set is empty")
         self.model = model
         self.x_train, self.y_train = x_train, np.asarray(y_train, dtype=np.intp)
         self.x_test = x_test
         self.y_test = None if y_test is None else np.asarray(y_test, dtype=np.intp)
-        self.optimizer = SGD(lr, momentum)
+        self.optimizer = SGD(lr, momentum, nesterov, weight_decay)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
-        self.augment = augment
+        self.augment = augment  # kinds of engine/data/augment.py, e.g. ("shift", "rotate")
+        # a learning-rate schedule (see schedule_lr) sets lr before every step; None keeps lr
+        self.schedule = schedule
         self.snapshot_interval = snapshot_interval
         self.on_step: Callable[[StepReport], None] | None = None
         self.on_snapshot: Callable[[Snapshot], None] | None = None
@@ -184,6 +161,15 @@ class Trainer:
     def momentum(self, value: float) -> None:
         self.optimizer.momentum = float(value)
 
+    @property
+    def augment(self) -> tuple[str, ...]:
+        return self.augmenter.kinds
+
+    @augment.setter
+    def augment(self, kinds) -> None:
+        """Kinds as a tuple or "shift,rotate"; True means shifts only, False or "none" none."""
+        self.augmenter = Augmenter(parse_kinds(kinds))
+
     # ---- the loop ----------------------------------------------------------------------
     def _new_epoch(self) -> None:
         self.order = self.rng.permutation(len(self.x_train))
@@ -198,6 +184,8 @@ class Trainer:
         finite or the loss exploded (mean above LOSS_LIMIT)."""
         if self.cursor >= len(self.order):  # an epoch end that was interrupted
             self.end_epoch()
+        if self.schedule is not None:
+            self.lr = schedule_lr(self.schedule, self.epoch + self.cursor / len(self.order))
         bs = self.batch_size if batch_size is None else int(batch_size)
         idx = self.order[self.cursor:self.cursor + bs]
         n = len(idx)
@@ -207,7 +195,7 @@ class Trainer:
             fused = None
         images = None if fused is not None and not self.augment else self.x_train[idx]
         if self.augment:
-            images = shift_images(images, self.rng)
+            images = self.augmenter(images, self.rng)
         labels = self.y_train[idx]
         try:
             if fused is not None:
@@ -392,6 +380,9 @@ class Trainer:
                 "epoch_loss_sum": self.epoch_loss_sum, "epoch_correct": self.epoch_correct,
                 "epoch_seen": self.epoch_seen,
                 "rng": copy.deepcopy(self.rng.bit_generator.state),
+                "nesterov": self.optimizer.nesterov,
+                "weight_decay": self.optimizer.weight_decay, "augment": list(self.augment),
+                **({"lr_schedule": dict(self.schedule)} if self.schedule else {}),
             },
         }
 
@@ -410,3 +401,8 @@ class Trainer:
         if hyperparameters:
             self.lr, self.momentum = meta["lr"], meta["momentum"]
             self.batch_size = int(meta["batch_size"])
+            opt = self.optimizer
+            opt.nesterov = bool(meta.get("nesterov", opt.nesterov))
+            opt.weight_decay = float(meta.get("weight_decay", opt.weight_decay))
+            self.augment = meta.get("augment", self.augment)
+            self.schedule = meta.get("lr_schedule", self.schedule)

@@ -141,6 +141,62 @@ def test_learning_rate_schedules_follow_their_formulas():
     assert schedule_lr(cosine, 3) == 0.05 and schedule_lr(cosine, 5) == pytest.approx(0.025)
 
 
+def test_onecycle_rises_to_its_peak_then_falls_to_almost_zero():
+    s = {"name": "onecycle", "base_lr": 0.1, "start_epoch": 2, "epochs": 10}
+    assert schedule_lr(s, 2) == pytest.approx(0.1 / 25)  # the start: peak / 25
+    assert schedule_lr(s, 2 + 1.5) == pytest.approx(0.004 + 0.096 * 0.5)  # half way up
+    assert schedule_lr(s, 5) == pytest.approx(0.1)  # the peak, 30% of the way
+    assert schedule_lr(s, 5 + 3.5) == pytest.approx(0.1 / 2, rel=1e-4)  # half way down
+    assert schedule_lr(s, 12) == pytest.approx(0.1 / 25 / 1e4)  # the end
+    assert schedule_lr(s, 40) == schedule_lr(s, 12)
+    lrs = [schedule_lr(s, 2 + t / 10) for t in range(101)]
+    assert lrs.index(max(lrs)) == 30 and bool(np.all(np.diff(lrs[30:]) <= 0))
+
+
+def test_a_onecycle_trainer_sets_lr_before_every_step():
+    s = {"name": "onecycle", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}
+    trainer = seed_trainer(40, batch_size=10, momentum=0.9, schedule=s)
+    lrs = [trainer.step().lr for _ in range(8)]  # 4 steps an epoch: epoch 0, 0.25, ... 1.75
+    assert lrs == [pytest.approx(schedule_lr(s, t / 4)) for t in range(8)]
+
+
+def test_a_nesterov_step_by_hand():
+    """lr 0.1, momentum 0.9, w = 1, v = 0.5 (from a step before), g = 2:
+    v = 0.9 * 0.5 - 0.1 * 2 = 0.25; w += 0.9 * 0.25 - 0.1 * 2 = 0.025 -> 1.025."""
+    w = {"w": np.array([1.0])}
+    opt = SGD(lr=0.1, momentum=0.9, nesterov=True)
+    opt.load_state({"w": np.array([0.5])})
+    opt.step(w, {"w": np.array([2.0])})
+    assert opt.state()["w"][0] == pytest.approx(0.25)
+    assert w["w"][0] == pytest.approx(1.025)
+
+
+def test_a_weight_decay_step_by_hand():
+    """g = grad + decay * w: lr 0.1, decay 0.01, w = 2, grad = 0.5 -> w = 2 - 0.1 * 0.52."""
+    w = {"w": np.array([2.0, -4.0])}
+    grad = np.array([0.5, 0.0])
+    SGD(lr=0.1, weight_decay=0.01).step(w, {"w": grad})
+    np.testing.assert_allclose(w["w"], [2 - 0.1 * 0.52, -4 + 0.1 * 0.04], rtol=1e-15)
+    assert grad.tolist() == [0.5, 0.0]  # the layer's gradient is left as it was
+    w = {"w": np.array([2.0])}
+    opt = SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
+    opt.step(w, {"w": np.array([0.5])})  # v = -0.052; w += 0.9 * v - 0.052
+    assert w["w"][0] == pytest.approx(2 - 0.9 * 0.052 - 0.052)
+
+
+def test_the_fused_update_applies_nesterov_and_weight_decay():
+    a = seed_trainer(40, dtype=F64, lr=0.05, batch_size=8, momentum=0.9, nesterov=True,
+                     weight_decay=1e-3)
+    assert a.model.fused is not None
+    b = seed_trainer(40, dtype=F64, lr=0.05, batch_size=8, momentum=0.9, nesterov=True,
+                     weight_decay=1e-3)
+    b.model.fused = None  # the layers' pass and the per-weight update
+    for _ in range(6):
+        assert a.step().loss == pytest.approx(b.step().loss, rel=1e-10)
+    for k, w in a.model.params().items():
+        np.testing.assert_allclose(w, b.model.params()[k], rtol=1e-10, atol=1e-12)
+
+
 def test_momentum_follows_its_formula():
     w = {"w": np.array([1.0, -2.0])}
     opt = SGD(lr=0.1, momentum=0.9)
