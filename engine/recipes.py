@@ -31,7 +31,7 @@ RECIPES = {
     "lenet": {"filters": 16, "epochs": 8, "lr": 0.05, "lr_schedule": "cosine",
               "batch_size": 32, "momentum": 0.9, "nesterov": False, "weight_decay": 0.0,
               "augment": ("shift",)},
-    "best": {"filters": 16, "epochs": 12, "lr": 0.1, "lr_schedule": "onecycle",
+    "best": {"filters": 16, "epochs": 18, "lr": 0.05, "lr_schedule": "onecycle",
              "batch_size": 32, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
              "augment": ("shift", "rotate", "scale", "shear", "elastic")},
 }
