@@ -167,3 +167,21 @@ def test_a_model_file_with_bad_recipe_settings_is_refused(capsys, tmp_path, meta
         np.savez(f, **arrays)
     code, _, err = call(capsys, "train", "--resume", path)
     assert code == 1 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_predict_with_the_shipped_best_weights(capsys, tmp_path):
+    """Ten embedded test digits (never trained on) saved as black-on-white PNGs, as a
+    person would draw them: the best weights read all of them."""
+    from PIL import Image
+
+    from convscope.engine.data.datasets import ASSETS, load_dataset
+    mini = load_dataset("mini", progress=False)
+    files = []
+    for i in range(10):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(255 - mini.x_test[i]).resize((112, 112)).save(path)
+        files.append(path)
+    code, out, _ = call(capsys, "predict", "--model", ASSETS / "best.npz", *files, "--json")
+    assert code == 0
+    predicted = [p["predicted"] for p in json.loads(out.splitlines()[-1])["predictions"]]
+    assert predicted == mini.y_test[:10].tolist()
