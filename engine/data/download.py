@@ -11,9 +11,11 @@ module data (tests replace them) or arguments.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
+import socket
 import sys
 import threading
 import time
@@ -96,6 +98,13 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
+def _offline(error: BaseException) -> bool:
+    """True for the errors of a computer without a network: no name lookup, no route."""
+    reason = getattr(error, "reason", error)
+    return isinstance(reason, socket.gaierror) or (
+        isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH))
+
+
 def _fetch(url: str, tmp: Path, md5: str, progress: bool, timeout: float,
            max_bytes: int, deadline: float) -> None:
     """Write ``url`` to ``tmp``; raise if the transfer breaks off, grows past ``max_bytes``,
@@ -146,7 +155,7 @@ def download_file(filename: str, md5: str, mirrors, folder, progress: bool = Tru
     dest = folder / filename
     _remove_stale_parts(folder, filename)
     tmp = folder / f".{filename}.{os.getpid()}.{threading.get_ident()}.part"
-    errors = []
+    errors, offline = [], True
     for base in mirrors:
         url = base.rstrip("/") + "/" + filename
         try:
@@ -155,8 +164,12 @@ def download_file(filename: str, md5: str, mirrors, folder, progress: bool = Tru
             return dest
         except FETCH_ERRORS as e:
             errors.append(f"{url}: {_reason(e)}")
+            offline = offline and _offline(e)
         finally:
             tmp.unlink(missing_ok=True)
+    if offline and errors:  # one plain sentence, not every mirror's error
+        raise DataError(f"cannot download {filename}: this computer seems to be offline "
+                        f"(no download server could be reached)")
     raise DataError(f"could not download {filename} into {folder}: " + "; ".join(errors))
 
 

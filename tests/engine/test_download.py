@@ -186,3 +186,10 @@ def test_load_dataset_fashion_downloads_when_not_installed(tmp_path, server, mon
     assert ds.class_names[0] == "T-shirt/top" and ds.class_names[9] == "Ankle boot"
     assert len(ds.x_train) == 30 and len(ds.y_test) == 12
     assert _listing(tmp_path / "cache" / "fashion") == sorted(FILES)
+
+
+def test_offline_is_said_in_one_plain_sentence(tmp_path):
+    with pytest.raises(DataError) as info:  # .invalid names never resolve (RFC 2606)
+        _fetch(tmp_path, ["http://mirror-one.invalid/", "https://mirror-two.invalid/"])
+    message = str(info.value)
+    assert "seems to be offline" in message and "invalid" not in message and "\n" not in message
