@@ -88,10 +88,12 @@ class ProbsPanel(QWidget):
         self.chart.set_bars(self.logits, probs, colors)
         name = self.class_names[pred]
         verdict = ""
+        guess = guessing(float(probs[pred]), len(probs))
         if label is not None:
             ok = pred == label
-            color = theme.good if ok else theme.bad
-            mark = "✓ right" if ok else f"✗ true class {self.class_names[label]}"
+            color = theme.muted if guess else theme.good if ok else theme.bad
+            mark = ("right by chance" if ok else f"true class {self.class_names[label]}") \
+                if guess else "✓ right" if ok else f"✗ true class {self.class_names[label]}"
             verdict = f"&nbsp;&nbsp;<span style='color:{color}'>{mark}</span>"
         text = _headline(name, probs[pred], verdict)
         if text != self.headline.text():
@@ -109,7 +111,18 @@ class ProbsPanel(QWidget):
         self._draw()
 
 
+def guessing(p: float, classes: int = CLASSES) -> bool:
+    """True when the top probability is under twice chance (20% of ten classes): the
+    network is guessing, whatever class it picks."""
+    return p < 2.0 / max(1, classes)
+
+
+def confidence_words(p: float, classes: int = CLASSES) -> str:
+    """ "87% sure", or "guessing (13%)" near chance level."""
+    return f"guessing ({p:.0%})" if guessing(p, classes) else f"{p:.0%} sure"
+
+
 def _headline(name: str, p: float, verdict: str = "") -> str:
     """Whole percents, like the bars: the label is repainted only when the number changes."""
     return (f"<span style='font-size:15pt; font-weight:600'>{name}</span>"
-            f"&nbsp;&nbsp;{p:.0%} sure{verdict}")
+            f"&nbsp;&nbsp;{confidence_words(p)}{verdict}")

@@ -29,3 +29,22 @@ def test_the_texts_explain_the_hard_parts(qtbot):
     qtbot.addWidget(dialog)
     dialog.show_text("Timeline", panel_help.text_of("Timeline"))
     assert "best state" in dialog.text.toPlainText() and dialog.isVisible()
+
+
+def test_a_prediction_near_chance_is_called_guessing(qtbot):
+    import numpy as np
+
+    from convscope.visualizer.probs import ProbsPanel, confidence_words
+
+    assert confidence_words(0.13) == "guessing (13%)" and confidence_words(0.87) == "87% sure"
+    from convscope.visualizer.theme import LIGHT
+
+    panel = ProbsPanel()
+    qtbot.addWidget(panel)
+    panel.apply_theme(LIGHT)
+    panel.set_classes([str(k) for k in range(10)])
+    probs = np.full(10, 0.0966, np.float32)
+    probs[6] = 0.13
+    panel.set_output(np.log(probs), probs, 6)
+    text = panel.headline.text()
+    assert "guessing (13%)" in text and "right by chance" in text and "✓" not in text
