@@ -107,6 +107,11 @@ class FiltersPanel(QWidget):
             view.sections[0].set_maps(kernel_maps(w), (-s, s))
             set_scale(bar, s)
 
+    def reset_scales(self) -> None:
+        """A new run: the colour scales start again from its own weights."""
+        for _, _, _, scale in self.rows:
+            scale.reset()
+
     def _on_mouse(self, pos) -> None:
         for key, view, _, _ in self.rows:
             hit = view.pixel_at(pos)

@@ -74,6 +74,10 @@ class TemplatesPanel(QWidget):
         self.class_names = list(names)
         self._signature = None
 
+    def reset_scales(self) -> None:
+        """A new run: the colour scale starts again from its own weights."""
+        self.scale.reset()
+
     def set_weights(self, params: dict, trace: dict | None) -> None:
         dense = [k for k in params if k.startswith("dense") and k.endswith(".W")]
         if not dense:

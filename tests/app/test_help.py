@@ -48,3 +48,4 @@ def test_a_prediction_near_chance_is_called_guessing(qtbot):
     panel.set_output(np.log(probs), probs, 6)
     text = panel.headline.text()
     assert "guessing (13%)" in text and "right by chance" in text and "✓" not in text
+

@@ -275,3 +275,25 @@ def test_the_rate_is_an_average_over_seconds_not_one_flush():
         rates.append(meter.add(t, seen))
     assert all(5_000 < r < 7_000 for r in rates[70:])
     assert meter.add(t + 0.03, 10) == 0.0  # went back (a resume): starts again
+
+
+def test_a_new_run_resets_the_colour_scales(qtbot):
+    import numpy as np
+
+    from convscope.visualizer.filters import FiltersPanel
+    from convscope.visualizer.templates import TemplatesPanel
+
+    filters, templates = FiltersPanel(), TemplatesPanel()
+    for panel in (filters, templates):
+        qtbot.addWidget(panel)
+    big = {"conv1.W": np.full((3, 3, 1, 8), 5.0), "dense1.W": np.full((1352, 10), 5.0)}
+    small = {k: v / 100 for k, v in big.items()}
+    filters.set_weights(big)
+    templates.set_weights(big, None)
+    filters.set_weights(small)
+    assert filters.rows[0][3].value > 1  # decays slowly on its own
+    filters.reset_scales()
+    templates.reset_scales()
+    filters.set_weights(small)
+    templates.set_weights(small, None)
+    assert filters.rows[0][3].value == templates.scale.value == 0.05
