@@ -126,6 +126,32 @@ def _render_svg(path: str, widget) -> bool:
     return painter.end() and os.path.getsize(path) > 0
 
 
+@contextmanager
+def clipped_to_view(view):
+    """Curves held inside their plot's frame while an SVG is written (pyqtgraph's SVG exporter
+    does not clip, so a zoomed plot's lines ran outside the frame); restored afterwards."""
+    saved = []
+    for item in view.scene().items():
+        if not isinstance(item, pg.PlotDataItem) or item.xData is None or not len(item.xData):
+            continue
+        vb = item.getViewBox()
+        if vb is None:
+            continue
+        (x0, x1), (y0, y1) = vb.viewRange()
+        log_x, log_y = item.opts.get("logMode", (False, False))
+        if log_x:
+            x0, x1 = 10.0 ** x0, 10.0 ** x1
+        if log_y:
+            y0, y1 = 10.0 ** y0, 10.0 ** y1
+        saved.append((item, item.xData, item.yData))
+        item.setData(np.clip(item.xData, x0, x1), np.clip(item.yData, y0, y1))
+    try:
+        yield
+    finally:
+        for item, x, y in saved:
+            item.setData(x, y)
+
+
 def export_panel(path, widget) -> None:
     """Save a panel as .png (pyqtgraph's ImageExporter, or the widget's rendering when it is
     made of several views) or .svg (pyqtgraph's SVGExporter)."""
@@ -148,7 +174,11 @@ def export_panel(path, widget) -> None:
             exporter = exporter_class(view.scene())
             if kind == ".png":  # at least the on-screen size, in whole pixels
                 exporter.parameters()["width"] = max(int(view.width()), 1)
-            ok = exporter.export(tmp) is not False and os.path.getsize(tmp) > 0
+                ok = exporter.export(tmp) is not False
+            else:
+                with clipped_to_view(view):
+                    ok = exporter.export(tmp) is not False
+            ok = ok and os.path.getsize(tmp) > 0
         if not ok:
             raise ExportError(f"cannot write {path}")
 
@@ -159,7 +189,8 @@ class Exports(QObject):
     pyqtgraph supports it). The main window supplies three callables returning plain data:
     ``panels() -> {title: QWidget}``, ``history() -> {name: (x, y)}`` (see
     ``history_series``) and ``run_settings() -> dict``; ``reveal(title)``, if given, brings a
-    hidden panel on screen (laid out at its real size) before it is exported."""
+    hidden panel on screen (laid out at its real size) before it is exported and returns a
+    function that puts the window back as it was (the tab shown stays the user's)."""
     exported = pyqtSignal(str)  # path
     error = pyqtSignal(str)
 
@@ -229,6 +260,11 @@ class Exports(QObject):
         name = "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-") + kind
         path = path or self._ask(f"Export {title}", name,
                                  "PNG images (*.png)" if kind == ".png" else "SVG images (*.svg)")
+        undo = None
         if path and self.reveal is not None and not widget.isVisible():
-            self.reveal(title)
-        return self._run(path, lambda p: export_panel(p, widget))
+            undo = self.reveal(title)
+        try:
+            return self._run(path, lambda p: export_panel(p, widget))
+        finally:
+            if callable(undo):
+                undo()

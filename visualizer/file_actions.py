@@ -115,17 +115,26 @@ class FileActions(QObject):
         return {name: widget for name, widget in self.window.panels.items()
                 if name != "Controls"}
 
-    def _reveal(self, title: str) -> None:
-        """Show a panel's dock or tab so it is laid out at its real size."""
+    def _reveal(self, title: str):
+        """Show a panel's dock or tab so it is laid out at its real size; returns what puts
+        the window back as it was."""
         w = self.window
         widget = w.panels[title]
-        if title in w.docks:
-            w.docks[title].show()
+        tab, dock = w.tabs.currentIndex(), w.docks.get(title)
+        hidden = dock is not None and not dock.isVisible()
+        if dock is not None:
+            dock.show()
         for i in range(w.tabs.count()):
             page = w.tabs.widget(i)
             if page is widget or page.isAncestorOf(widget):
                 w.tabs.setCurrentIndex(i)
         QApplication.processEvents()
+
+        def undo() -> None:
+            w.tabs.setCurrentIndex(tab)
+            if hidden:
+                dock.hide()
+        return undo
 
     def _history(self) -> dict:
         return history_series({"loss": self.window.loss_panel,

@@ -187,3 +187,27 @@ def test_painted_panel_as_svg_keeps_its_text_and_bars(tmp_path, widgets):
     text = " ".join(t.text or "" for t in root.iter() if t.tag.endswith("text"))
     assert "softmax probability" in text and f"{probs[2]:.0%}" in text
     assert len([e for e in root.iter() if e.tag.endswith(("rect", "path", "polygon"))]) > 20
+
+
+def test_svg_export_keeps_a_zoomed_curve_inside_the_frame(tmp_path, widgets):
+    from convscope.visualizer.export import clipped_to_view
+
+    panel = plot_panel(widgets)
+    panel.setYRange(-0.5, 0.5, padding=0)  # the sine runs out of the frame
+    curve = panel.getPlotItem().listDataItems()[0]
+    before = curve.yData.copy()
+    with clipped_to_view(panel):
+        assert curve.yData.min() >= -0.5 and curve.yData.max() <= 0.5
+    np.testing.assert_array_equal(curve.yData, before)  # given back as it was
+    export_panel(tmp_path / "zoomed.svg", panel)
+    np.testing.assert_array_equal(curve.yData, before)
+
+
+def test_exporting_a_hidden_panel_leaves_the_tab_shown(tmp_path, window):
+    window.show()
+    names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    window.tabs.setCurrentIndex(names.index("Inspector"))
+    exports = window.file_actions.exports
+    assert exports.export_panel("Timeline", ".png", str(tmp_path / "timeline.png"))
+    assert (tmp_path / "timeline.png").stat().st_size > 0
+    assert window.tabs.tabText(window.tabs.currentIndex()) == "Inspector"
