@@ -68,8 +68,8 @@ def open_window():
     tabs = window.tabs
     tabs.setCurrentIndex(next(i for i in range(tabs.count())  # the draw tab
                               if tabs.widget(i) is panel or tabs.widget(i).isAncestorOf(panel)))
-    window.worker.submit("speed", 0)
-    window.worker.submit("train")
+    window.worker.set_speed(0)
+    window.worker.train()
     if not wait_until(lambda: panel.model is not None and window.running, 30):
         raise SystemExit("training did not start")
     return window, panel

@@ -94,7 +94,7 @@ class LiveApp:
 
         from convscope.visualizer.app import make_app, wait_until
         from convscope.visualizer.main_window import MainWindow
-        from convscope.visualizer.worker import Hyper
+        from convscope.visualizer.messages import Hyper
 
         self.app, self.wait_until = make_app(), wait_until
         self.window = w = MainWindow(hyper=Hyper(lr=lr, batch_size=batch), theme="dark")
@@ -118,11 +118,11 @@ class LiveApp:
 
     def train(self, seconds: float) -> dict:
         w, wait = self.window, self.wait_until
-        w.worker.submit("train")
+        w.worker.train()
         wait(lambda: w.running, 30)
         # the headless rounds ran on this thread: do not let the window's time budget count
         # them as its own painting
-        w.busy, w._tick = 0.0, (time.perf_counter(), time.thread_time())
+        w.governor.restart()
         wait(lambda: False, 0.5)  # warm up
         self.gaps.clear()
         self.painted.clear()
@@ -137,7 +137,7 @@ class LiveApp:
         rate = (trainer.samples_seen - s0) / elapsed
         busy = (time.thread_time() - cpu0) / elapsed
         self.probe.stop()
-        w.worker.submit("pause")
+        w.worker.pause()
         wait(lambda: not w.running, 30)
         late = [max(0.0, 1000 * g - PROBE_MS) for g in self.gaps[1:]]  # the first is a start
         paints = {k: (v - paints0[k]) / elapsed for k, v in self.paints.counts.items()}
@@ -146,7 +146,7 @@ class LiveApp:
 
     def close_while_training(self) -> tuple[float, bool]:
         w = self.window
-        w.worker.submit("train")
+        w.worker.train()
         self.wait_until(lambda: w.running, 30)
         self.wait_until(lambda: False, 0.5)
         t0 = time.perf_counter()

@@ -53,7 +53,7 @@ def live(epochs: int, batch: int, max_seconds: float, dataset: str = "mini") -> 
 
     from convscope.visualizer.app import make_app, wait_until
     from convscope.visualizer.main_window import MainWindow
-    from convscope.visualizer.worker import Hyper, RunSettings
+    from convscope.visualizer.messages import Hyper, RunSettings
 
     app = make_app()
     start_rss = status_mb("VmRSS")

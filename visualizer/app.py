@@ -95,7 +95,7 @@ def _fill_tab(window, name: str) -> None:
     """Give the shown tab something to show: the inspector one traced sample, the evaluation
     view a finished evaluation (the timeline refreshes itself when shown)."""
     if name == "Inspector":
-        window.worker.submit("step_samples", 1)
+        window.worker.step_samples(1)
         wait_until(lambda: window.inspector.step_trace is not None, 60)
     elif name.startswith("Draw"):
         _draw_a_two(window.draw_panel.canvas)
@@ -140,17 +140,16 @@ def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
             return 1
         window.set_probe_index(probe)
         if steps > 0:
-            window.worker.submit("steps", int(steps))
+            window.worker.steps(int(steps))
         if not wait_until(lambda: window.latest is not None
                           and window.latest.step >= steps
                           and window.status.values.get("step", 0) >= steps
-                          and all(window._painted.get(n) is window.latest
-                                  for n in window._painters()), 600):
+                          and window.shows(window.latest), 600):
             print("training did not reach the requested step", file=sys.stderr)
             return 1
         done = []  # a test evaluation of the final weights, for the curves and status bar
-        window.worker.evaluated.connect(done.append)
-        window.worker.submit("evaluate")
+        window.evaluated.connect(done.append)
+        window.worker.evaluate()
         wait_until(lambda: bool(done), 60)
         if tab is not None:  # chosen after training: the panels in view had to paint first
             window.tabs.setCurrentIndex(match[0])

@@ -25,7 +25,7 @@ from PyQt5.QtWidgets import (
 
 from convscope.engine.net.model import PRESETS
 from convscope.visualizer.limits import LimitHints
-from convscope.visualizer.worker import Hyper, RunSettings
+from convscope.visualizer.messages import Hyper, RunSettings
 
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 0]  # steps per second; 0 = as fast as possible
 DATASETS = [("mini", "mini MNIST (embedded, 9k + 1k)"),

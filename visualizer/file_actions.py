@@ -3,9 +3,9 @@
 ``attach(window)`` adds the Evaluation tab and File > Open model, Open recent, Save model,
 Save model as, Export; ``persist(window)`` (the real launch only, never tests) restores and
 saves what the app remembers between launches. Both use only the window's public pieces and
-the worker's commands: ``save_state`` (answered by ``state_ready`` with a copy taken between
-two steps) and ``load`` (a validated model file becomes the training model). The GUI thread
-never touches the live model.
+signals and the worker's commands: ``save_state()`` (answered by the window's ``state_ready``
+with a copy taken between two steps) and ``load()`` (a validated model file becomes the
+training model). The GUI thread never touches the live model.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from PyQt5.QtWidgets import QApplication
 
 from convscope.visualizer.evaluation import EvaluationView
 from convscope.visualizer.export import Exports, history_series
+from convscope.visualizer.messages import Hyper, RunSettings
 from convscope.visualizer.model_files import ModelFiles
 from convscope.visualizer.settings import Settings
-from convscope.visualizer.worker import Hyper, RunSettings
 
 
 class FileActions(QObject):
@@ -34,10 +34,10 @@ class FileActions(QObject):
         self.exports = Exports(window, self.settings, self._panels, self._history,
                                self._run_settings, self._reveal)
 
-        window.worker.state_ready.connect(self._on_state_ready)
+        window.state_ready.connect(self._on_state_ready)
         window.run_started.connect(self._on_run_started)
         window.snapshot_shown.connect(lambda snap: self.evaluation.note_step(snap.step))
-        window.worker.epoch_ended.connect(self._on_epoch)
+        window.epoch_ended.connect(self._on_epoch)
         self.evaluation.probe_requested.connect(
             lambda index, image, label: window.set_probe_index(index))
         self.evaluation.error.connect(window.show_error)
@@ -87,7 +87,7 @@ class FileActions(QObject):
     # ---- model files -------------------------------------------------------------------
     def _request_state(self, callback) -> None:
         self._waiting.append(callback)
-        self.window.worker.submit("save_state")
+        self.window.worker.save_state()
 
     def _on_state_ready(self, run) -> None:
         if self._waiting:
@@ -103,9 +103,9 @@ class FileActions(QObject):
             c.lr_spin.setValue(hyper["lr"])
             c.batch_spin.setValue(hyper["batch_size"])
             c.momentum_spin.setValue(hyper["momentum"])
-            w.worker.submit("hyper", Hyper(**hyper))
+            w.worker.set_hyper(Hyper(**hyper))
         self._opening = loaded.trainer_state
-        w.worker.submit("load", RunSettings(**loaded.run_settings()), loaded)
+        w.worker.load(RunSettings(**loaded.run_settings()), loaded)
         step = (loaded.trainer_state or {}).get("meta", {}).get("step")
         at = "" if step is None else f" (step {step:,})"
         w.status.showMessage(f"Opened {os.path.basename(loaded.path)}{at}", 8000)

@@ -1,7 +1,8 @@
 """Dark and light themes: the Qt palette, pyqtgraph colours and the colour maps panels share.
 
 A panel that wants to follow theme changes implements ``apply_theme(theme: Theme)``; the main
-window calls it once when the panel is added and again on every change.
+window calls it once when the panel is added and again on every change. ``stylesheet`` is the
+main window's style sheet for a theme.
 """
 from __future__ import annotations
 
@@ -112,3 +113,26 @@ def colormap(name: str) -> pg.ColorMap:
 
 def gray_map(theme: Theme) -> pg.ColorMap:
     return pg.ColorMap([0.0, 1.0], [QColor(theme.gray[0]), QColor(theme.gray[1])])
+
+
+def stylesheet(theme: Theme) -> str:
+    """The main window's style sheet: the Train button, banner, docks and group boxes."""
+    warn = "#c98a00" if not theme.dark else "#f0b429"
+    return f"""
+    QPushButton#train {{ background: {theme.accent}; color: white; font-weight: 600;
+        border: none; border-radius: 4px; padding: 6px; font-size: 11pt; }}
+    QPushButton#train:hover {{ background: {theme.curve2}; }}
+    QPushButton#train[running="true"] {{ background: {warn}; color: #1b1b1b; }}
+    QLabel#hover {{ color: {theme.muted}; font-size: 8pt; }}
+    QLabel#pending {{ color: {warn}; font-weight: 600; }}
+    QLabel#headline {{ color: {theme.text}; }}
+    QFrame#banner {{ background: {theme.bad}; }}
+    QFrame#banner QLabel {{ color: white; font-weight: 600; }}
+    QDockWidget {{ font-weight: 600; }}
+    QDockWidget::title {{ padding: 3px 6px; background: {theme.window}; }}
+    QGroupBox {{ font-weight: 600; border: 1px solid {theme.muted}; border-radius: 4px;
+        margin-top: 8px; padding-top: 4px; }}
+    QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 3px; }}
+    QGroupBox QLabel, QGroupBox QCheckBox {{ font-weight: normal; }}
+    QStatusBar QLabel {{ color: {theme.text}; }}
+    """

@@ -25,7 +25,7 @@ def window(qtbot, tmp_path, monkeypatch):
     from PyQt5.QtCore import QCoreApplication, QEvent
 
     from convscope.visualizer.main_window import MainWindow
-    from convscope.visualizer.worker import Hyper
+    from convscope.visualizer.messages import Hyper
 
     monkeypatch.setenv("CONVSCOPE_SETTINGS", str(tmp_path / "window.ini"))
     w = MainWindow(hyper=Hyper(lr=0.01, batch_size=8, momentum=0.9), theme="light")
@@ -48,7 +48,7 @@ def run_steps(qtbot):
     def run(window, n: int) -> list[float]:
         start = window.latest.step
         window.progress_seen.clear()
-        window.worker.submit("steps", n)
+        window.worker.steps(n)
         qtbot.waitUntil(lambda: window.latest is not None and window.latest.step == start + n,
                         timeout=30000)
         losses = {int(s): float(v) for b in window.progress_seen

@@ -9,8 +9,8 @@ import pytest
 from PyQt5.QtGui import QColor, QImage
 from PyQt5.QtWidgets import QLabel
 
-from convscope.visualizer.main_window import MainWindow, finite_snapshot
-from convscope.visualizer.worker import Hyper
+from convscope.visualizer.main_window import MainWindow
+from convscope.visualizer.messages import Hyper, finite_snapshot
 
 TIMEOUT = 20_000  # ms
 
@@ -56,7 +56,7 @@ def wait_painted(qtbot, window, step: int) -> None:
     def done():
         snap = window.latest
         return (snap is not None and snap.step == step
-                and all(window._painted.get(n) is snap for n in window._painters()))
+                and window.shows(snap))
     qtbot.waitUntil(done, timeout=TIMEOUT)
 
 
@@ -146,7 +146,7 @@ def test_each_panel_shows_real_content_after_200_steps(qtbot, window):
     theme = window.theme
     with qtbot.waitSignal(window.worker.snapshot, timeout=TIMEOUT,
                           check_params_cb=lambda s: s.step == 200):
-        window.worker.submit("steps", 200)
+        window.worker.steps(200)
     wait_painted(qtbot, window, 200)
     qtbot.waitUntil(lambda: window.status.values.get("step") == 200, timeout=TIMEOUT)
     window._repaint()  # the curves take the last points on the next tick
@@ -191,7 +191,7 @@ def test_divergence_shows_a_banner_and_never_nan(qtbot, window):
     with qtbot.waitSignal(window.worker.error, timeout=TIMEOUT):
         c.train_button.click()
     qtbot.waitUntil(lambda: window.banner.isVisible() and not window.running, timeout=TIMEOUT)
-    assert "lower the learning rate" in window.banner_label.text()
+    assert "lower the learning rate" in window.banner.label.text()
     snap = window.latest
     for key, value in snap.probe_trace.items():
         if isinstance(value, np.ndarray) and value.dtype.kind == "f":
@@ -222,7 +222,7 @@ def test_themes_and_added_panels(qtbot, window):
     assert window.tabs.tabText(window.tabs.count() - 1) == "Extra"
     dock = window.add_panel("Extra dock", QLabel("extra dock"), "left", tab_with="Controls")
     assert dock.isVisible() is False or dock.isVisibleTo(window) is not None
-    assert "Extra dock" in [a.text() for a in window.panels_menu.actions()]
+    assert "Extra dock" in [a.text() for a in window.menus.panels_menu.actions()]
     with pytest.raises(ValueError):
         window.add_panel("Bad", QLabel(), "middle")
 
@@ -309,7 +309,7 @@ def test_while_training_every_tick_paints_and_the_weights_ten_times_a_second(qtb
     thread is idle) while the weight panels repaint at most every SLOW_INTERVAL."""
     import dataclasses
 
-    import convscope.visualizer.main_window as mw
+    import convscope.visualizer.repaint as mw
 
     window.show()
     qtbot.waitExposed(window)

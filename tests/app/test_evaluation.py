@@ -16,7 +16,7 @@ from convscope.engine.net.train import Trainer, evaluate
 from convscope.engine.tools.metrics import confusion_matrix, per_class_accuracy
 from convscope.visualizer import evaluation
 from convscope.visualizer.evaluation import EvaluationView, evaluate_weights
-from convscope.visualizer.worker import RunSettings
+from convscope.visualizer.messages import RunSettings
 
 SHORT = ["T-shirt", "Trouser", "Pullove", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
          "Ankle"]  # the Fashion-MNIST names where space is tight

@@ -333,9 +333,9 @@ def test_right_arrow_steps_one_sample_and_the_inspector_shows_it(window, qtbot):
     with qtbot.waitSignal(window.worker.state_changed, timeout=30000) as paused:
         qtbot.keyClick(window.focusWidget(), Qt.Key_Space)
     assert started.args == [True] and paused.args == [False]
-    shortcuts = {window.train_action.shortcut().toString(),
-                 window.step_sample_action.shortcut().toString(),
-                 window.step_batch_action.shortcut().toString()}
+    shortcuts = {window.menus.train_action.shortcut().toString(),
+                 window.menus.step_sample_action.shortcut().toString(),
+                 window.menus.step_batch_action.shortcut().toString()}
     assert shortcuts == {"Space", "Right", "Shift+Right"}
     menus = {m.text().replace("&", ""): [a.text() for a in m.menu().actions()]
              for m in window.menuBar().actions()}
@@ -400,7 +400,7 @@ def test_the_inspector_opens_in_its_own_window_and_goes_back(window, qtbot):
     ins.window_button.click()
     assert ins.isWindow() and ins.isVisible()
     with qtbot.waitSignal(window.worker.traced, timeout=30000):
-        window.step_sample_action.trigger()
+        window.menus.step_sample_action.trigger()
     qtbot.waitUntil(lambda: ins.step_trace is not None and ins.step_trace.step == 1)
     ins.close()  # closing the window puts it back in its tab
     assert not ins.isWindow()
@@ -420,12 +420,12 @@ def test_the_inspector_tab_shows_several_stages_at_once_at_1600x1000(window, qtb
     window.resize(1600, 1000)
     window.show()
     qtbot.waitExposed(window)
-    qtbot.waitUntil(lambda: bool(window._default_state))  # the first layout has settled
+    qtbot.waitUntil(lambda: bool(window.dock_layout.default_state))  # the first layout has settled
     loss_before = window.docks["Loss"].height()
     window.tabs.setCurrentIndex([window.tabs.tabText(i) for i in
                                  range(window.tabs.count())].index("Inspector"))
     with qtbot.waitSignal(window.worker.traced, timeout=30000):
-        window.worker.submit("step_samples", 1)
+        window.worker.step_samples(1)
     ins = window.inspector
     qtbot.waitUntil(lambda: ins.step_trace is not None and bool(ins.cards))
     qtbot.wait(200)  # the deferred fit to the tab's width

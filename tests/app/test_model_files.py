@@ -214,7 +214,7 @@ def test_window_refuses_a_bad_file_and_keeps_training_the_same_model(qtbot, wind
         assert not files.open_path(_crafted(tmp_path, kind))
     assert len(dialog_errors) == 4
     with qtbot.waitSignal(w.worker.snapshot, timeout=10000) as blocker:
-        w.worker.submit("probe_test", 1)  # any command that sends a fresh snapshot
+        w.worker.probe_test(1)  # any command that sends a fresh snapshot
     now = blocker.args[0]
     assert started == [] and now.step == before.step == 5
     for k, v in before.params.items():

@@ -40,7 +40,7 @@ from convscope.engine.files.checkpoint import save_model
 from convscope.engine.net.model import Model, build_config
 from convscope.visualizer import dialogs
 from convscope.visualizer.main_window import MainWindow
-from convscope.visualizer.worker import Hyper, RunSettings
+from convscope.visualizer.messages import Hyper, RunSettings
 
 SEED = int(os.environ.get("CONVSCOPE_MONKEY_SEED", "20240607"))
 ACTIONS = 520
@@ -265,7 +265,7 @@ class Monkey:
         self.log.append("open or save a model file")
 
     def inspect(self):
-        self.w.worker.submit("step_samples", 1)
+        self.w.worker.step_samples(1)
         self.qtbot.wait(self.rng.randint(0, 40))
         if self.w.inspector.gradcheck_button.isEnabled():
             self.log.append("gradient check")
@@ -330,11 +330,11 @@ def test_random_actions_leave_the_app_working(qtbot, tmp_path, monkeypatch, file
             c.lr_spin.setValue(0.01)
             c.batch_spin.setValue(8)
             c.momentum_spin.setValue(0.0)
-            window.worker.submit("pause")
+            window.worker.pause()
             with qtbot.waitSignal(window.run_started, timeout=TIMEOUT):
                 window.reset(RunSettings())
             qtbot.waitUntil(lambda: window.latest is not None, timeout=TIMEOUT)
-            window.worker.submit("steps", 20)
+            window.worker.steps(20)
             qtbot.waitUntil(lambda: window.latest is not None and window.latest.step == 20,
                             timeout=TIMEOUT)
             assert np.isfinite(window.latest.params["dense1.W"]).all()

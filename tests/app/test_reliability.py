@@ -27,8 +27,8 @@ from convscope.engine.net.model import Model, build_config
 from convscope.engine.net.train import LOSS_LIMIT, DivergenceError, Trainer
 from convscope.visualizer.file_actions import launch_options, persist
 from convscope.visualizer.main_window import MainWindow
+from convscope.visualizer.messages import Hyper, RunSettings
 from convscope.visualizer.settings import Settings
-from convscope.visualizer.worker import Hyper, RunSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 30_000  # ms
@@ -108,21 +108,21 @@ def test_window_divergence_pauses_goes_back_explains_and_recovers(qtbot, window)
     assert one_line(message) and "diverged" in message
     assert "lower the learning rate" in message and "went back to step 0" in message
     qtbot.waitUntil(lambda: not window.running and window.banner.isVisible(), timeout=TIMEOUT)
-    assert window.banner_label.text() == message
+    assert window.banner.label.text() == message
     qtbot.waitUntil(lambda: window.latest.step == 0, timeout=TIMEOUT)  # the last good state
     snap = window.latest
     assert all_finite(snap.params.values()) and all_finite(snap.probe_trace.values())
     (branch,) = window.worker.timeline.branches()  # the blow-up stays visible as a branch
     assert branch.fork_step == 0 and np.isfinite(branch.losses).all()
-    window._force_repaint()
+    window.force_repaint()
     window._repaint()  # every panel paints the restored state (a NaN would warn: an error)
-    assert all(window._painted.get(name) is snap for name in window._painters())
+    assert window.shows(snap)
     for panel in (window.loss_panel, window.accuracy_panel):
         assert all(np.isfinite(h.y).all() for h in panel.histories.values())
     c.lr_spin.setValue(0.005)  # what the message advises: training goes on
     errors = []
     window.worker.error.connect(errors.append)
-    window.worker.submit("steps", 100)
+    window.worker.steps(100)
     qtbot.waitUntil(lambda: window.latest.step == 100, timeout=TIMEOUT)
     assert errors == []
     assert window.loss_panel.histories["raw"].y.max() < 10
@@ -295,7 +295,7 @@ def test_launch_with_a_saved_dataset_that_went_bad_falls_back_to_mini(qtbot, tmp
         qtbot.waitUntil(lambda: w.info is not None, timeout=TIMEOUT)
         assert w.info.dataset == "mini" and w.controls.settings().dataset == "mini"
         qtbot.waitUntil(lambda: not w.banner.isHidden(), timeout=TIMEOUT)
-        assert "not-mnist" in w.banner_label.text() and "mini" in w.banner_label.text()
+        assert "not-mnist" in w.banner.label.text() and "mini" in w.banner.label.text()
     finally:
         close_window(w)
 
@@ -351,7 +351,7 @@ def test_a_model_file_whose_dataset_is_gone_opens_on_mini(qtbot, window, tmp_pat
     np.testing.assert_array_equal(window.latest.params["conv1.W"], model.params()["conv1.W"])
     assert window.info.dataset == "mini"
     qtbot.waitUntil(lambda: not window.banner.isHidden(), timeout=TIMEOUT)
-    assert "gone" in window.banner_label.text() and one_line(window.banner_label.text())
+    assert "gone" in window.banner.label.text() and one_line(window.banner.label.text())
 
 
 def test_an_image_that_is_not_an_image_is_refused(qtbot, window, tmp_path):
@@ -362,7 +362,7 @@ def test_an_image_that_is_not_an_image_is_refused(qtbot, window, tmp_path):
     assert panel.open_image(str(fake)) is False
     assert one_line(panel.error_label.text()) and "digit.png" in panel.error_label.text()
     assert not panel.error_label.isHidden()
-    window.worker.submit("steps", 1)
+    window.worker.steps(1)
     qtbot.waitUntil(lambda: window.latest.step == 1, timeout=TIMEOUT)
     np.testing.assert_allclose(window.latest.probe_trace["input"][0],
                                probe_before / 255 - 0.5, atol=1e-6)
@@ -478,7 +478,7 @@ def test_closing_during_a_gradient_check_stops_it(qtbot):
     w = new_window(qtbot, settings=RunSettings(preset="lenet"))
     w.inspector.gradcheck_budget = math.inf  # every entry: far longer than closing may take
     with qtbot.waitSignal(w.worker.traced, timeout=TIMEOUT):
-        w.worker.submit("step_samples", 1)
+        w.worker.step_samples(1)
     qtbot.waitUntil(lambda: w.inspector.gradcheck_button.isEnabled(), timeout=TIMEOUT)
     w.inspector.gradcheck_button.click()
     qtbot.waitUntil(lambda: w.inspector.pool.activeThreadCount() == 1, timeout=TIMEOUT)
@@ -528,7 +528,7 @@ DRIVER = textwrap.dedent("""
     from PyQt5.QtCore import QTimer
     from convscope.visualizer.app import make_app
     from convscope.visualizer.main_window import MainWindow
-    from convscope.visualizer.worker import RunSettings
+    from convscope.visualizer.messages import RunSettings
     app = make_app()
 
     def busy(*_):
@@ -542,7 +542,7 @@ DRIVER = textwrap.dedent("""
         w = windows[0]
         if work == "train":
             w.worker.progress.connect(busy)
-            w.worker.submit("train")
+            w.worker.train()
         else:
             w.worker.loading.connect(busy)
             w.reset(RunSettings(dataset="mnist"))

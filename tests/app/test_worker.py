@@ -1,4 +1,4 @@
-"""The training worker on its QThread, driven through its command queue and signals.
+"""The training worker on its QThread, driven through its command methods and signals.
 
 Pure helpers first (histories, mosaics, colour scales), then the worker itself on the embedded
 data. Every wait is a signal or a condition (waitSignal / waitUntil), never a sleep.
@@ -8,10 +8,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from convscope.visualizer.commands import start_worker, stop_worker
 from convscope.visualizer.filters import StableScale, kernel_maps
 from convscope.visualizer.history import History, RateMeter, alpha_for, ema
+from convscope.visualizer.messages import Hyper, RunSettings
 from convscope.visualizer.mosaic import locate, tile
-from convscope.visualizer.worker import Hyper, RunSettings, TrainWorker, start_worker, stop_worker
+from convscope.visualizer.worker import TrainWorker
 
 TIMEOUT = 20_000  # ms
 
@@ -83,8 +85,8 @@ def worker(qtbot):
     w.seen = seen
     with qtbot.waitSignal(w.run_started, timeout=TIMEOUT):
         thread = start_worker(w)
-        w.submit("probe_test", 3)
-        w.submit("reset", RunSettings(seed=7))
+        w.probe_test(3)
+        w.reset(RunSettings(seed=7))
     try:
         qtbot.waitUntil(lambda: bool(seen["snapshots"]), timeout=TIMEOUT)
         yield w
@@ -104,24 +106,24 @@ def losses(worker) -> np.ndarray:
 
 def test_train_then_pause_stops_at_the_next_sample(qtbot, worker):
     with qtbot.waitSignal(worker.state_changed, timeout=TIMEOUT) as started:
-        worker.submit("train")
+        worker.train()
     assert started.args == [True]
     qtbot.waitUntil(lambda: last_snapshot(worker).step >= 30, timeout=TIMEOUT)
     with qtbot.waitSignal(worker.state_changed, timeout=TIMEOUT) as paused:
-        worker.submit("pause")
+        worker.pause()
     assert paused.args == [False]
     step = worker.trainer.step_count
     assert last_snapshot(worker).step == step  # pausing shows exactly the paused state
     assert int(worker.seen["progress"][-1].step[-1]) == step  # every step was reported
     with qtbot.waitSignal(worker.snapshot, timeout=TIMEOUT):
-        worker.submit("step_samples", 1)
+        worker.step_samples(1)
     assert last_snapshot(worker).step == step + 1  # nothing ran while paused
 
 
 def test_step_one_sample_advances_by_one_and_changes_the_weights(qtbot, worker):
     before = last_snapshot(worker)
     with qtbot.waitSignal(worker.progress, timeout=TIMEOUT) as blocker:
-        worker.submit("step_samples", 1)
+        worker.step_samples(1)
     report = blocker.args[0]
     assert list(report.step) == [before.step + 1] and list(report.batch) == [1]
     qtbot.waitUntil(lambda: last_snapshot(worker).step == before.step + 1, timeout=TIMEOUT)
@@ -132,18 +134,18 @@ def test_step_one_sample_advances_by_one_and_changes_the_weights(qtbot, worker):
 
 
 def test_step_one_batch_advances_by_the_batch_size(qtbot, worker):
-    worker.submit("hyper", Hyper(lr=0.01, batch_size=16, momentum=0.0))
+    worker.set_hyper(Hyper(lr=0.01, batch_size=16, momentum=0.0))
     with qtbot.waitSignal(worker.progress, timeout=TIMEOUT) as blocker:
-        worker.submit("step_batch")
+        worker.step_batch()
     report = blocker.args[0]
     assert list(report.step) == [1] and list(report.samples) == [16]
     assert list(report.batch) == [16]
 
 
 def test_step_one_epoch_ends_with_a_test_evaluation(qtbot, worker):
-    worker.submit("hyper", Hyper(lr=0.05, batch_size=500, momentum=0.0))
+    worker.set_hyper(Hyper(lr=0.05, batch_size=500, momentum=0.0))
     with qtbot.waitSignal(worker.epoch_ended, timeout=TIMEOUT) as blocker:
-        worker.submit("step_epoch")
+        worker.step_epoch()
     report = blocker.args[0]
     assert report.epoch == 1 and report.step == 18  # 9,000 samples in batches of 500
     assert 0.0 <= report.test_accuracy <= 1.0 and np.isfinite(report.test_loss)
@@ -153,16 +155,16 @@ def test_reset_with_the_same_seed_repeats_the_same_losses(qtbot, worker):
     def first_losses():
         worker.seen["progress"].clear()
         with qtbot.waitSignal(worker.snapshot, timeout=TIMEOUT):
-            worker.submit("steps", 25)
+            worker.steps(25)
         qtbot.waitUntil(lambda: len(losses(worker)) == 25, timeout=TIMEOUT)
         return losses(worker).copy()
 
     a = first_losses()
     with qtbot.waitSignal(worker.run_started, timeout=TIMEOUT):
-        worker.submit("reset", RunSettings(seed=7))
+        worker.reset(RunSettings(seed=7))
     b = first_losses()
     with qtbot.waitSignal(worker.run_started, timeout=TIMEOUT):
-        worker.submit("reset", RunSettings(seed=8))
+        worker.reset(RunSettings(seed=8))
     c = first_losses()
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
@@ -174,11 +176,11 @@ def test_hyperparameters_apply_at_the_next_step(qtbot, worker):
     def first_update(lr):
         with qtbot.waitSignal(worker.snapshot, timeout=TIMEOUT,
                               check_params_cb=lambda snap: snap.step == 0) as start:
-            worker.submit("reset", RunSettings(seed=7))
-        worker.submit("hyper", Hyper(lr=lr, batch_size=4, momentum=0.0))
+            worker.reset(RunSettings(seed=7))
+        worker.set_hyper(Hyper(lr=lr, batch_size=4, momentum=0.0))
         with qtbot.waitSignals([worker.progress, worker.snapshot], timeout=TIMEOUT,
                                check_params_cbs=[None, lambda snap: snap.step == 1]) as done:
-            worker.submit("step_batch")
+            worker.step_batch()
         report = next(e.args[0] for e in done.all_signals_and_args
                       if e.signal_name.startswith("progress"))
         assert report.lr == pytest.approx(lr) and list(report.batch) == [4]
@@ -186,16 +188,16 @@ def test_hyperparameters_apply_at_the_next_step(qtbot, worker):
 
     small, large = first_update(0.01), first_update(0.02)
     np.testing.assert_allclose(large, 2 * small, rtol=1e-3, atol=1e-7)
-    worker.submit("hyper", Hyper(lr=0.03, batch_size=8, momentum=0.9))
+    worker.set_hyper(Hyper(lr=0.03, batch_size=8, momentum=0.9))
     with qtbot.waitSignal(worker.progress, timeout=TIMEOUT):
-        worker.submit("step_batch")
+        worker.step_batch()
     t = worker.trainer  # idle now: safe to read
     assert (t.lr, t.batch_size, t.momentum) == (pytest.approx(0.03), 8, pytest.approx(0.9))
 
 
 def test_architecture_choices_apply_on_reset(qtbot, worker):
     with qtbot.waitSignal(worker.run_started, timeout=TIMEOUT) as blocker:
-        worker.submit("reset", RunSettings(preset="deep", filters=4, pool="avg", relu=True))
+        worker.reset(RunSettings(preset="deep", filters=4, pool="avg", relu=True))
     info = blocker.args[0]
     assert info.config["preset"] == "deep" and info.config["pool"] == "avg"
     qtbot.waitUntil(lambda: "conv2.W" in last_snapshot(worker).params, timeout=TIMEOUT)
@@ -206,9 +208,9 @@ def test_architecture_choices_apply_on_reset(qtbot, worker):
 
 
 def test_divergence_pauses_and_keeps_finite_weights(qtbot, worker):
-    worker.submit("hyper", Hyper(lr=10.0, batch_size=8, momentum=0.0))
+    worker.set_hyper(Hyper(lr=10.0, batch_size=8, momentum=0.0))
     with qtbot.waitSignal(worker.error, timeout=TIMEOUT) as blocker:
-        worker.submit("train")
+        worker.train()
     assert "diverged" in blocker.args[0] and "lower the learning rate" in blocker.args[0]
     qtbot.waitUntil(lambda: worker.seen["states"][-1] is False, timeout=TIMEOUT)
     snap = last_snapshot(worker)
@@ -219,34 +221,34 @@ def test_divergence_pauses_and_keeps_finite_weights(qtbot, worker):
 
 def test_a_bad_dataset_is_reported_and_the_run_is_kept(qtbot, worker, tmp_path):
     with qtbot.waitSignal(worker.error, timeout=TIMEOUT) as blocker:
-        worker.submit("reset", RunSettings(dataset=str(tmp_path)))
+        worker.reset(RunSettings(dataset=str(tmp_path)))
     assert str(tmp_path) in blocker.args[0]
     with qtbot.waitSignal(worker.progress, timeout=TIMEOUT):  # the old run still trains
-        worker.submit("step_samples", 1)
+        worker.step_samples(1)
 
 
 def test_stopping_mid_training_ends_the_thread(qtbot):
     w = TrainWorker(hyper=Hyper(batch_size=32))
     with qtbot.waitSignal(w.run_started, timeout=TIMEOUT):
         thread = start_worker(w)
-        w.submit("reset", RunSettings())
+        w.reset(RunSettings())
     with qtbot.waitSignal(w.progress, timeout=TIMEOUT):
-        w.submit("train")
+        w.train()
     with qtbot.waitSignal(thread.finished, timeout=3000):
         assert stop_worker(w, thread, timeout_ms=3000)
     assert not thread.isRunning()
 
 
 def test_test_evaluations_keep_up_within_an_epoch(qtbot, worker, monkeypatch):
-    import convscope.visualizer.worker as worker_module
-    monkeypatch.setattr(worker_module, "EVAL_INTERVAL", 0.0)
-    monkeypatch.setattr(worker_module, "EVAL_SHARE", 1.0)  # evaluate after every step
-    worker._next_eval = 0.0
+    import convscope.visualizer.reports as reports_module
+    monkeypatch.setattr(reports_module, "EVAL_INTERVAL", 0.0)
+    monkeypatch.setattr(reports_module, "EVAL_SHARE", 1.0)  # evaluate after every step
+    worker._evals.next_at = 0.0
     reports = []
     worker.evaluated.connect(reports.append)
-    worker.submit("train")
+    worker.train()
     qtbot.waitUntil(lambda: len(reports) >= 2, timeout=TIMEOUT)
-    worker.submit("pause")
+    worker.pause()
     qtbot.waitUntil(lambda: worker.seen["states"][-1] is False, timeout=TIMEOUT)
     assert all(0 < r.samples < 9_000 for r in reports)  # within the first epoch
     assert reports[0].samples < reports[1].samples

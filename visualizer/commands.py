@@ -1,0 +1,81 @@
+"""How the GUI drives the worker: its thread (``start_worker``, ``stop_worker``) and its
+command queue, thread-safe, read by the worker between two training steps.
+
+A command is a method of the worker and its arguments, queued by any thread and called on the
+worker thread. An urgent command (pause, reset, stop ...) makes a long step or evaluation give
+up between two of its chunks: ``urgent_waiting()`` is what those chunks ask.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+from PyQt5.QtCore import QThread
+
+
+class CommandQueue:
+    def __init__(self):
+        self._items: queue.SimpleQueue = queue.SimpleQueue()  # (method, args, urgent)
+        self._urgent = 0  # urgent commands queued and not taken yet
+        self._lock = threading.Lock()
+
+    def put(self, method, *args, urgent: bool = False) -> None:
+        """Queue ``method(*args)`` for the worker thread."""
+        if urgent:
+            with self._lock:
+                self._urgent += 1
+        self._items.put((method, args, urgent))
+
+    def take(self, timeout: float = 0.0):
+        """(method, args) of the next command, waiting up to ``timeout`` seconds; None when
+        there is none."""
+        try:
+            if timeout > 0:
+                method, args, urgent = self._items.get(timeout=timeout)
+            elif self._items.empty():
+                return None
+            else:
+                method, args, urgent = self._items.get_nowait()
+        except queue.Empty:
+            return None
+        if urgent:
+            with self._lock:
+                self._urgent = max(0, self._urgent - 1)
+        return method, args
+
+    def urgent_waiting(self) -> bool:
+        return self._urgent > 0
+
+    def holds(self, method) -> bool:
+        """Is a call of ``method`` queued? (looks without losing or reordering anything)"""
+        if self._items.empty():
+            return False
+        kept = []
+        while True:
+            try:
+                kept.append(self._items.get_nowait())
+            except queue.Empty:
+                break
+        for item in kept:
+            self._items.put(item)
+        return any(item[0] == method for item in kept)
+
+
+def start_worker(worker, parent=None) -> QThread:
+    """Move ``worker`` to a new QThread running its loop, and start it."""
+    thread = QThread(parent)
+    thread.setObjectName("training")
+    worker.moveToThread(thread)
+    thread.started.connect(worker.run)
+    thread.start()
+    return thread
+
+
+def stop_worker(worker, thread: QThread, timeout_ms: int = 3000) -> bool:
+    """Ask the loop to end at the next sample, then join the thread. True when it ended."""
+    worker.stop()
+    thread.requestInterruption()
+    thread.quit()
+    return thread.wait(timeout_ms)
+
+

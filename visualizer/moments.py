@@ -1,0 +1,67 @@
+"""Timeline moments in the main window: a past state of the network shown in every view but
+the curves (which mark it), and resuming training from one.
+
+Showing a moment pauses training and says so in the status bar; going live gives the status
+bar its own state back. Resuming restarts the curves at that step (the Timeline keeps both
+runs).
+"""
+from __future__ import annotations
+
+from convscope.visualizer.messages import finite_snapshot
+
+
+class Moments:
+    def __init__(self, window):
+        self.window = window
+        self.snapshot = None  # the past Snapshot shown instead of the live one, or None
+        self._live_state: str | None = None  # the status bar's state while a moment is shown
+
+    def show(self, snapshot) -> None:
+        """Paint a past moment from the Timeline (pausing training), or None: live."""
+        w = self.window
+        if snapshot is not None and w.running:
+            w.worker.pause()
+        self.snapshot = None if snapshot is None else finite_snapshot(snapshot)
+        samples = None if snapshot is None else self._samples_at(snapshot.step)
+        for panel in (w.loss_panel, w.accuracy_panel):
+            panel.set_marker(samples)
+        if snapshot is not None:  # every panel but the curves shows that moment: say so
+            if self._live_state is None:
+                self._live_state = w.status.values.get("state", "")
+            w.status.set_values(state=f"showing step {snapshot.step:,} from the Timeline")
+        elif self._live_state is not None:
+            w.status.set_values(state=self._live_state)
+            self._live_state = None
+        w.force_repaint()
+
+    def set_live_state(self, state: str) -> None:
+        """The live run's state ("training", "paused"), shown unless a moment is."""
+        if self._live_state is not None:  # a Timeline moment is shown: its text stays
+            self._live_state = state
+        else:
+            self.window.status.values["state"] = state
+
+    def _samples_at(self, step: int) -> int | None:
+        try:
+            return int(self.window.timeline_panel.timeline.state_at(step)["meta"]["samples_seen"])
+        except (LookupError, ValueError):
+            return None
+
+    def resume(self, step: int, lr: float) -> None:
+        """Continue from the Timeline's snapshot at ``step`` with learning rate ``lr``."""
+        w = self.window
+        w.controls.lr_spin.setValue(lr)  # reaches the worker before the resume
+        w.worker.resume(step)
+        w.loss_panel.clear()  # the curves restart there; the Timeline shows both runs
+        w.accuracy_panel.clear()
+
+    def resumed(self, step: int) -> None:
+        """Training went back to ``step`` (a Timeline resume, or after a divergence): the
+        curves restart there (the Timeline shows both runs) and the live state is shown."""
+        w = self.window
+        w.loss_panel.clear()
+        w.accuracy_panel.clear()
+        for stale in ("samples", "train", "epoch_progress"):  # back with the next step
+            w.status.values.pop(stale, None)
+        w.status.set_values(step=step)
+        self.show(None)

@@ -1,0 +1,108 @@
+"""What the worker does on a Reset, apart from Qt: load a dataset aside (so a stop request is
+still honoured during a long download) and build the Trainer of a run."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from convscope.engine.net.model import Model, build_config
+from convscope.engine.net.train import Trainer
+from convscope.visualizer.messages import Hyper, RunSettings
+from convscope.visualizer.model_files import restore_position
+
+# the Timeline keeps about this many training states (at most TIMELINE_MAX_BYTES): the seed
+# net at batch 1 fills it within its first two epochs, and memory stays flat from then on
+TIMELINE_STATES = 128
+TIMELINE_MAX_BYTES = 64 * 2**20
+
+
+def load_aside(loader, spec: str, give_up):
+    """``loader(spec)`` on a thread of its own; ``give_up()`` is asked every 50 ms and, when
+    true, raises InterruptedError (the loading thread is left to end by itself)."""
+    if loader is None:
+        from convscope.engine.data.datasets import load_dataset
+        loader = load_dataset
+    result: dict = {}
+
+    def target():
+        try:
+            result["data"] = loader(spec)
+        except BaseException as e:  # re-raised below, on the calling thread
+            result["error"] = e
+
+    loading = threading.Thread(target=target, name="dataset-loader", daemon=True)
+    loading.start()
+    while loading.is_alive():
+        loading.join(0.05)
+        if give_up():
+            raise InterruptedError("closing")
+    if "error" in result:
+        raise result["error"]
+    return result["data"]
+
+
+def build_trainer(settings: RunSettings, data, hyper: Hyper, loaded=None,
+                  snapshot_interval: float = 1 / 30) -> tuple[Trainer, dict, str | None]:
+    """(trainer, config, note): new weights from ``settings``, or the weights and position of
+    ``loaded`` (a ``model_files.LoadedModel``; ``note`` says what of it could not be used)."""
+    if loaded is None:
+        config = build_config(settings.preset, settings.filters, settings.pool, settings.relu)
+        model = Model(config, settings.seed)
+    else:
+        model, config = loaded.model, loaded.model.config
+    for layer in model.layers:  # Trainer.probe_trace needs gradients to exist before step 1
+        for k, v in layer.params.items():
+            layer.grads.setdefault(k, np.zeros_like(v))
+    trainer = Trainer(model, data.x_train, data.y_train, data.x_test, data.y_test,
+                      lr=hyper.lr, batch_size=clamp_batch(hyper.batch_size, len(data.x_train)),
+                      momentum=hyper.momentum, seed=settings.seed,
+                      snapshot_interval=snapshot_interval)
+    note = None if loaded is None else restore_position(trainer, loaded.trainer_state)
+    return trainer, config, note
+
+
+def probe_digit(trainer: Trainer | None, probe: tuple | None):
+    """(image uint8 (28, 28), label or None) of ``probe``: ("image", image, label) or ("test",
+    index into the test split); None when there is nothing to trace."""
+    if trainer is None or probe is None:
+        return None
+    if probe[0] == "test":
+        if trainer.x_test is None or not len(trainer.x_test):
+            return None
+        index = min(max(int(probe[1]), 0), len(trainer.x_test) - 1)
+        image, label = trainer.x_test[index], trainer.y_test[index]
+    else:
+        image, label = probe[1], probe[2]
+    image = np.ascontiguousarray(image, dtype=np.uint8).reshape(28, 28)
+    return image, None if label is None else int(label)
+
+
+def divergence_message(error, lr: float, back_to: int | None, kept: bool = False) -> str:
+    """What to tell after a divergence at learning rate ``lr``: training went back to step
+    ``back_to``, or nowhere (None: no step yet, or ``kept``: no earlier state to go back to)."""
+    what = str(error).split("; try")[0]
+    advice = (f"lower the learning rate (try {min(lr / 10, 0.01):g}), then Train, "
+              f"or Reset for new weights.")
+    if kept:
+        return f"Training diverged: {what}. The weights were left as they were; {advice}"
+    if back_to is None:
+        return f"Training diverged: {what}; {advice}"
+    return (f"Training diverged: {what}. Paused and went back to step {back_to:,}, the last "
+            f"finite state kept before it; {advice}")
+
+
+def clamp_batch(batch_size: int, n_train: int) -> int:
+    return max(1, min(int(batch_size), n_train))
+
+
+def timeline_bytes(model: Model) -> int:
+    """What the Timeline may keep for this model: about TIMELINE_STATES states of it."""
+    weights = sum(w.nbytes for w in model.params().values())
+    return min(TIMELINE_MAX_BYTES, max(2**21, TIMELINE_STATES * weights))
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
