@@ -277,7 +277,7 @@ def summary(r: dict) -> list[str]:
                      f"{max(r['load_average'])}); the app's two threads lose more to them than "
                      f"the headless one (compare the range of rounds).")
     if not r["targets_met"][">= 25 panel repaints/s"]:
-        from convscope.visualizer.main_window import BUSY_BUDGET
+        from convscope.visualizer.repaint import BUSY_BUDGET
 
         lines.append("")
         cost = 1000 * r["gui_busy"] / max(r["repaints_per_s"]["snapshot"], 0.1)
