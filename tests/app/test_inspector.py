@@ -138,35 +138,35 @@ def test_layouts_map_cells_to_elements_and_back():
 @pytest.mark.parametrize("preset", ["seed", "deep", "lenet"])
 @pytest.mark.parametrize("pool", ["max", "avg", "min"])
 def test_gradient_check_button_passes_for_every_preset_and_pooling(qtbot, view, preset, pool):
-    view.gradcheck_entries = 8 if preset == "lenet" else 20  # a sample, to keep this quick
+    view.gradcheck.entries = 8 if preset == "lenet" else 20  # a sample, to keep this quick
     view.set_step(traced_step(trainer_for(preset, pool)))
-    with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
-        view.gradcheck_button.click()
+    with qtbot.waitSignal(view.gradcheck.finished, timeout=30000) as blocker:
+        view.gradcheck.button.click()
     report = blocker.args[0]
     assert report["passed"], report["layers"]
-    table = view.gradcheck_table
+    table = view.gradcheck.table
     assert table.rowCount() == len(report["layers"]) >= 2
     assert all(table.item(r, 2).text().endswith("pass") for r in range(table.rowCount()))
-    assert "passed" in view.gradcheck_status.text()
+    assert "passed" in view.gradcheck.status.text()
 
 
 def test_gradient_check_is_shown_failing_when_a_gradient_is_corrupted(qtbot, view):
-    view.gradcheck_entries = 20
+    view.gradcheck.entries = 20
     view.set_step(traced_step(trainer_for()))
 
     def corrupt(grads):
         grads["conv1.W"] = grads["conv1.W"] * 1.01  # a 1% bug in the filter gradient
         return grads
 
-    view.grad_hook = corrupt
-    with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
-        view.gradcheck_button.click()
+    view.gradcheck.grad_hook = corrupt
+    with qtbot.waitSignal(view.gradcheck.finished, timeout=30000) as blocker:
+        view.gradcheck.button.click()
     report = blocker.args[0]
     assert not report["passed"] and report["layers"]["conv1"] > 1e-3
-    rows = {view.gradcheck_table.item(r, 0).text(): view.gradcheck_table.item(r, 2).text()
-            for r in range(view.gradcheck_table.rowCount())}
+    rows = {view.gradcheck.table.item(r, 0).text(): view.gradcheck.table.item(r, 2).text()
+            for r in range(view.gradcheck.table.rowCount())}
     assert rows["conv1"].endswith("FAIL") and rows["dense1"].endswith("pass")
-    assert "FAILED" in view.gradcheck_status.text()
+    assert "FAILED" in view.gradcheck.status.text()
 
 
 # the inspector's size in the main window at 1280x800, 1600x1000 and 1920x1080, and the
@@ -210,17 +210,18 @@ def test_the_stages_fit_without_a_horizontal_scroll_bar(qtbot, view, size, prese
 def test_the_check_of_the_seed_net_takes_every_entry_and_shows_progress(qtbot, view):
     fit(qtbot, view, SIZES["1600x1000"])
     seen = []
-    with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
-        view.gradcheck_button.click()
-        assert view.gradcheck_button.text().startswith("Stop")
-        view._running.signals.progress.connect(lambda done, total: seen.append((done, total)))
+    with qtbot.waitSignal(view.gradcheck.finished, timeout=30000) as blocker:
+        view.gradcheck.button.click()
+        assert view.gradcheck.button.text().startswith("Stop")
+        progress = view.gradcheck._running.signals.progress
+        progress.connect(lambda done, total: seen.append((done, total)))
     report = blocker.args[0]
     assert report["passed"]
     assert all(v["checked"] == v["size"] for v in report["params"].values())
-    assert "Every entry checked, 13,602 of 13,602" in view.gradcheck_status.text()
+    assert "Every entry checked, 13,602 of 13,602" in view.gradcheck.status.text()
     assert seen[-1] == (13602, 13602) and seen == sorted(seen)
-    assert view.gradcheck_button.text() == "Gradient check this sample"
-    table = view.gradcheck_table
+    assert view.gradcheck.button.text() == "Gradient check this sample"
+    table = view.gradcheck.table
     header, margin = table.horizontalHeader(), table.style().pixelMetric(QStyle.PM_HeaderMargin)
     for col in range(table.columnCount()):  # no header cut short
         text = table.horizontalHeaderItem(col).text()
@@ -228,32 +229,32 @@ def test_the_check_of_the_seed_net_takes_every_entry_and_shows_progress(qtbot, v
 
 
 def test_a_check_above_the_budget_is_sampled_and_says_so(qtbot, view):
-    view.gradcheck_budget = 2e8
+    view.gradcheck.budget = 2e8
     view.set_step(traced_step(trainer_for("lenet")))
-    with qtbot.waitSignal(view.gradcheck_finished, timeout=30000) as blocker:
-        view.gradcheck_button.click()
+    with qtbot.waitSignal(view.gradcheck.finished, timeout=30000) as blocker:
+        view.gradcheck.button.click()
     report = blocker.args[0]
     n = affordable_entries(view.model, 2e8)
     assert report["passed"] and max(v["checked"] for v in report["params"].values()) == n
     checked = sum(v["checked"] for v in report["params"].values())
     assert f"A random sample checked, {checked:,} of 215,370 entries, at most {n:,} per " \
-        "weight" in view.gradcheck_status.text()
-    assert "over the bound of 2.0e8" in view.gradcheck_status.text()
+        "weight" in view.gradcheck.status.text()
+    assert "over the bound of 2.0e8" in view.gradcheck.status.text()
 
 
 def test_clicking_again_stops_the_gradient_check(qtbot, view):
-    view.gradcheck_budget = math.inf  # every entry of lenet: most of a minute
+    view.gradcheck.budget = math.inf  # every entry of lenet: most of a minute
     view.set_step(traced_step(trainer_for("lenet")))
     finished, seen = [], []
-    view.gradcheck_finished.connect(finished.append)
-    view.gradcheck_button.click()
-    view._running.signals.progress.connect(lambda done, total: seen.append(done))
+    view.gradcheck.finished.connect(finished.append)
+    view.gradcheck.button.click()
+    view.gradcheck._running.signals.progress.connect(lambda done, total: seen.append(done))
     qtbot.waitUntil(lambda: bool(seen), timeout=30000)
-    view.gradcheck_button.click()
-    qtbot.waitUntil(lambda: view.gradcheck_button.text() == "Gradient check this sample")
-    assert view.pool.activeThreadCount() == 0 and view.gradcheck_button.isEnabled()
-    assert "stopped" in view.gradcheck_status.text()
-    assert not finished and view.gradcheck_report is None
+    view.gradcheck.button.click()
+    qtbot.waitUntil(lambda: view.gradcheck.button.text() == "Gradient check this sample")
+    assert view.gradcheck.pool.activeThreadCount() == 0 and view.gradcheck.button.isEnabled()
+    assert "stopped" in view.gradcheck.status.text()
+    assert not finished and view.gradcheck.report is None
 
 
 def test_timeline_panel_scrubs_and_resumes_exactly_or_forks(qtbot):

@@ -267,9 +267,9 @@ class Monkey:
     def inspect(self):
         self.w.worker.step_samples(1)
         self.qtbot.wait(self.rng.randint(0, 40))
-        if self.w.inspector.gradcheck_button.isEnabled():
+        if self.w.inspector.gradcheck.button.isEnabled():
             self.log.append("gradient check")
-            self.w.inspector.gradcheck_button.click()
+            self.w.inspector.gradcheck.button.click()
 
     def train_then_reset(self):
         self.log.append("train, then reset while training")
@@ -302,7 +302,7 @@ def test_random_actions_leave_the_app_working(qtbot, tmp_path, monkeypatch, file
     window.worker.error.connect(worker_errors.append)
     window.file_actions.evaluation.error.connect(eval_errors.append)
     window.draw_panel.error.connect(other_errors.append)
-    window.inspector.gradcheck_finished.connect(gradchecks.append)
+    window.inspector.gradcheck.finished.connect(gradchecks.append)
     rng = random.Random(SEED)
     monkey = Monkey(window, qtbot, rng)
     try:

@@ -476,16 +476,16 @@ def test_closing_while_evaluating_cancels_the_evaluation(qtbot, monkeypatch):
 
 def test_closing_during_a_gradient_check_stops_it(qtbot):
     w = new_window(qtbot, settings=RunSettings(preset="lenet"))
-    w.inspector.gradcheck_budget = math.inf  # every entry: far longer than closing may take
+    w.inspector.gradcheck.budget = math.inf  # every entry: far longer than closing may take
     with qtbot.waitSignal(w.worker.traced, timeout=TIMEOUT):
         w.worker.step_samples(1)
-    qtbot.waitUntil(lambda: w.inspector.gradcheck_button.isEnabled(), timeout=TIMEOUT)
-    w.inspector.gradcheck_button.click()
-    qtbot.waitUntil(lambda: w.inspector.pool.activeThreadCount() == 1, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: w.inspector.gradcheck.button.isEnabled(), timeout=TIMEOUT)
+    w.inspector.gradcheck.button.click()
+    qtbot.waitUntil(lambda: w.inspector.gradcheck.pool.activeThreadCount() == 1, timeout=TIMEOUT)
     w.close()
     try:
-        assert w.inspector.pool.activeThreadCount() == 0
-        assert w.inspector.gradcheck_report is None  # stopped, not finished
+        assert w.inspector.gradcheck.pool.activeThreadCount() == 0
+        assert w.inspector.gradcheck.report is None  # stopped, not finished
     finally:
         close_window(w)
 
