@@ -1,12 +1,16 @@
 """Draw a digit and see how the network reads it.
 
 A self-contained panel: the canvas, the 28x28 image the network receives, the class
-probabilities with the top class and its confidence, and a saliency overlay for a chosen
-class. It classifies with a private copy of a model given through ``set_model`` (a Model, a
-trainer Snapshot or a params dict), in the GUI thread: one 28x28 image costs tens of
-microseconds. Classification runs at the end of every stroke and at most ~30 times a second
-while a stroke grows. ``probe_changed`` carries the settled drawing (uint8 (28, 28), or None
-when the canvas is empty) so a main window can make it the probe digit.
+probabilities (the app's one bar chart, ``prob_chart.ProbChart``) with the top class and its
+confidence, and a saliency overlay for a chosen class (these views in ``draw_views.py``).
+
+It classifies with a private copy of a model given through ``set_model`` (a Model, a trainer
+Snapshot or a params dict), in the GUI thread: one 28x28 image costs tens of microseconds.
+While a stroke grows it classifies at most ~30 times a second; a settled drawing (a finished
+stroke, a test digit, an image file) is classified once, with its full forward and backward
+trace (``trace``, as ``Trainer.probe_trace`` makes it) so that a main window can show it in its
+other views without classifying it again. ``probe_changed`` carries the settled drawing (uint8
+(28, 28), or None when the canvas is empty) so a main window can make it the probe digit.
 """
 from __future__ import annotations
 
@@ -14,16 +18,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PyQt5.QtCore import QRectF, QSize, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QFont, QFontMetricsF, QImage, QPainter, QPalette
+from PyQt5.QtCore import QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
-    QBoxLayout,
-    QComboBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -35,119 +35,16 @@ from convscope.engine.net.model import Model, prepare_input
 from convscope.engine.tools.saliency import saliency
 from convscope.visualizer import dialogs
 from convscope.visualizer.canvas import DrawCanvas
+from convscope.visualizer.draw_views import InputViews, Verdict, percent
+from convscope.visualizer.prob_chart import ProbChart, bar_colours
+from convscope.visualizer.probs import short_name
 
 DIGITS = [str(d) for d in range(10)]
 MIN_INTERVAL = 1 / 30  # seconds between classifications while a stroke grows
 VIEW_SIDE = 4 * 28  # the 28x28 views, 4 screen pixels per input pixel
+CHART_HEIGHT = 200  # the probability bars
+CHART_WIDTH = 2 * VIEW_SIDE + 6  # at least: as wide as the two views below them
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"
-
-
-def saliency_rgb(digit: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """The input dimmed to grey with the gradient over it: red where brightening a pixel
-    raises the class score, blue where it lowers it; opacity follows |gradient|.
-
-    digit: uint8 (28, 28); grad: float (28, 28) -> uint8 (28, 28, 3).
-    """
-    grey = digit.astype(np.float32)[..., None] * 0.35  # (28, 28, 1)
-    scale = float(np.percentile(np.abs(grad), 99.5)) or 1.0
-    g = np.clip(grad / scale, -1, 1)[..., None]  # (28, 28, 1) in [-1, 1]
-    red = np.array([235, 60, 40], np.float32)
-    blue = np.array([40, 120, 255], np.float32)
-    color = np.where(g > 0, red, blue)  # (28, 28, 3)
-    alpha = np.abs(g) ** 0.7
-    return (grey * (1 - alpha) + color * alpha).clip(0, 255).astype(np.uint8)
-
-
-def percent(p: float) -> str:
-    """0.999997 -> '>99.9%', 0.00001 -> '<0.1%', 0.4567 -> '45.7%'."""
-    if p > 0.999:
-        return ">99.9%"
-    if 0 < p < 0.0005:
-        return "<0.1%"
-    return f"{100 * p:.1f}%"
-
-
-class PixelView(QWidget):
-    """A small image (grey (h, w) or RGB (h, w, 3) uint8) scaled up with square pixels."""
-
-    def __init__(self, placeholder: str = "", side: int = 140, parent=None):
-        super().__init__(parent)
-        self.setFixedSize(side, side)
-        self.placeholder = placeholder
-        self.array: np.ndarray | None = None
-        self._image = QImage()
-
-    def set_array(self, array: np.ndarray | None) -> None:
-        self.array = None if array is None else np.ascontiguousarray(array, dtype=np.uint8)
-        if self.array is not None:
-            a = self.array
-            h, w = a.shape[:2]
-            if a.ndim == 2:
-                self._image = QImage(a.data, w, h, w, QImage.Format_Grayscale8).copy()
-            else:
-                self._image = QImage(a.data, w, h, 3 * w, QImage.Format_RGB888).copy()
-        self.update()
-
-    def paintEvent(self, event):
-        p = QPainter(self)
-        pal = self.palette()
-        if self.array is None:
-            p.fillRect(self.rect(), pal.color(QPalette.Base))
-            p.setPen(pal.color(QPalette.PlaceholderText))
-            p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.placeholder)
-        else:
-            p.drawImage(QRectF(self.rect()), self._image)  # nearest neighbour: square pixels
-        p.setPen(pal.color(QPalette.Mid))
-        p.drawRect(QRectF(0.5, 0.5, self.width() - 1, self.height() - 1))
-        p.end()
-
-
-class ProbabilityBars(QWidget):
-    """Ten horizontal bars, one per class, the top class in the highlight colour."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.probs: np.ndarray | None = None
-        self.class_names = list(DIGITS)
-        self.paint_count = 0  # for the latency benchmark
-        self.painted_at = 0.0
-        self.setMinimumSize(200, 10 * 17)
-        self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Fixed)
-
-    def sizeHint(self):
-        return QSize(240, 10 * 18)
-
-    def set_probs(self, probs: np.ndarray | None) -> None:
-        self.probs = None if probs is None else np.asarray(probs, dtype=np.float64)
-        self.update()
-
-    def paintEvent(self, event):
-        p = QPainter(self)
-        pal = self.palette()
-        fm = p.fontMetrics()
-        label_w = max(fm.horizontalAdvance(n) for n in self.class_names) + 8
-        pct_w = fm.horizontalAdvance(">99.9%") + 6
-        row = self.height() / 10
-        top = -1 if self.probs is None else int(np.argmax(self.probs))
-        bar_x, bar_w = label_w, max(10, self.width() - label_w - pct_w)
-        for k in range(10):
-            y = k * row
-            p.setPen(pal.color(QPalette.Text if k == top else QPalette.PlaceholderText))
-            p.drawText(QRectF(0, y, label_w - 6, row), Qt.AlignRight | Qt.AlignVCenter,
-                       self.class_names[k])
-            back = QRectF(bar_x, y + 3, bar_w, row - 6)
-            p.fillRect(back, pal.color(QPalette.Base))
-            if self.probs is None:
-                continue
-            v = float(self.probs[k])
-            color = pal.color(QPalette.Highlight) if k == top else pal.color(QPalette.Mid)
-            p.fillRect(QRectF(bar_x, y + 3, bar_w * v, row - 6), color)
-            p.setPen(pal.color(QPalette.Text if k == top else QPalette.PlaceholderText))
-            p.drawText(QRectF(bar_x + bar_w, y, pct_w, row), Qt.AlignRight | Qt.AlignVCenter,
-                       percent(v))
-        p.end()
-        self.paint_count += 1
-        self.painted_at = time.perf_counter()
 
 
 class DrawPanel(QWidget):
@@ -162,6 +59,8 @@ class DrawPanel(QWidget):
     def __init__(self, parent=None, model: Model | None = None):
         super().__init__(parent)
         self.model: Model | None = None  # private copy, never the training model
+        self.weights = None  # the params dict the private model was last given (or None)
+        self.trace: dict | None = None  # the settled drawing's forward and backward trace
         self.digit: np.ndarray | None = None  # uint8 (28, 28) the network receives
         self.probs: np.ndarray | None = None  # (10,)
         self.grad: np.ndarray | None = None  # (28, 28) saliency of the shown class
@@ -173,6 +72,8 @@ class DrawPanel(QWidget):
         self._stale = False
         self._last_classify = -np.inf
         self._rng = np.random.default_rng()
+        self._theme = None  # a visualizer.theme.Theme once apply_theme is called
+        self.class_names = list(DIGITS)
         self._build()
         if model is not None:
             self.set_model(model)
@@ -198,27 +99,14 @@ class DrawPanel(QWidget):
         self.source_label = QLabel()
         self.source_label.setStyleSheet("color: gray;")
 
-        self.class_label = QLabel()
-        self.confidence_label = QLabel()
-        font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * 1.4)
-        self.confidence_label.setFont(font)
-        self.input_view = PixelView("empty", side=VIEW_SIDE)
-        self.input_view.setToolTip("The 28x28 image the network receives")
-        self.saliency_view = PixelView("empty", side=VIEW_SIDE)
-        self.saliency_view.setToolTip("Red: brightening the pixel raises the class score; "
-                                      "blue: it lowers it")
-        self.saliency_combo = QComboBox()
-        self.saliency_combo.setSizeAdjustPolicy(QComboBox.AdjustToContents)  # "Ankle boot"
-        self.saliency_combo.addItem("top class", None)
-        for k, name in enumerate(DIGITS):
-            self.saliency_combo.addItem(name, k)
-        self.saliency_legend = QLabel("red ↑ score · blue ↓ score")
-        self.saliency_legend.setStyleSheet("color: gray;")
-        font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * 0.9)
-        self.saliency_legend.setFont(font)
-        self.prob_bars = ProbabilityBars()
+        self.verdict = Verdict(room=CHART_WIDTH)
+        self.class_label, self.confidence_label = self.verdict.class_label, self.verdict.label
+        self.views = InputViews(VIEW_SIDE)
+        self.input_view, self.saliency_view = self.views.input_view, self.views.saliency_view
+        self.saliency_combo = self.views.saliency_combo
+        self.prob_chart = ProbChart(with_logits=False)
+        self.prob_chart.setFixedHeight(CHART_HEIGHT)
+        self.prob_chart.setMinimumWidth(CHART_WIDTH)
 
         buttons = QGridLayout()
         buttons.setSpacing(4)
@@ -234,28 +122,11 @@ class DrawPanel(QWidget):
         left.addWidget(self.error_label)
         left.addStretch(1)
 
-        self.verdict = verdict = QBoxLayout(QBoxLayout.LeftToRight)
-        verdict.addWidget(self.class_label)
-        verdict.addWidget(self.confidence_label, 1, Qt.AlignLeft | Qt.AlignVCenter)
-        self._fit_class_font(DIGITS)
-        views = QGridLayout()
-        views.setHorizontalSpacing(6)
-        views.setVerticalSpacing(2)
-        views.addWidget(QLabel("network input"), 0, 0)
-        views.addWidget(QLabel("saliency"), 0, 1)
-        views.addWidget(self.input_view, 1, 0)
-        views.addWidget(self.saliency_view, 1, 1)
-        sal_caption = QHBoxLayout()
-        sal_caption.addWidget(QLabel("saliency for"))
-        sal_caption.addWidget(self.saliency_combo)
-        sal_caption.addStretch(1)
-        views.addLayout(sal_caption, 2, 0, 1, 2)
-        views.addWidget(self.saliency_legend, 3, 0, 1, 2)
         right = QVBoxLayout()
-        right.addLayout(verdict)
-        right.addWidget(self.prob_bars)
+        right.addWidget(self.verdict)
+        right.addWidget(self.prob_chart)
         right.addSpacing(4)
-        right.addLayout(views)
+        right.addWidget(self.views)
         right.addStretch(1)
 
         top = QHBoxLayout(self)
@@ -283,9 +154,12 @@ class DrawPanel(QWidget):
         weights (copied into the private model; ``config`` builds one when needed). Weights
         that do not fit leave the panel without a model until ones that fit arrive."""
         if isinstance(source, Model):
-            self.model = source.copy()
+            self.model, self.weights = source.copy(), None
         else:
             params = getattr(source, "params", source)
+            if params is self.weights and self.model is not None:
+                return  # the weights it holds (a snapshot shown again): nothing to classify
+            self.weights = params
             if config is not None and (self.model is None or self.model.config != config):
                 self.model = Model(config)
             if self.model is not None:
@@ -311,33 +185,21 @@ class DrawPanel(QWidget):
 
     def apply_theme(self, theme) -> None:
         """Follow a visualizer.theme.Theme (the rest of the panel follows the palette)."""
+        self._theme = theme
+        self.prob_chart.set_colors(theme.text, theme.muted, theme.plot_bg)
+        self._show_prediction()
         self.error_label.setStyleSheet(f"color: {theme.bad};")
-        for label in (self.source_label, self.saliency_legend):
+        for label in (self.source_label, self.views.legend):
             label.setStyleSheet(f"color: {theme.muted};")
 
     def set_class_names(self, names: list[str]) -> None:
         """The run's ten class names: on the bars, the saliency class selector and the label
         of a test digit."""
-        self.prob_bars.class_names = [str(n) for n in names]
-        for k, name in enumerate(self.prob_bars.class_names):
-            self.saliency_combo.setItemText(k + 1, name)
-        self._fit_class_font(self.prob_bars.class_names)
+        self.class_names = [str(n) for n in names]
+        self.prob_chart.set_labels([short_name(n) for n in self.class_names])
+        self.views.set_class_names(self.class_names)
+        self.verdict.fit(self.class_names)
         self._show_prediction()
-
-    def _fit_class_font(self, names) -> None:
-        """The top class in big bold letters beside its confidence. Names too long for that
-        ("T-shirt/top") go above it, in letters small enough not to widen the panel."""
-        font = QFont(self.font())
-        font.setPointSizeF(font.pointSizeF() * 3.2)
-        font.setBold(True)
-        room = max(2 * VIEW_SIDE + 6, self.prob_bars.sizeHint().width())
-        sure = QFontMetricsF(self.confidence_label.font()).horizontalAdvance(">99.9% sure")
-        widest = max(QFontMetricsF(font).horizontalAdvance(n) for n in names)
-        stacked = widest + sure + 12 > room
-        self.verdict.setDirection(QBoxLayout.TopToBottom if stacked else QBoxLayout.LeftToRight)
-        if widest > room:
-            font.setPointSizeF(font.pointSizeF() * room / widest)
-        self.class_label.setFont(font)
 
     # ---- actions -----------------------------------------------------------------------
     def load_test_digit(self, index: int | None = None) -> None:
@@ -359,7 +221,7 @@ class DrawPanel(QWidget):
         self._clear_error()
         self.probe_label = label
         self.probe_source = f"test digit #{i} on the canvas"
-        named = "" if label is None else f", labelled {self.prob_bars.class_names[label]}"
+        named = "" if label is None else f", labelled {self.class_names[label]}"
         self.source_label.setText(f"test digit #{i}{named}")
         self.canvas.set_base(self.test_images[i])  # classifies and announces the probe
 
@@ -422,7 +284,7 @@ class DrawPanel(QWidget):
         self._throttle.stop()
         self._last_classify = time.perf_counter()
         self.digit = None if self.canvas.is_empty() else preprocess_digit(self.canvas.ink_array())
-        self._predict()
+        self._predict(settled)
         if settled:
             old, old_label = self._emitted
             same = old_label == self.probe_label and (
@@ -434,9 +296,18 @@ class DrawPanel(QWidget):
                 self._emitted = (image, self.probe_label)
                 self.probe_changed.emit(image)
 
-    def _predict(self) -> None:
+    def _predict(self, settled: bool = False) -> None:
+        """Classify the digit; ``settled``: with its full trace (the probe's, label 0 for a
+        drawing without one), kept in ``trace``."""
+        self.trace = None
         if self.digit is None or self.model is None:
             self.probs = None
+        elif settled:
+            x = prepare_input(self.digit[None]).astype(self.model.dtype)  # (1, 28, 28)
+            trace: dict = {}
+            label = 0 if self.probe_label is None else int(self.probe_label)
+            self.model.loss_and_grads(x, np.array([label]), trace)
+            self.probs, self.trace = trace["probs"][0], trace
         else:
             x = prepare_input(self.digit[None]).astype(self.model.dtype)  # (1, 28, 28)
             self.probs = softmax(self.model.forward(x))[0]
@@ -468,30 +339,25 @@ class DrawPanel(QWidget):
         return k, float(self.probs[k])
 
     def _show_prediction(self) -> None:
-        names = self.prob_bars.class_names
-        self.input_view.set_array(self.digit)
+        names = self.class_names
         if self.digit is None:
-            self.class_label.setText("")
-            self.confidence_label.setText("draw a digit")
+            self.verdict.show_text("", "draw a digit")
         elif self.probs is None:
-            self.class_label.setText("")
-            self.confidence_label.setText("no model yet")
+            self.verdict.show_text("", "no model yet")
         else:
             k, p = self.prediction()
-            self.class_label.setText(names[k])
-            self.confidence_label.setText(f"{percent(p)} sure")
-        self.class_label.setVisible(bool(self.class_label.text()))
-        self.prob_bars.set_probs(self.probs)
-        if self.grad is None or self.digit is None:
-            self.saliency_view.set_array(None)
-        else:
-            self.saliency_view.set_array(saliency_rgb(self.digit, self.grad))
+            self.verdict.show_text(names[k], f"{percent(p)} sure")
+        colours = [] if self.probs is None else bar_colours(self.probs, self.probe_label,
+                                                            self._theme, self.palette())
+        self.prob_chart.set_bars(None, self.probs, colours)
+        self.views.show_saliency(self.digit, self.grad)
 
 
 def attach(window, name: str = "Draw a digit") -> DrawPanel:
     """Add a DrawPanel to a visualizer MainWindow as a tab and wire it both ways: the weights
-    the window has just painted -> the panel's private model; the settled drawing -> the
-    window's probe digit (an empty canvas gives the probe back to the chosen test digit)."""
+    the window has just painted -> the panel's private model; the settled drawing, with the
+    trace it was classified with and the weights of that trace -> the window's probe digit (an
+    empty canvas gives the probe back to the chosen test digit)."""
     panel = DrawPanel()
     window.add_panel(name, panel, "tab")
 
@@ -507,7 +373,8 @@ def attach(window, name: str = "Draw a digit") -> DrawPanel:
         if image is None:
             window.set_probe_index(window.probe_panel.index_spin.value())
         else:
-            window.set_probe(image, panel.probe_label, panel.probe_source)
+            window.set_probe(image, panel.probe_label, panel.probe_source,
+                             traced=(panel.trace, panel.weights))
 
     window.run_started.connect(on_run)
     window.snapshot_shown.connect(on_snapshot)

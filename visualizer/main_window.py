@@ -171,9 +171,12 @@ class MainWindow(QMainWindow):
             widget.apply_theme(self.theme)
         return self.dock_layout.add(name, widget, area, tab_with, visible)
 
-    def set_probe(self, image, label: int | None = None, source: str = "your drawing") -> None:
-        """Trace this digit (uint8 (28, 28), ink bright on 0) through the live network."""
-        self.probe.set_image(image, label, source)
+    def set_probe(self, image, label: int | None = None, source: str = "your drawing",
+                  traced: tuple | None = None) -> None:
+        """Trace this digit (uint8 (28, 28), ink bright on 0) through the live network.
+        ``traced``: (its trace, the params dict of the weights it was traced with), when the
+        caller has traced it already (``probe_choice.ProbeChoice.set_image``)."""
+        self.probe.set_image(image, label, source, traced)
 
     def set_probe_index(self, index: int) -> None:
         """Trace test digit ``index`` of the current dataset."""
@@ -226,6 +229,7 @@ class MainWindow(QMainWindow):
 
     def _on_snapshot(self, snapshot) -> None:
         self.latest = finite_snapshot(snapshot)
+        self.probe.check(snapshot)
 
     def _on_epoch(self, report) -> None:
         # every epoch is one pass over the training split: it ends at epoch * N samples

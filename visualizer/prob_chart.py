@@ -1,13 +1,14 @@
-"""The Prediction panel's two bar charts (softmax probabilities above, logits below), painted
-with one QPainter pass: about a tenth of the cost of two pyqtgraph plots, which matters at
-~30 repaints a second while training."""
+"""The one bar chart of class scores: softmax probabilities, and the logits below them when
+given. The Prediction dock (probabilities and logits of the probe digit) and the Draw tab
+(probabilities of the drawing) use it. One QPainter pass: about a tenth of the cost of two
+pyqtgraph plots, which matters at ~30 repaints a second while training."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
-from PyQt5.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPen
+from PyQt5.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPalette, QPen
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
 PROB_TITLE = "softmax probability  out = e^t / Σ e^t"
@@ -22,14 +23,34 @@ def nice_step(span: float) -> float:
     return max(scale * m for m in (1.0, 2.0, 5.0) if scale * m <= span * (1 + 1e-9))
 
 
+def bar_colours(probs: np.ndarray, label: int | None, theme=None, palette=None) -> list:
+    """The true class in "good" and a wrong prediction in "bad"; without a label, the
+    predicted class in the accent colour; the others neutral. Without a theme: the palette's
+    highlight for the predicted class, its mid tone for the others."""
+    pred = int(np.argmax(probs))
+    if theme is None:
+        return [palette.color(QPalette.Highlight if k == pred else QPalette.Mid)
+                for k in range(len(probs))]
+    colours = [QColor(theme.bar) for _ in range(len(probs))]
+    if label is not None and pred != label:
+        colours[pred] = QColor(theme.bad)
+    if label is not None:
+        colours[label] = QColor(theme.good)
+    else:
+        colours[pred] = QColor(theme.accent)
+    return colours
+
+
 class ProbChart(QWidget):
-    """``set_bars(logits, probs, colours)`` then a repaint; ``hovered(k)`` under the mouse
-    (-1 outside the bars)."""
+    """``set_bars(logits, probs, colours)`` then a repaint (probs None: empty axes);
+    ``hovered(k)`` under the mouse (-1 outside the bars). ``with_logits=False``: the
+    probabilities only, on the whole height (logits may then be None)."""
 
     hovered = pyqtSignal(int)
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, with_logits: bool = True):
         super().__init__(parent)
+        self.with_logits = with_logits
         self.setMouseTracking(True)
         self.setAttribute(Qt.WA_OpaquePaintEvent)  # paintEvent fills every pixel
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
@@ -38,7 +59,9 @@ class ProbChart(QWidget):
         self.colours: list[QColor] = []
         self.labels = [str(k) for k in range(10)]
         self.span = 1.0  # the logit chart's half range: grows at once, shrinks below 70%
-        self.text = self.muted = self.background = QColor("#000000")
+        pal = self.palette()  # until set_colors: the palette's
+        self.text, self.muted = pal.color(QPalette.Text), pal.color(QPalette.PlaceholderText)
+        self.background = pal.color(QPalette.Base)
         self.small, self.title_font = QFont(self.font()), QFont(self.font())
         self.small.setPointSize(7)
         self.title_font.setPointSize(8)
@@ -52,25 +75,29 @@ class ProbChart(QWidget):
         self.labels = list(labels)
         self.update()
 
-    def set_bars(self, logits: np.ndarray, probs: np.ndarray, colours: list[QColor]) -> None:
+    def set_bars(self, logits: np.ndarray | None, probs: np.ndarray | None,
+                 colours: list[QColor]) -> None:
         self.logits, self.probs, self.colours = logits, probs, colours
-        span = max(1.0, float(np.abs(logits).max()) * 1.1)
-        if not 0.7 * self.span <= span <= self.span:
-            self.span = span
+        if self.with_logits and logits is not None:
+            span = max(1.0, float(np.abs(logits).max()) * 1.1)
+            if not 0.7 * self.span <= span <= self.span:
+                self.span = span
         self.update()
 
     # ---- geometry --------------------------------------------------------------------------
     def _label_rows(self) -> int:
         return 2 if max(len(t) for t in self.labels) > 2 else 1
 
-    def _charts(self) -> tuple[QRectF, QRectF]:
+    def _charts(self) -> tuple[QRectF, ...]:
         """The plotting areas (inside the axes) of the probability and the logit chart."""
         line = QFontMetricsF(self.small).height()
         title = QFontMetricsF(self.title_font).height() + 2
         below = line * self._label_rows() + 3
         w, h = self.width() - AXIS_W - 6, float(self.height())
-        top_h = h * SHARE
+        top_h = h * SHARE if self.with_logits else h
         prob = QRectF(AXIS_W, title + line, w, max(10.0, top_h - title - line - below))
+        if not self.with_logits:
+            return (prob,)
         logit = QRectF(AXIS_W, top_h + title, w, max(10.0, h - top_h - title - below))
         return prob, logit
 
@@ -91,14 +118,16 @@ class ProbChart(QWidget):
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt override
         p = QPainter(self)
         p.fillRect(self.rect(), self.background)
-        prob, logit = self._charts()
+        prob, *logit = self._charts()
         self._frame(p, prob, PROB_TITLE, [(v, f"{v:.0%}") for v in (0.0, 0.5, 1.0)], 0.0, 1.12)
-        step = nice_step(self.span)
-        ticks = [(v, f"{v:g}") for v in (-step, 0.0, step)]
-        self._frame(p, logit, LOGIT_TITLE, ticks, -self.span, self.span)
         if self.probs is not None:
             self._bars(p, prob, self.probs, 0.0, 1.12, labelled=True)
-            self._bars(p, logit, self.logits, -self.span, self.span, labelled=False)
+        if logit:
+            step = nice_step(self.span)
+            ticks = [(v, f"{v:g}") for v in (-step, 0.0, step)]
+            self._frame(p, logit[0], LOGIT_TITLE, ticks, -self.span, self.span)
+            if self.probs is not None:
+                self._bars(p, logit[0], self.logits, -self.span, self.span, labelled=False)
         p.end()
 
     def _y(self, area: QRectF, v: float, low: float, high: float) -> float:

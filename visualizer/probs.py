@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt5.QtCore import Qt
-from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from convscope.visualizer.prob_chart import ProbChart
+from convscope.visualizer.prob_chart import ProbChart, bar_colours
 from convscope.visualizer.theme import Theme
 
 CLASSES = 10
@@ -78,14 +77,7 @@ class ProbsPanel(QWidget):
             return
         probs, label = self.probs, self.label
         pred = int(probs.argmax())
-        colors = [QColor(theme.bar) for _ in range(CLASSES)]
-        if label is not None and pred != label:
-            colors[pred] = QColor(theme.bad)
-        if label is not None:
-            colors[label] = QColor(theme.good)
-        else:
-            colors[pred] = QColor(theme.accent)
-        self.chart.set_bars(self.logits, probs, colors)
+        self.chart.set_bars(self.logits, probs, bar_colours(probs, label, theme))
         name = self.class_names[pred]
         verdict = ""
         guess = guessing(float(probs[pred]), len(probs))

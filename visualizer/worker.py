@@ -127,13 +127,14 @@ class TrainWorker(QObject):
         """Steps per second while training runs; 0 = full speed."""
         self._commands.put(self._do_speed, float(steps_per_s))
 
-    def probe(self, image: np.ndarray, label: int | None = None) -> None:
-        """Trace this digit (uint8 (28, 28)) in every snapshot."""
-        self._commands.put(self._do_probe, ("image", np.array(image, np.uint8), label))
+    def probe(self, image: np.ndarray, label: int | None = None, quiet: bool = False) -> None:
+        """Trace this digit (uint8 (28, 28)) in every snapshot; ``quiet``: from the next one
+        on (the GUI has its trace already)."""
+        self._commands.put(self._do_probe, ("image", np.array(image, np.uint8), label), quiet)
 
     def probe_test(self, index: int) -> None:
         """Trace test digit ``index`` of the current dataset in every snapshot."""
-        self._commands.put(self._do_probe, ("test", int(index)))
+        self._commands.put(self._do_probe, ("test", int(index)), False)
 
     def save_state(self) -> None:
         """A copy of the run between two steps, answered by ``state_ready``."""
@@ -219,10 +220,11 @@ class TrainWorker(QObject):
         self.state_ready.emit(self.trainer and saved_run_of(
             self.trainer, self.settings.dataset, self._datasets.get(self.settings.dataset)))
 
-    def _do_probe(self, probe: tuple) -> None:
+    def _do_probe(self, probe: tuple, quiet: bool) -> None:
         self._probe = probe
         self._apply_probe()
-        self._emit_snapshot()
+        if not quiet:
+            self._emit_snapshot()
 
     def _do_resume(self, step: int) -> None:
         if self.trainer is None:

@@ -10,10 +10,11 @@ from PyQt5.QtTest import QTest
 from PyQt5.QtWidgets import QApplication, QComboBox
 
 from convscope.engine.data.datasets import DIGIT_NAMES, FASHION_NAMES, load_dataset
-from convscope.engine.net.model import Model, build_config
+from convscope.engine.net.model import Model, build_config, prepare_input
 from convscope.engine.net.train import Snapshot, Trainer
 from convscope.visualizer.canvas import DrawCanvas
 from convscope.visualizer.draw_panel import DrawPanel, attach
+from convscope.visualizer.prob_chart import AXIS_W
 
 
 def mouse(widget, kind, x, y, button=Qt.LeftButton):
@@ -113,7 +114,7 @@ def test_clear(panel, how):
     assert panel.canvas.is_empty() and panel.canvas.ink_array().max() == 0
     assert panel.prediction() is None and panel.digit is None
     assert panel.confidence_label.text() == "draw a digit"
-    assert panel.prob_bars.probs is None and panel.saliency_view.array is None
+    assert panel.prob_chart.probs is None and panel.saliency_view.array is None
 
 
 # ---- the panel ----------------------------------------------------------------------------
@@ -225,10 +226,12 @@ def test_load_test_digit(panel):
 def test_panel_renders_something(panel):
     stroke(panel.canvas, zero_points())
     image = panel.grab().toImage()
-    bars = panel.prob_bars.grab().toImage()
+    bars = panel.prob_chart.grab().toImage()
     highlight = panel.palette().color(panel.palette().Highlight).rgb()
-    row = bars.height() // 20  # the middle of the first row: class 0, the top class
-    assert sum(bars.pixel(x, row) == highlight for x in range(bars.width())) > 50
+    slot = (bars.width() - AXIS_W) / 10  # class 0, the top class, is the first bar
+    hits = [bars.pixel(int(AXIS_W + slot * (0.5 + k)), y) == highlight
+            for k in range(10) for y in range(bars.height())]
+    assert sum(hits[:bars.height()]) > 40 and sum(hits[bars.height():]) == 0
     assert image.width() >= 500 and image.height() >= 300
 
 
@@ -258,7 +261,7 @@ class FakeWindow(QObject):
     def add_panel(self, name, widget, area):
         self.panels[name] = (widget, area)
 
-    def set_probe(self, image, label=None, source=""):
+    def set_probe(self, image, label=None, source="", traced=None):
         self.probes.append(("drawing", image, label, source))
 
     def set_probe_index(self, index):
@@ -355,3 +358,60 @@ def test_open_button_explains_a_bad_file_in_a_dialog(panel, monkeypatch, tmp_pat
     panel._choose_file()
     assert len(shown) == 1 and "notes.jpg" in shown[0] and "\n" not in shown[0]
     assert panel.canvas.is_empty()
+
+
+def test_a_drawing_in_the_window_is_classified_once_and_traced_in_every_view(qtbot, window,
+                                                                             monkeypatch):
+    """Paused, a finished stroke is classified once (by the Draw tab, on its copy of the
+    weights shown): the probe views show that trace without asking the worker, and the
+    worker, asked afterwards, traces the same numbers."""
+    import threading
+
+    import convscope.visualizer.draw_panel as draw_module
+
+    window.show()
+    qtbot.waitExposed(window)
+    names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
+    window.tabs.setCurrentIndex(names.index("Draw a digit"))
+    panel = window.draw_panel
+    qtbot.waitUntil(lambda: panel.weights is not None and panel.weights is window.latest.params)
+    calls = {"gui": 0, "worker": 0, "saliency": 0}
+    forward, saliency = Model.forward, draw_module.saliency
+
+    def counted_forward(model, x, *args, **kwargs):
+        if not calls.get("in_saliency"):
+            main = threading.current_thread() is threading.main_thread()
+            calls["gui" if main else "worker"] += 1
+        return forward(model, x, *args, **kwargs)
+
+    def counted_saliency(*args, **kwargs):
+        calls["saliency"] += 1
+        calls["in_saliency"] = True
+        try:
+            return saliency(*args, **kwargs)
+        finally:
+            calls["in_saliency"] = False
+
+    monkeypatch.setattr(Model, "forward", counted_forward)
+    monkeypatch.setattr(draw_module, "saliency", counted_saliency)
+    points = one_points()
+    mouse(panel.canvas, QEvent.MouseButtonPress, *points[0])
+    for p in points[1:]:
+        mouse(panel.canvas, QEvent.MouseMove, *p)
+    panel._throttle.stop()  # the stroke is drawn; what follows is its release
+    calls.update(gui=0, worker=0, saliency=0)
+    mouse(panel.canvas, QEvent.MouseButtonRelease, *points[-1])
+    drawn = prepare_input(panel.digit[None])
+    qtbot.waitUntil(lambda: np.array_equal(window.latest.probe_trace["input"], drawn)
+                    and window.probs_panel.probs is not None and np.allclose(
+                        window.probs_panel.probs, window.latest.probe_trace["probs"][0]))
+    qtbot.wait(200)  # a round trip to the worker, had there been one, would be back by now
+    assert calls["gui"] == 1 and calls["worker"] == 0 and calls["saliency"] == 1
+    shown = window.latest.probe_trace
+    assert window.probs_panel.probs.argmax() == panel.prediction()[0]
+    with qtbot.waitSignal(window.worker.snapshot, timeout=10000) as blocker:
+        window.worker.probe(panel.digit, None)  # the worker traces the same digit itself
+    traced = blocker.args[0].probe_trace
+    assert calls["worker"] == 1 and sorted(traced) == sorted(shown)
+    for key, value in traced.items():
+        np.testing.assert_allclose(shown[key], value, rtol=1e-5, atol=1e-6, err_msg=key)
