@@ -43,7 +43,7 @@ DIGITS = [str(d) for d in range(10)]
 MIN_INTERVAL = 1 / 30  # seconds between classifications while a stroke grows
 VIEW_SIDE = 4 * 28  # the 28x28 views, 4 screen pixels per input pixel
 CHART_HEIGHT = 200  # the probability bars
-CHART_WIDTH = 2 * VIEW_SIDE + 6  # at least: as wide as the two views below them
+CHART_WIDTH = 320  # at least: room for ten bars with their percentages
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"
 
 
@@ -99,7 +99,7 @@ class DrawPanel(QWidget):
         self.source_label = QLabel()
         self.source_label.setStyleSheet("color: gray;")
 
-        self.verdict = Verdict(room=CHART_WIDTH)
+        self.verdict = Verdict(room=2 * VIEW_SIDE + 6 + 10)
         self.class_label, self.confidence_label = self.verdict.class_label, self.verdict.label
         self.views = InputViews(VIEW_SIDE)
         self.input_view, self.saliency_view = self.views.input_view, self.views.saliency_view

@@ -1,4 +1,5 @@
-"""Fixtures of the app's tests: the real main window and its helpers."""
+"""Fixtures of the app's tests: the real main window, the embedded data, settings of their
+own, dialogs that answer at once and widgets deleted for good after each test."""
 from __future__ import annotations
 
 import gc
@@ -6,7 +7,39 @@ import gc
 import pytest
 
 
-# ---- the real main window ----------------------------------------------------------------
+def _delete_for_good(widgets: list) -> None:
+    """Close and delete widgets now, then collect the garbage, so no pyqtgraph item is
+    collected in the middle of a later test."""
+    from PyQt5.QtCore import QCoreApplication, QEvent
+
+    for w in widgets:
+        w.close()
+        w.deleteLater()
+    widgets.clear()
+    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
+    gc.collect()
+
+
+# ---- data, settings, dialogs, widgets ----------------------------------------------------
+@pytest.fixture(scope="session")
+def mini():
+    """The embedded mini MNIST (9,000 training and 1,000 test digits), loaded once: read it,
+    never change it."""
+    from convscope.engine.data.datasets import load_mini
+
+    return load_mini()
+
+
+@pytest.fixture
+def settings(tmp_path):
+    """The app's Settings in an INI file of the test's own."""
+    from PyQt5.QtCore import QSettings
+
+    from convscope.visualizer.settings import Settings
+
+    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+
+
 @pytest.fixture
 def dialog_errors(monkeypatch):
     """Messages the app would show in error dialogs, captured instead of shown."""
@@ -18,27 +51,45 @@ def dialog_errors(monkeypatch):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, monkeypatch):
-    """The real main window (its settings in tmp_path), the seed net on the embedded data,
-    paused at step 0, every progress batch collected in ``window.progress_seen``. Closed,
-    deleted and garbage-collected afterwards, so no pyqtgraph item outlives the test."""
-    from PyQt5.QtCore import QCoreApplication, QEvent
+def widgets(qtbot):
+    """A list for the widgets a test makes: closed, deleted and garbage-collected after it."""
+    made: list = []
+    yield made
+    _delete_for_good(made)
 
+
+# ---- the real main window ----------------------------------------------------------------
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    """``make_window(hyper=None, theme="light", size=None)``: the real main window (its
+    settings in tmp_path), the seed net on the embedded data, paused at step 0, every
+    progress batch collected in ``window.progress_seen``; shown at ``size`` (w, h) if given.
+    Closed, deleted and garbage-collected afterwards."""
     from convscope.visualizer.main_window import MainWindow
     from convscope.visualizer.messages import Hyper
 
     monkeypatch.setenv("CONVSCOPE_SETTINGS", str(tmp_path / "window.ini"))
-    w = MainWindow(hyper=Hyper(lr=0.01, batch_size=8, momentum=0.9), theme="light")
-    w.progress_seen = []
-    w.worker.progress.connect(w.progress_seen.append)
-    try:
+    made: list = []
+
+    def make(hyper=None, theme: str = "light", size=None):
+        w = MainWindow(hyper=hyper or Hyper(lr=0.01, batch_size=8, momentum=0.9), theme=theme)
+        made.append(w)
+        w.progress_seen = []
+        w.worker.progress.connect(w.progress_seen.append)
+        if size is not None:
+            w.resize(*size)
+            w.show()
         qtbot.waitUntil(lambda: w.info is not None and w.latest is not None, timeout=30000)
-        yield w
-    finally:
-        w.close()
-        w.deleteLater()
-        QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
-        gc.collect()
+        return w
+
+    yield make
+    _delete_for_good(made)
+
+
+@pytest.fixture
+def window(make_window):
+    """The real main window: lr 0.01, batch 8, momentum 0.9, light theme, not shown."""
+    return make_window()
 
 
 @pytest.fixture

@@ -37,14 +37,9 @@ def near(a: np.ndarray, color: str, tol: int = 40) -> int:
 
 
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow(hyper=Hyper(lr=0.01, batch_size=1), theme="dark")
-    qtbot.addWidget(w)
-    w.resize(1280, 800)
-    w.show()
-    qtbot.waitUntil(lambda: w.info is not None and w.latest is not None, timeout=TIMEOUT)
-    yield w
-    w.close()
+def window(make_window):
+    """Shown at 1280 x 800, dark, batch 1."""
+    return make_window(Hyper(lr=0.01, batch_size=1), theme="dark", size=(1280, 800))
 
 
 def step_now(window) -> int:

@@ -9,7 +9,7 @@ from PyQt5.QtGui import QMouseEvent
 from PyQt5.QtTest import QTest
 from PyQt5.QtWidgets import QApplication, QComboBox
 
-from convscope.engine.data.datasets import DIGIT_NAMES, FASHION_NAMES, load_dataset
+from convscope.engine.data.datasets import DIGIT_NAMES, FASHION_NAMES
 from convscope.engine.net.model import Model, build_config, prepare_input
 from convscope.engine.net.train import Snapshot, Trainer
 from convscope.visualizer.canvas import DrawCanvas
@@ -42,9 +42,9 @@ def zero_points():
 
 
 @pytest.fixture(scope="module")
-def trained_model():
+def trained_model(mini):
     """The deep preset after one epoch on the embedded digits (a few seconds)."""
-    data = load_dataset("mini", progress=False)
+    data = mini
     model = Model(build_config("deep"), seed=0)
     trainer = Trainer(model, data.x_train, data.y_train, lr=0.05, momentum=0.9,
                       batch_size=32, seed=0)
@@ -181,9 +181,9 @@ def test_private_copy_of_the_model(panel, trained_model):
     assert panel.prediction() is None and panel.confidence_label.text() == "no model yet"
 
 
-def test_open_image_classifies_a_file(panel, tmp_path):
+def test_open_image_classifies_a_file(panel, tmp_path, mini):
     from PIL import Image
-    data = load_dataset("mini", progress=False)
+    data = mini
     i = int(np.nonzero(data.y_test == 3)[0][0])
     page = 255 - np.kron(data.x_test[i], np.ones((10, 10), np.uint8))  # dark ink on white
     path = tmp_path / "three.png"
@@ -212,8 +212,8 @@ def test_open_non_image_shows_an_error_and_changes_nothing(panel, qtbot, tmp_pat
     assert not panel.error_label.isVisibleTo(panel)
 
 
-def test_load_test_digit(panel):
-    data = load_dataset("mini", progress=False)
+def test_load_test_digit(panel, mini):
+    data = mini
     panel.set_test_digits(data.x_test, data.y_test)
     panel.load_test_digit(0)
     assert panel.probe_label == int(data.y_test[0])
@@ -235,8 +235,8 @@ def test_panel_renders_something(panel):
     assert image.width() >= 500 and image.height() >= 300
 
 
-def test_load_test_digit_announces_it_once_with_its_label(panel, qtbot):
-    data = load_dataset("mini", progress=False)
+def test_load_test_digit_announces_it_once_with_its_label(panel, qtbot, mini):
+    data = mini
     panel.set_test_digits(data.x_test, data.y_test)
     seen = []
     panel.probe_changed.connect(seen.append)
@@ -268,13 +268,13 @@ class FakeWindow(QObject):
         self.probes.append(("test", index))
 
 
-def test_attach_wires_weights_and_probe(qtbot, trained_model):
+def test_attach_wires_weights_and_probe(qtbot, trained_model, mini):
     window = FakeWindow()
     panel = attach(window)
     qtbot.addWidget(panel)
     panel.show()
     assert window.panels["Draw a digit"] == (panel, "tab")
-    data = load_dataset("mini", progress=False)
+    data = mini
     window.info = SimpleNamespace(config=trained_model.config, x_test=data.x_test,
                                   y_test=data.y_test, class_names=list(data.class_names))
     window.run_started.emit(window.info)
@@ -292,12 +292,12 @@ def test_attach_wires_weights_and_probe(qtbot, trained_model):
 
 
 def test_class_names_of_the_run_name_the_saliency_classes_and_test_digits(qtbot,
-                                                                          trained_model):
+                                                                          trained_model, mini):
     window = FakeWindow()
     panel = attach(window)
     qtbot.addWidget(panel)
     panel.show()
-    data = load_dataset("mini", progress=False)
+    data = mini
     params = {k: v.copy() for k, v in trained_model.params().items()}
 
     def reset(names):  # what a Reset to another dataset sends
@@ -347,14 +347,14 @@ def test_pen_tablet_pressure_sets_the_width(qtbot):
     assert ink[140, 100] == 255 and ink[140, 115] == 0  # thinner than the full brush
 
 
-def test_open_button_explains_a_bad_file_in_a_dialog(panel, monkeypatch, tmp_path):
+def test_open_button_explains_a_bad_file_in_a_dialog(panel, monkeypatch, tmp_path,
+                                                     dialog_errors):
     from convscope.visualizer import dialogs
 
     bad = tmp_path / "notes.jpg"
     bad.write_text("this is not an image\n")
-    shown = []
+    shown = dialog_errors
     monkeypatch.setattr(dialogs, "ask_open_path", lambda *a: str(bad))
-    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, msg: shown.append(msg))
     panel._choose_file()
     assert len(shown) == 1 and "notes.jpg" in shown[0] and "\n" not in shown[0]
     assert panel.canvas.is_empty()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import threading
 
 import numpy as np
@@ -23,9 +22,9 @@ SHORT = ["T-shirt", "Trouser", "Pullove", "Dress", "Coat", "Sandal", "Shirt", "S
 
 
 @pytest.fixture(scope="module")
-def trained():
+def trained(mini):
     """(config, params, dataset) after 150 steps of batch 16 on the embedded digits."""
-    data = load_mini()
+    data = mini
     config = build_config("seed")
     trainer = Trainer(Model(config, 0), data.x_train, data.y_train, lr=0.01, batch_size=16)
     for _ in range(150):
@@ -34,23 +33,12 @@ def trained():
 
 
 @pytest.fixture
-def make_view(qtbot):
-    """Creates EvaluationViews and deletes them for good at teardown (widgets, then garbage),
-    so no pyqtgraph item is collected in the middle of a later test."""
-    views = []
-
+def make_view(widgets):
+    """Makes EvaluationViews, deleted for good after the test."""
     def make(**kwargs):
-        view = EvaluationView(**kwargs)
-        views.append(view)
-        return view
-
-    yield make
-    for view in views:
-        view.close()
-        view.deleteLater()
-    views.clear()
-    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
-    gc.collect()
+        widgets.append(EvaluationView(**kwargs))
+        return widgets[-1]
+    return make
 
 
 def test_confusion_matrix_and_per_class_accuracy():

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import csv
-import gc
 import json
 import os
 import xml.etree.ElementTree as ET
@@ -13,7 +12,6 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 from PIL import Image
-from PyQt5.QtCore import QCoreApplication, QEvent, QSettings
 from PyQt5.QtGui import QImage
 from PyQt5.QtWidgets import QMenu
 
@@ -28,20 +26,6 @@ from convscope.visualizer.export import (
     write_history_csv,
     write_settings_json,
 )
-from convscope.visualizer.settings import Settings
-
-
-@pytest.fixture
-def widgets(qtbot):
-    """Keeps panels alive during a test, then deletes them (widgets, then garbage)."""
-    made = []
-    yield made
-    for w in made:
-        w.close()
-        w.deleteLater()
-    made.clear()
-    QCoreApplication.sendPostedEvents(None, QEvent.DeferredDelete)
-    gc.collect()
 
 
 def plot_panel(widgets):
@@ -140,12 +124,10 @@ def test_composite_panel_as_png_but_not_svg(tmp_path, widgets):
     assert [p.name for p in tmp_path.iterdir()] == ["evaluation.png"]  # no temporaries
 
 
-def test_export_menu(tmp_path, widgets, monkeypatch):
+def test_export_menu(tmp_path, widgets, monkeypatch, settings, dialog_errors):
     panels = {"Loss curve": plot_panel(widgets), "Evaluation": evaluation_panel(widgets)}
-    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
-    errors, targets = [], iter([str(tmp_path / "h"), str(tmp_path / "loss.svg"),
+    errors, targets = dialog_errors, iter([str(tmp_path / "h"), str(tmp_path / "loss.svg"),
                                 str(tmp_path / "missing" / "x.png")])
-    monkeypatch.setattr(dialogs, "show_error", lambda parent, title, text: errors.append(text))
     monkeypatch.setattr(dialogs, "ask_save_path", lambda *a: next(targets))
     exports = Exports(None, settings, lambda: panels,
                       lambda: {"loss/raw": (np.arange(3.0), np.ones(3))},

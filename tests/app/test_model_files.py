@@ -7,26 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PyQt5.QtCore import QSettings
 from PyQt5.QtWidgets import QMenu
 
-from convscope.engine.data.datasets import load_mini
 from convscope.engine.files.checkpoint import save_model
 from convscope.engine.net.model import Model, build_config, prepare_input
 from convscope.engine.net.train import Trainer
 from convscope.visualizer import dialogs
 from convscope.visualizer.model_files import LoadedModel, ModelFiles, SavedRun
-from convscope.visualizer.settings import Settings
-
-
-@pytest.fixture(scope="module")
-def data():
-    return load_mini()
 
 
 @pytest.fixture
-def settings(tmp_path):
-    return Settings(QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+def data(mini):
+    return mini
 
 
 def make_trainer(data, model=None):

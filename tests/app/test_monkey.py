@@ -55,8 +55,7 @@ EXPECTED_EVALUATION = ("there are no weights to evaluate yet",
 
 # ---- the files the dialogs hand out ---------------------------------------------------------
 @pytest.fixture
-def files(tmp_path):
-    mini = load_mini()
+def files(tmp_path, mini):
     good = tmp_path / "small-mnist"
     good.mkdir()
     write_idx(good / "train-images-idx3-ubyte", np.ascontiguousarray(mini.x_train[:600]))

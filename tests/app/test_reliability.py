@@ -65,8 +65,8 @@ def type_into(spin, text: str) -> None:
 
 
 # ---- divergence -----------------------------------------------------------------------------
-def test_seed_net_at_lr_1_diverges_and_the_step_is_refused():
-    data = load_mini()
+def test_seed_net_at_lr_1_diverges_and_the_step_is_refused(mini):
+    data = mini
     trainer = Trainer(Model(build_config("seed"), 0), data.x_train, data.y_train, lr=1.0,
                       batch_size=8)
     losses = []
@@ -83,8 +83,8 @@ def test_seed_net_at_lr_1_diverges_and_the_step_is_refused():
     assert all(np.isfinite(losses)) and max(losses) <= LOSS_LIMIT
 
 
-def test_a_nan_loss_is_caught_at_its_step():
-    data = load_mini()
+def test_a_nan_loss_is_caught_at_its_step(mini):
+    data = mini
     trainer = Trainer(Model(build_config("seed"), 0), data.x_train[:64], data.y_train[:64],
                       lr=1e30, batch_size=4)
     trainer.step()  # one giant step: the next forward pass overflows
@@ -147,13 +147,13 @@ def test_cli_divergence_on_resume_keeps_the_saved_model(capsys, tmp_path):
 
 
 
-def test_a_probability_that_underflows_is_shown_finite():
+def test_a_probability_that_underflows_is_shown_finite(mini):
     from convscope.engine.net.model import prepare_input
     from convscope.engine.tools.explain import explain
     from convscope.visualizer.cell_grid import colorize
     model = Model(build_config("seed"), 0)
     model.params()["dense1.W"][...] *= 300_000  # logits far apart, as near a divergence
-    data = load_mini()
+    data = mini
     x = prepare_input(data.x_test[:1])
     label = int(np.argmin(model.forward(x)[0]))  # the least likely class: out[label] == 0
     trace: dict = {}
@@ -171,10 +171,10 @@ def test_a_probability_that_underflows_is_shown_finite():
     assert list(rgba[0, :4, 0]) == [0, 0, 255, 255] and rgba[0, 4, 3] == 0  # NaN transparent
 
 
-def test_the_timeline_shows_nothing_of_a_run_it_is_not_configured_for(qtbot):
+def test_the_timeline_shows_nothing_of_a_run_it_is_not_configured_for(qtbot, mini):
     from convscope.engine.tools.timeline import Timeline
     from convscope.visualizer.timeline_panel import TimelinePanel
-    data = load_mini()
+    data = mini
     timeline = Timeline(every=1)
     panel = TimelinePanel(timeline)
     qtbot.addWidget(panel)
@@ -187,8 +187,8 @@ def test_the_timeline_shows_nothing_of_a_run_it_is_not_configured_for(qtbot):
     assert panel.show_step(0).step == 0
 
 # ---- long steps stay interruptible ----------------------------------------------------------
-def test_a_large_batch_runs_in_chunks_and_can_be_given_up():
-    data = load_mini()
+def test_a_large_batch_runs_in_chunks_and_can_be_given_up(mini):
+    data = mini
     x, y = data.x_train[:300], data.y_train[:300]
     chunked = Trainer(Model(build_config("lenet"), 0), x, y, lr=0.05, batch_size=100)
     whole = Trainer(Model(build_config("lenet"), 0), x, y, lr=0.05, batch_size=100)
@@ -215,8 +215,8 @@ def test_a_large_batch_runs_in_chunks_and_can_be_given_up():
     assert trainer.step().loss == twin.step().loss  # the same step, done again
 
 
-def test_an_interrupted_epoch_end_is_finished_by_the_next_step():
-    data = load_mini()
+def test_an_interrupted_epoch_end_is_finished_by_the_next_step(mini):
+    data = mini
     trainer = Trainer(Model(build_config("lenet"), 0), data.x_train[:16], data.y_train[:16],
                       data.x_test, data.y_test, lr=0.01, batch_size=8)
     trainer.should_stop = lambda: True  # a step of one chunk: only the evaluation stops
