@@ -128,8 +128,7 @@ class TrainWorker(QObject):
         self._commands.put(self._do_speed, float(steps_per_s))
 
     def probe(self, image: np.ndarray, label: int | None = None, quiet: bool = False) -> None:
-        """Trace this digit (uint8 (28, 28)) in every snapshot; ``quiet``: from the next one
-        on (the GUI has its trace already)."""
+        """Trace this digit (uint8 (28, 28)) in every snapshot; ``quiet``: from the next on."""
         self._commands.put(self._do_probe, ("image", np.array(image, np.uint8), label), quiet)
 
     def probe_test(self, index: int) -> None:
