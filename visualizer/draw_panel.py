@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PyQt5.QtCore import QTimer, pyqtSignal
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import (
     QGridLayout,
     QHBoxLayout,
@@ -126,7 +126,7 @@ class DrawPanel(QWidget):
         right.addWidget(self.verdict)
         right.addWidget(self.prob_chart)
         right.addSpacing(4)
-        right.addWidget(self.views)
+        right.addWidget(self.views, 0, Qt.AlignLeft)
         right.addStretch(1)
 
         top = QHBoxLayout(self)
