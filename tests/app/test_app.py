@@ -55,6 +55,7 @@ def wait_painted(qtbot, window, step: int) -> None:
     qtbot.waitUntil(done, timeout=TIMEOUT)
 
 
+@pytest.mark.slow
 def test_train_and_pause_with_the_train_button(qtbot, window):
     button = window.controls.train_button
     with qtbot.waitSignal(window.worker.state_changed, timeout=TIMEOUT):
@@ -69,6 +70,7 @@ def test_train_and_pause_with_the_train_button(qtbot, window):
     assert window.status.values["state"] == "paused"
 
 
+@pytest.mark.slow
 def test_step_buttons_advance_by_one_sample_and_one_batch(qtbot, window):
     c = window.controls
     before = window.latest
@@ -85,6 +87,7 @@ def test_step_buttons_advance_by_one_sample_and_one_batch(qtbot, window):
     assert window.status.values["step"] == 2 and window.status.values["samples"] == 9
 
 
+@pytest.mark.slow
 def test_reset_with_the_same_seed_gives_the_same_first_losses(qtbot, window):
     def first_losses():
         for _ in range(12):
@@ -104,6 +107,7 @@ def test_reset_with_the_same_seed_gives_the_same_first_losses(qtbot, window):
     assert window.info.settings.seed == 3
 
 
+@pytest.mark.slow
 def test_hyperparameter_widgets_reach_the_worker(qtbot, window):
     c = window.controls
     c.lr_spin.setValue(0.02)
@@ -119,6 +123,7 @@ def test_hyperparameter_widgets_reach_the_worker(qtbot, window):
     assert c.lr_spin.value() == pytest.approx(0.05)
 
 
+@pytest.mark.slow
 def test_architecture_changes_wait_for_reset(qtbot, window):
     c = window.controls
     c.preset_combo.setCurrentIndex(c.preset_combo.findData("deep"))
@@ -137,6 +142,7 @@ def test_architecture_changes_wait_for_reset(qtbot, window):
     assert len(window.filters_panel.rows) == 2
 
 
+@pytest.mark.slow
 def test_each_panel_shows_real_content_after_200_steps(qtbot, window):
     theme = window.theme
     with qtbot.waitSignal(window.worker.snapshot, timeout=TIMEOUT,
@@ -161,6 +167,7 @@ def test_each_panel_shows_real_content_after_200_steps(qtbot, window):
     assert "200 samples" in window.status.labels["samples"].text()
 
 
+@pytest.mark.slow
 def test_a_custom_probe_digit_is_traced(qtbot, window):
     image = np.zeros((28, 28), np.uint8)
     image[4:24, 13:16] = 255  # a "1"
@@ -179,6 +186,7 @@ def test_a_custom_probe_digit_is_traced(qtbot, window):
         window.set_probe(np.zeros((10, 10), np.uint8))
 
 
+@pytest.mark.slow
 def test_divergence_shows_a_banner_and_never_nan(qtbot, window):
     c = window.controls
     c.batch_spin.setValue(8)
@@ -204,6 +212,7 @@ def test_finite_snapshot_replaces_nan_and_inf():
     assert np.isfinite(clean.probe_trace["logits"]).all()
 
 
+@pytest.mark.slow
 def test_themes_and_added_panels(qtbot, window):
     window.set_theme("light")
     wait_painted(qtbot, window, window.latest.step)
@@ -222,6 +231,7 @@ def test_themes_and_added_panels(qtbot, window):
         window.add_panel("Bad", QLabel(), "middle")
 
 
+@pytest.mark.slow
 def test_closing_while_training_stops_the_thread(qtbot):
     w = MainWindow(hyper=Hyper(batch_size=32), theme="dark")
     qtbot.addWidget(w)
@@ -234,6 +244,7 @@ def test_closing_while_training_stops_the_thread(qtbot):
     assert not w.thread.isRunning()
 
 
+@pytest.mark.slow
 def test_take_screenshot_saves_the_window(tmp_path):
     from PIL import Image
 
@@ -245,6 +256,7 @@ def test_take_screenshot_saves_the_window(tmp_path):
         assert len(im.getcolors(1_000_000) or []) > 200
 
 
+@pytest.mark.slow
 def test_hover_reads_pixels_and_pooling_winners(qtbot, window):
     from PyQt5.QtCore import QPointF
     wait_painted(qtbot, window, window.latest.step)
@@ -268,6 +280,7 @@ def test_hover_reads_pixels_and_pooling_winners(qtbot, window):
     assert trace["pool1"][0, 6, 7, 2] == trace["conv1"][0, 12 + wi, 14 + wj, 2]
 
 
+@pytest.mark.slow
 def test_hovering_a_prediction_bar_reads_its_logit_and_probability(qtbot, window):
     from PyQt5.QtCore import QPoint
     wait_painted(qtbot, window, window.latest.step)
@@ -284,6 +297,7 @@ def test_hovering_a_prediction_bar_reads_its_logit_and_probability(qtbot, window
         assert f"{float(trace['probs'][0, k]):.4f}" in text
 
 
+@pytest.mark.slow
 def test_slow_motion_sends_every_step(qtbot, window):
     slider = window.controls.speed_slider
     slider.setValue(slider.minimum() + 4)  # 20 steps per second
@@ -298,6 +312,7 @@ def test_slow_motion_sends_every_step(qtbot, window):
     assert "20 steps/s" in window.controls.speed_label.text()
 
 
+@pytest.mark.slow
 def test_while_training_every_tick_paints_and_the_weights_ten_times_a_second(qtbot, window,
                                                                              monkeypatch):
     """A frame-rate governor that keeps up with a ~32 ms timer (no tick skipped when the GUI

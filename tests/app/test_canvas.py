@@ -62,6 +62,7 @@ def panel(qtbot, trained_model):
 
 
 # ---- canvas alone -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_stroke_gives_ink_in_the_centre_of_the_network_input(qtbot):
     from convscope.engine.data.preprocess import preprocess_digit
     canvas = DrawCanvas()
@@ -101,6 +102,7 @@ def test_undo_removes_only_the_last_stroke(qtbot):
     assert canvas.is_empty()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["button", "right_click", "delete", "escape"])
 def test_clear(panel, how):
     stroke(panel.canvas, one_points())
@@ -118,6 +120,7 @@ def test_clear(panel, how):
 
 
 # ---- the panel ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_empty_canvas_shows_draw_a_digit(panel):
     assert panel.prediction() is None
     assert panel.confidence_label.text() == "draw a digit"
@@ -126,6 +129,7 @@ def test_empty_canvas_shows_draw_a_digit(panel):
     assert panel.prediction() is None
 
 
+@pytest.mark.slow
 def test_drawn_one_and_zero_are_classified(panel, qtbot):
     with qtbot.waitSignal(panel.probe_changed, timeout=1000) as probe:
         stroke(panel.canvas, one_points())
@@ -139,6 +143,7 @@ def test_drawn_one_and_zero_are_classified(panel, qtbot):
     assert panel.class_label.text() == "0"
 
 
+@pytest.mark.slow
 def test_saliency_overlay_follows_the_chosen_class(panel):
     stroke(panel.canvas, one_points())
     top = panel.grad.copy()
@@ -151,6 +156,7 @@ def test_saliency_overlay_follows_the_chosen_class(panel):
     assert not np.allclose(panel.grad, top)
 
 
+@pytest.mark.slow
 def test_probe_changed_on_settle_only(panel, qtbot):
     seen = []
     panel.probe_changed.connect(seen.append)
@@ -165,6 +171,7 @@ def test_probe_changed_on_settle_only(panel, qtbot):
     assert len(seen) == 2 and seen[1] is None
 
 
+@pytest.mark.slow
 def test_private_copy_of_the_model(panel, trained_model):
     stroke(panel.canvas, one_points())
     before = panel.probs.copy()
@@ -181,6 +188,7 @@ def test_private_copy_of_the_model(panel, trained_model):
     assert panel.prediction() is None and panel.confidence_label.text() == "no model yet"
 
 
+@pytest.mark.slow
 def test_open_image_classifies_a_file(panel, tmp_path, mini):
     from PIL import Image
     data = mini
@@ -194,6 +202,7 @@ def test_open_image_classifies_a_file(panel, tmp_path, mini):
     assert not panel.canvas.is_empty()
 
 
+@pytest.mark.slow
 def test_open_non_image_shows_an_error_and_changes_nothing(panel, qtbot, tmp_path):
     stroke(panel.canvas, one_points())
     strokes = [list(s) for s in panel.canvas.strokes]
@@ -212,6 +221,7 @@ def test_open_non_image_shows_an_error_and_changes_nothing(panel, qtbot, tmp_pat
     assert not panel.error_label.isVisibleTo(panel)
 
 
+@pytest.mark.slow
 def test_load_test_digit(panel, mini):
     data = mini
     panel.set_test_digits(data.x_test, data.y_test)
@@ -223,6 +233,7 @@ def test_load_test_digit(panel, mini):
     assert panel.canvas.is_empty() and panel.prediction() is None
 
 
+@pytest.mark.slow
 def test_panel_renders_something(panel):
     stroke(panel.canvas, zero_points())
     image = panel.grab().toImage()
@@ -235,6 +246,7 @@ def test_panel_renders_something(panel):
     assert image.width() >= 500 and image.height() >= 300
 
 
+@pytest.mark.slow
 def test_load_test_digit_announces_it_once_with_its_label(panel, qtbot, mini):
     data = mini
     panel.set_test_digits(data.x_test, data.y_test)
@@ -268,6 +280,7 @@ class FakeWindow(QObject):
         self.probes.append(("test", index))
 
 
+@pytest.mark.slow
 def test_attach_wires_weights_and_probe(qtbot, trained_model, mini):
     window = FakeWindow()
     panel = attach(window)
@@ -291,6 +304,7 @@ def test_attach_wires_weights_and_probe(qtbot, trained_model, mini):
     assert window.probes[-1] == ("test", 4)  # back to the chosen test digit
 
 
+@pytest.mark.slow
 def test_class_names_of_the_run_name_the_saliency_classes_and_test_digits(qtbot,
                                                                           trained_model, mini):
     window = FakeWindow()
@@ -347,6 +361,7 @@ def test_pen_tablet_pressure_sets_the_width(qtbot):
     assert ink[140, 100] == 255 and ink[140, 115] == 0  # thinner than the full brush
 
 
+@pytest.mark.slow
 def test_open_button_explains_a_bad_file_in_a_dialog(panel, monkeypatch, tmp_path,
                                                      dialog_errors):
     from convscope.visualizer import dialogs
@@ -360,6 +375,7 @@ def test_open_button_explains_a_bad_file_in_a_dialog(panel, monkeypatch, tmp_pat
     assert panel.canvas.is_empty()
 
 
+@pytest.mark.slow
 def test_a_drawing_in_the_window_is_classified_once_and_traced_in_every_view(qtbot, window,
                                                                              monkeypatch):
     """Paused, a finished stroke is classified once (by the Draw tab, on its copy of the

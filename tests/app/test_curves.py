@@ -31,6 +31,7 @@ def all_points(panel) -> int:
     return panel.point_count() + panel.ghost_count()
 
 
+@pytest.mark.slow
 def test_going_back_keeps_the_abandoned_branch_and_continues_from_there(panels):
     loss, acc = panels
     for p in panels:
@@ -55,6 +56,7 @@ def test_going_back_keeps_the_abandoned_branch_and_continues_from_there(panels):
     assert 0.2 < loss.histories["smooth"].y[-1] < 1.0  # smoothing continues, not restarts
 
 
+@pytest.mark.slow
 def test_a_reset_keeps_the_previous_run_until_the_next_reset(panels):
     loss, _ = panels
     loss.add_steps(steps(0, 40))

@@ -53,6 +53,7 @@ def test_confusion_matrix_and_per_class_accuracy():
         confusion_matrix([0, 1], [0])
 
 
+@pytest.mark.slow
 def test_evaluation_equals_the_engine(trained):
     config, params, data = trained
     model = Model(config)
@@ -77,6 +78,7 @@ def test_evaluation_equals_the_engine(trained):
     assert set(r.labels[cell]) <= {4} and set(r.predictions[cell]) <= {9}
 
 
+@pytest.mark.slow
 def test_view_evaluates_off_the_gui_thread(qtbot, make_view, trained, monkeypatch):
     config, params, data = trained
     threads = []
@@ -103,6 +105,7 @@ def test_view_evaluates_off_the_gui_thread(qtbot, make_view, trained, monkeypatc
     assert first == result.mistakes()[0]
 
 
+@pytest.mark.slow
 def test_cell_click_lists_its_digits_and_a_digit_click_sets_the_probe(qtbot, make_view, trained):
     config, params, data = trained
     view = make_view()
@@ -132,6 +135,7 @@ def test_cell_click_lists_its_digits_and_a_digit_click_sets_the_probe(qtbot, mak
     assert view.cell is None and view.gallery.count() == len(r.mistakes())
 
 
+@pytest.mark.slow
 def test_view_draws_the_matrix(qtbot, make_view, trained):
     config, params, data = trained
     view = make_view()
@@ -162,6 +166,7 @@ def biggest_mistake(result) -> tuple[int, int]:
     return tuple(int(v) for v in np.unravel_index(np.argmax(off), (10, 10)))
 
 
+@pytest.mark.slow
 def test_fashion_names_label_the_matrix_the_gallery_and_the_bars(qtbot, make_view, trained):
     config, params, data = trained
     view = make_view()
@@ -192,6 +197,7 @@ def test_fashion_names_label_the_matrix_the_gallery_and_the_bars(qtbot, make_vie
     assert named == sorted([SHORT[true], SHORT[pred]], key=SHORT.index)
 
 
+@pytest.mark.slow
 def test_digits_come_back_after_a_reset_to_mnist(qtbot, make_view, trained):
     config, params, data = trained
     view = make_view()
@@ -211,6 +217,7 @@ def test_digits_come_back_after_a_reset_to_mnist(qtbot, make_view, trained):
     assert axis_labels(view.probability_plot) == DIGIT_NAMES
 
 
+@pytest.mark.slow
 def test_window_names_the_fashion_classes_after_a_reset(qtbot, window, monkeypatch):
 
     def fashion(spec, *args, **kwargs):  # the embedded digits under Fashion-MNIST's names
@@ -226,6 +233,7 @@ def test_window_names_the_fashion_classes_after_a_reset(qtbot, window, monkeypat
     assert [combo.itemText(i) for i in range(1, 11)] == FASHION_NAMES
 
 
+@pytest.mark.slow
 def test_cancel_leaves_no_thread_and_no_result(qtbot, make_view, trained):
     config, params, data = trained
     view = make_view()
@@ -235,6 +243,7 @@ def test_cancel_leaves_no_thread_and_no_result(qtbot, make_view, trained):
     assert not view.running and view.result is None and view.evaluate_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_nothing_to_evaluate_is_reported(qtbot, make_view, trained):
     config, params, data = trained
     view = make_view(weights_source=lambda: None)
@@ -247,6 +256,7 @@ def test_nothing_to_evaluate_is_reported(qtbot, make_view, trained):
     assert "no weights" in blocker.args[0]
 
 
+@pytest.mark.slow
 def test_window_evaluates_the_latest_weights_and_probes_a_mistake(qtbot, window, run_steps,
                                                                   dialog_errors):
     w = window
@@ -267,6 +277,7 @@ def test_window_evaluates_the_latest_weights_and_probes_a_mistake(qtbot, window,
     assert dialog_errors == []
 
 
+@pytest.mark.slow
 def test_a_new_evaluation_replaces_a_running_one(qtbot, make_view, trained):
     config, params, data = trained
     view = make_view()

@@ -54,6 +54,7 @@ def evaluation_panel(widgets):
     return view
 
 
+@pytest.mark.slow
 def test_history_csv_parses_back(tmp_path):
     panels = {"loss": SimpleNamespace(histories={
         "raw": SimpleNamespace(x=np.arange(1, 6) * 8.0, y=np.array([2.3, 1.9, 1.2, 0.8, 0.61])),
@@ -73,6 +74,7 @@ def test_history_csv_parses_back(tmp_path):
     assert rows[8][1] == "16"  # a bucket's middle: a whole number of samples
 
 
+@pytest.mark.slow
 def test_settings_json_round_trip(tmp_path):
     @dataclass(frozen=True)
     class Hyper:
@@ -98,6 +100,7 @@ def _check_png(path, min_size):
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 5  # not a blank image
 
 
+@pytest.mark.slow
 def test_single_plot_panel_as_png_and_svg(tmp_path, widgets):
     panel = plot_panel(widgets)
     assert svg_supported(panel)
@@ -112,6 +115,7 @@ def test_single_plot_panel_as_png_and_svg(tmp_path, widgets):
     assert (tmp_path / "curve.png").stat().st_mode & 0o777 == 0o666 & ~umask  # not 0600
 
 
+@pytest.mark.slow
 def test_composite_panel_as_png_but_not_svg(tmp_path, widgets):
     panel = evaluation_panel(widgets)
     assert not svg_supported(panel)
@@ -124,6 +128,7 @@ def test_composite_panel_as_png_but_not_svg(tmp_path, widgets):
     assert [p.name for p in tmp_path.iterdir()] == ["evaluation.png"]  # no temporaries
 
 
+@pytest.mark.slow
 def test_export_menu(tmp_path, widgets, monkeypatch, settings, dialog_errors):
     panels = {"Loss curve": plot_panel(widgets), "Evaluation": evaluation_panel(widgets)}
     errors, targets = dialog_errors, iter([str(tmp_path / "h"), str(tmp_path / "loss.svg"),
@@ -151,6 +156,7 @@ def test_export_menu(tmp_path, widgets, monkeypatch, settings, dialog_errors):
     assert json.loads((tmp_path / "run.json").read_text()) == {"preset": "seed", "lr": 0.01}
 
 
+@pytest.mark.slow
 def test_painted_panel_as_svg_keeps_its_text_and_bars(tmp_path, widgets):
     from convscope.visualizer.probs import ProbsPanel
     from convscope.visualizer.theme import LIGHT

@@ -59,6 +59,7 @@ def click(qtbot, view, key, index):
     return view.arithmetic_text.toPlainText()
 
 
+@pytest.mark.slow
 def test_clicked_cells_show_arithmetic_equal_to_an_independent_recomputation(qtbot, view):
     trainer = trainer_for()
     for _ in range(5):
@@ -106,6 +107,7 @@ def test_clicked_cells_show_arithmetic_equal_to_an_independent_recomputation(qtb
     assert "after" in text and "change" in text
 
 
+@pytest.mark.slow
 def test_the_view_draws_every_stage(qtbot, view):
     view.set_step(traced_step(trainer_for()))
     keys = list(view.stages)
@@ -135,6 +137,7 @@ def test_layouts_map_cells_to_elements_and_back():
             assert lay.to_index(k, i, j) == index
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["seed", "deep", "lenet"])
 @pytest.mark.parametrize("pool", ["max", "avg", "min"])
 def test_gradient_check_button_passes_for_every_preset_and_pooling(qtbot, view, preset, pool):
@@ -150,6 +153,7 @@ def test_gradient_check_button_passes_for_every_preset_and_pooling(qtbot, view, 
     assert "passed" in view.gradcheck.status.text()
 
 
+@pytest.mark.slow
 def test_gradient_check_is_shown_failing_when_a_gradient_is_corrupted(qtbot, view):
     view.gradcheck.entries = 20
     view.set_step(traced_step(trainer_for()))
@@ -183,6 +187,7 @@ def fit(qtbot, view, size, preset="seed"):
     qtbot.wait(50)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_conv_arithmetic_fits_its_column_with_whole_matrix_rows(qtbot, view, size):
     fit(qtbot, view, size)
@@ -199,6 +204,7 @@ def test_conv_arithmetic_fits_its_column_with_whole_matrix_rows(qtbot, view, siz
         assert any(ws[k:k + 3] == numbers for ws in words for k in range(len(ws))), row
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["seed", "lenet"])
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_the_stages_fit_without_a_horizontal_scroll_bar(qtbot, view, size, preset):
@@ -207,6 +213,7 @@ def test_the_stages_fit_without_a_horizontal_scroll_bar(qtbot, view, size, prese
     assert view.scroll.horizontalScrollBar().maximum() == 0
 
 
+@pytest.mark.slow
 def test_the_check_of_the_seed_net_takes_every_entry_and_shows_progress(qtbot, view):
     fit(qtbot, view, SIZES["1600x1000"])
     seen = []
@@ -228,6 +235,7 @@ def test_the_check_of_the_seed_net_takes_every_entry_and_shows_progress(qtbot, v
         assert header.sectionSize(col) >= header.fontMetrics().horizontalAdvance(text) + 2 * margin
 
 
+@pytest.mark.slow
 def test_a_check_above_the_budget_is_sampled_and_says_so(qtbot, view):
     view.gradcheck.budget = 2e8
     view.set_step(traced_step(trainer_for("lenet")))
@@ -242,6 +250,7 @@ def test_a_check_above_the_budget_is_sampled_and_says_so(qtbot, view):
     assert "over the bound of 2.0e8" in view.gradcheck.status.text()
 
 
+@pytest.mark.slow
 def test_clicking_again_stops_the_gradient_check(qtbot, view):
     view.gradcheck.budget = math.inf  # every entry of lenet: most of a minute
     view.set_step(traced_step(trainer_for("lenet")))
@@ -257,6 +266,7 @@ def test_clicking_again_stops_the_gradient_check(qtbot, view):
     assert not finished and view.gradcheck.report is None
 
 
+@pytest.mark.slow
 def test_timeline_panel_scrubs_and_resumes_exactly_or_forks(qtbot):
     trainer = trainer_for(n=30)
     trainer.probe, trainer.probe_label = digits(1, seed=9)[0], 3
@@ -306,6 +316,7 @@ def test_timeline_panel_scrubs_and_resumes_exactly_or_forks(qtbot):
 
 
 # ---- in the main window ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_right_arrow_steps_one_sample_and_the_inspector_shows_it(window, qtbot):
     window.show()
     qtbot.waitExposed(window)
@@ -343,6 +354,7 @@ def test_right_arrow_steps_one_sample_and_the_inspector_shows_it(window, qtbot):
     assert "Keyboard shortcuts" in menus["Help"]
 
 
+@pytest.mark.slow
 def test_resuming_from_the_timeline_tab_replays_the_losses_or_forks(window, run_steps, qtbot):
     window.worker.timeline.every = 10
     first = run_steps(window, 30)
@@ -366,6 +378,7 @@ def test_resuming_from_the_timeline_tab_replays_the_losses_or_forks(window, run_
     assert len(branches) == 2 and "0.01" in branches[-1].label
 
 
+@pytest.mark.slow
 def test_a_timeline_moment_is_marked_on_the_curves_and_in_the_status_bar(window, run_steps):
     window.worker.timeline.every = 10
     run_steps(window, 30)
@@ -382,6 +395,7 @@ def test_a_timeline_moment_is_marked_on_the_curves_and_in_the_status_bar(window,
     assert "Timeline" not in window.status.labels["state"].text()
 
 
+@pytest.mark.slow
 def test_a_reset_goes_back_to_the_live_run(window, run_steps, qtbot):
     window.worker.timeline.every = 10
     run_steps(window, 30)
@@ -396,6 +410,7 @@ def test_a_reset_goes_back_to_the_live_run(window, run_steps, qtbot):
     assert window.latest.step == 0 and "Timeline" not in window.status.labels["state"].text()
 
 
+@pytest.mark.slow
 def test_the_inspector_opens_in_its_own_window_and_goes_back(window, qtbot):
     ins = window.inspector
     ins.window_button.click()
@@ -409,12 +424,14 @@ def test_the_inspector_opens_in_its_own_window_and_goes_back(window, qtbot):
     assert any(getattr(t, "widget", lambda: None)() is ins for t in tabs)
 
 
+@pytest.mark.slow
 def test_timeline_offers_the_current_learning_rate(window):
     assert window.timeline_panel.lr_spin.value() == pytest.approx(window.controls.lr_spin.value())
     window.controls.lr_spin.setValue(0.02)
     assert window.timeline_panel.lr_spin.value() == pytest.approx(0.02)
 
 
+@pytest.mark.slow
 def test_the_inspector_tab_shows_several_stages_at_once_at_1600x1000(window, qtbot):
     """In the main window the stage cards flow side by side: at least 4 lie wholly inside the
     scroll area's viewport, and the curves below give up height to the tab."""
@@ -447,6 +464,7 @@ def test_the_inspector_tab_shows_several_stages_at_once_at_1600x1000(window, qtb
     qtbot.waitUntil(lambda: abs(window.docks["Loss"].height() - loss_before) <= 12)
 
 
+@pytest.mark.slow
 def test_the_timeline_tab_shows_the_run_so_far_as_soon_as_it_is_opened(window, run_steps):
     window.worker.timeline.every = 10
     run_steps(window, 30)

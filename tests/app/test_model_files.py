@@ -41,6 +41,7 @@ def files_for(tmp_path, settings, run=None):
     return files, opened
 
 
+@pytest.mark.slow
 def test_save_open_round_trip_predicts_and_resumes_identically(qtbot, tmp_path, settings,
                                                               dialog_errors, data):
     a = make_trainer(data)
@@ -111,6 +112,7 @@ def _crafted(tmp_path, kind: str) -> str:
     ("pickled", "pickled"), ("wrong_shape", "shape"), ("future", "newer"),
     ("unknown_member", "unknown member 'foo'"), ("huge_config", "filters must be between"),
     ("truncated", "truncated"), ("text", "not a model file")])
+@pytest.mark.slow
 def test_bad_files_are_refused_and_the_current_model_is_kept(qtbot, tmp_path, settings,
                                                              dialog_errors, kind, reason):
     files, opened = files_for(tmp_path, settings)
@@ -132,6 +134,7 @@ def test_bad_files_are_refused_and_the_current_model_is_kept(qtbot, tmp_path, se
     assert settings.recent_files() == [good]
 
 
+@pytest.mark.slow
 def test_failed_save_keeps_the_old_file(qtbot, tmp_path, settings, dialog_errors, data,
                                         monkeypatch):
     path = str(tmp_path / "model.npz")
@@ -157,6 +160,7 @@ def test_nothing_to_save_is_reported(qtbot, tmp_path, settings, dialog_errors):
     assert not os.path.exists(tmp_path / "x.npz")
 
 
+@pytest.mark.slow
 def test_menu_dialogs_and_recent_files(qtbot, tmp_path, settings, dialog_errors, data, monkeypatch):
     files, opened = files_for(tmp_path, settings, saved_run(make_trainer(data)))
     menu = QMenu()
@@ -177,6 +181,7 @@ def test_menu_dialogs_and_recent_files(qtbot, tmp_path, settings, dialog_errors,
 
 
 # ---- through the main window and its training worker ----------------------------------------
+@pytest.mark.slow
 def test_window_saves_while_paused_and_resumes_identically(qtbot, window, run_steps, tmp_path,
                                                           dialog_errors, monkeypatch):
     w, files = window, window.file_actions.model_files
@@ -195,6 +200,7 @@ def test_window_saves_while_paused_and_resumes_identically(qtbot, window, run_st
     assert dialog_errors == [] and w.controls.hyper().momentum == 0.9
 
 
+@pytest.mark.slow
 def test_window_refuses_a_bad_file_and_keeps_training_the_same_model(qtbot, window, run_steps,
                                                                     tmp_path, dialog_errors):
     w, files = window, window.file_actions.model_files

@@ -292,6 +292,7 @@ class Monkey:
                 self.model_file, self.inspect]
 
 
+@pytest.mark.slow
 def test_random_actions_leave_the_app_working(qtbot, tmp_path, monkeypatch, files,
                                               patched_dialogs, capfd):
     monkeypatch.setenv("CONVSCOPE_SETTINGS", str(tmp_path / "settings.ini"))

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "engine"
 FOLDERS = ("engine", "visualizer", "cli", "bench", "main")  # importable only as convscope.X
@@ -25,6 +27,7 @@ def _sources():
     return [p for p in ROOT.rglob("*.py") if not skip & set(p.relative_to(ROOT).parts)]
 
 
+@pytest.mark.slow
 def test_every_import_of_the_project_goes_through_convscope():
     for path in _sources():
         for name, level in _imports(path):
@@ -33,6 +36,7 @@ def test_every_import_of_the_project_goes_through_convscope():
                 f"{path.relative_to(ROOT)} imports {name!r}: write convscope.{name}"
 
 
+@pytest.mark.slow
 def test_no_module_is_loaded_under_its_folder_name():
     """Imported from the checkout's top folder (where ``engine`` would also be importable),
     every module of every sub-package loads once, as convscope.X, and the engine loads no GUI

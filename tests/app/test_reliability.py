@@ -94,6 +94,7 @@ def test_a_nan_loss_is_caught_at_its_step(mini):
     assert all_finite(trainer.model.params().values())
 
 
+@pytest.mark.slow
 def test_window_divergence_pauses_goes_back_explains_and_recovers(qtbot, window):
     c = window.controls
     type_into(c.lr_spin, "10")
@@ -187,6 +188,7 @@ def test_the_timeline_shows_nothing_of_a_run_it_is_not_configured_for(qtbot, min
     assert panel.show_step(0).step == 0
 
 # ---- long steps stay interruptible ----------------------------------------------------------
+@pytest.mark.slow
 def test_a_large_batch_runs_in_chunks_and_can_be_given_up(mini):
     data = mini
     x, y = data.x_train[:300], data.y_train[:300]
@@ -215,6 +217,7 @@ def test_a_large_batch_runs_in_chunks_and_can_be_given_up(mini):
     assert trainer.step().loss == twin.step().loss  # the same step, done again
 
 
+@pytest.mark.slow
 def test_an_interrupted_epoch_end_is_finished_by_the_next_step(mini):
     data = mini
     trainer = Trainer(Model(build_config("lenet"), 0), data.x_train[:16], data.y_train[:16],
@@ -229,6 +232,7 @@ def test_an_interrupted_epoch_end_is_finished_by_the_next_step(mini):
     assert trainer.step_count == 2 and trainer.cursor == 8
 
 
+@pytest.mark.slow
 def test_pause_and_close_do_not_wait_for_a_huge_step(qtbot):
     def small_test_split(spec):
         data = load_mini()
@@ -263,6 +267,7 @@ def bad_folder(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_a_bad_dataset_folder_is_refused_and_the_run_goes_on(qtbot, window, tmp_path,
                                                              monkeypatch, run_steps):
     from PyQt5.QtWidgets import QFileDialog
@@ -282,6 +287,7 @@ def test_a_bad_dataset_folder_is_refused_and_the_run_goes_on(qtbot, window, tmp_
     assert len(run_steps(window, 2)) == 2
 
 
+@pytest.mark.slow
 def test_launch_with_a_saved_dataset_that_went_bad_falls_back_to_mini(qtbot, tmp_path,
                                                                       monkeypatch):
     ini = tmp_path / "settings.ini"
@@ -300,6 +306,7 @@ def test_launch_with_a_saved_dataset_that_went_bad_falls_back_to_mini(qtbot, tmp
         close_window(w)
 
 
+@pytest.mark.slow
 def test_garbage_settings_give_a_working_window_with_defaults(qtbot, tmp_path, monkeypatch):
     ini = tmp_path / "settings.ini"
     ini.write_bytes(b"[window]\ngeometry=@ByteArray(\x00\x01garbage)\nstate=@ByteArray(xx)\n"
@@ -320,6 +327,7 @@ def test_garbage_settings_give_a_working_window_with_defaults(qtbot, tmp_path, m
         close_window(w)
 
 
+@pytest.mark.slow
 def test_open_recent_on_a_file_that_went_bad_is_refused(qtbot, window, run_steps, tmp_path,
                                                         dialog_errors):
     run_steps(window, 4)
@@ -339,6 +347,7 @@ def test_open_recent_on_a_file_that_went_bad_is_refused(qtbot, window, run_steps
         assert np.array_equal(v, params[k])
 
 
+@pytest.mark.slow
 def test_a_model_file_whose_dataset_is_gone_opens_on_mini(qtbot, window, tmp_path):
     model = Model(build_config("seed", filters=4), 7)
     path = tmp_path / "elsewhere.npz"
@@ -354,6 +363,7 @@ def test_a_model_file_whose_dataset_is_gone_opens_on_mini(qtbot, window, tmp_pat
     assert "gone" in window.banner.label.text() and one_line(window.banner.label.text())
 
 
+@pytest.mark.slow
 def test_an_image_that_is_not_an_image_is_refused(qtbot, window, tmp_path):
     panel = window.draw_panel
     fake = tmp_path / "digit.png"
@@ -379,6 +389,7 @@ def test_an_image_that_is_not_an_image_is_refused(qtbot, window, tmp_path):
      lambda d: ["predict", "--model", str(d / "m.npz"), str(d / "m.npz")]),
     (lambda d: None, lambda d: ["eval", "--model", str(d / "missing.npz")]),
 ])
+@pytest.mark.slow
 def test_cli_bad_files_exit_1_with_one_line(capsys, tmp_path, make, argv):
     save_model(tmp_path / "m.npz", Model(build_config("seed"), 0))
     make(tmp_path)
@@ -396,6 +407,7 @@ def test_cli_bad_files_exit_1_with_one_line(capsys, tmp_path, make, argv):
     ("filters_spin", "65", None, "Filters go from 1 to 64"),
     ("filters_spin", "0", 8, "Filters go from 1 to 64"),
 ])
+@pytest.mark.slow
 def test_out_of_range_input_is_refused_with_the_reason(qtbot, window, name, typed, kept,
                                                        words):
     spin = getattr(window.controls, name)
@@ -408,6 +420,7 @@ def test_out_of_range_input_is_refused_with_the_reason(qtbot, window, name, type
         assert spin.value() == pytest.approx(kept)
 
 
+@pytest.mark.slow
 def test_limits_follow_the_training_set_and_accept_the_extremes(qtbot, window):
     c = window.controls
     assert c.batch_spin.maximum() == window.info.n_train == 9000
@@ -428,6 +441,7 @@ def test_limits_follow_the_training_set_and_accept_the_extremes(qtbot, window):
     ["screenshot", "--out", "x.png", "--steps", "-5"],
     ["train", "--lr", "inf"], ["train", "--momentum", "-0.1"], ["train", "--epochs", "x"],
 ])
+@pytest.mark.slow
 def test_cli_options_out_of_range_exit_2_with_the_reason(capsys, argv):
     assert cli_run(argv) == 2
     out, err = capsys.readouterr()
@@ -436,6 +450,7 @@ def test_cli_options_out_of_range_exit_2_with_the_reason(capsys, argv):
 
 
 # ---- shutdown in the middle of every kind of work -------------------------------------------
+@pytest.mark.slow
 def test_closing_while_training_stops_the_worker(qtbot):
     w = new_window(qtbot, hyper=Hyper(batch_size=32))
     with qtbot.waitSignal(w.worker.progress, timeout=TIMEOUT):
@@ -447,6 +462,7 @@ def test_closing_while_training_stops_the_worker(qtbot):
         close_window(w)
 
 
+@pytest.mark.slow
 def test_closing_while_evaluating_cancels_the_evaluation(qtbot, monkeypatch):
     import convscope.visualizer.evaluation as evaluation
     chunks, real = [], evaluation.evaluate
@@ -474,6 +490,7 @@ def test_closing_while_evaluating_cancels_the_evaluation(qtbot, monkeypatch):
         close_window(w)
 
 
+@pytest.mark.slow
 def test_closing_during_a_gradient_check_stops_it(qtbot):
     w = new_window(qtbot, settings=RunSettings(preset="lenet"))
     w.inspector.gradcheck.budget = math.inf  # every entry: far longer than closing may take
@@ -490,6 +507,7 @@ def test_closing_during_a_gradient_check_stops_it(qtbot):
         close_window(w)
 
 
+@pytest.mark.slow
 def test_closing_during_a_download_does_not_wait_for_it(qtbot):
     release = threading.Event()
     started = threading.Event()
@@ -553,6 +571,7 @@ DRIVER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("work", ["train", "download"])
 def test_ctrl_c_in_the_terminal_closes_the_app_cleanly(tmp_path, work):
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", CONVSCOPE_SETTINGS=str(

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from PyQt5.QtCore import QByteArray, QSettings
 from PyQt5.QtWidgets import QDockWidget, QLabel, QMainWindow
 
@@ -18,6 +19,7 @@ def settings_at(path) -> Settings:
     return Settings(QSettings(str(path), QSettings.IniFormat))
 
 
+@pytest.mark.slow
 def test_values_survive_a_restart(tmp_path):
     s = settings_at(tmp_path / "s.ini")
     s.set_run_settings(preset="deep", filters=12, pool="avg", relu=None, dataset="fashion",
@@ -113,6 +115,7 @@ def test_recent_files_are_deduplicated_bounded_and_existing(tmp_path):
     assert s.last_dir() == str(tmp_path)
 
 
+@pytest.mark.slow
 def test_the_app_comes_back_as_it_was_left(qtbot, tmp_path, monkeypatch):
     from PyQt5.QtCore import QCoreApplication, QEvent
 

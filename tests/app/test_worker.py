@@ -19,6 +19,7 @@ TIMEOUT = 20_000  # ms
 
 
 # ---- pure helpers -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_history_stays_bounded_and_keeps_the_shape():
     h = History(capacity=64)
     x = np.arange(10_000, dtype=float)
@@ -36,6 +37,7 @@ def test_history_drops_non_finite_values():
     assert list(h.x) == [1, 4] and list(h.y) == [0.5, 0.25]
 
 
+@pytest.mark.slow
 def test_ema_follows_its_window_and_skips_nan():
     smooth, last = ema([1.0, 1.0, np.nan, 3.0], [0.5, 0.5, 0.5, 0.5], None)
     assert list(smooth) == [1.0, 1.0, 1.0, 2.0] and last == 2.0
@@ -43,6 +45,7 @@ def test_ema_follows_its_window_and_skips_nan():
     assert a[0] == pytest.approx(1 / 50) and a[0] < a[1] < 1
 
 
+@pytest.mark.slow
 def test_tile_and_locate_agree():
     maps = np.arange(5 * 3 * 4, dtype=np.float32).reshape(5, 3, 4)
     for factor, lead, top in ((1, 0, 0), (2, 3, 0), (3, 0, 2)):
@@ -58,6 +61,7 @@ def test_tile_and_locate_agree():
                     assert mosaic[y, x] == maps[k, i, j]
 
 
+@pytest.mark.slow
 def test_kernel_maps_and_stable_scale():
     w = np.random.default_rng(0).standard_normal((3, 3, 2, 4)).astype(np.float32)
     maps = kernel_maps(w)
@@ -104,6 +108,7 @@ def losses(worker) -> np.ndarray:
     return np.concatenate([b.loss for b in batches]) if batches else np.empty(0)
 
 
+@pytest.mark.slow
 def test_train_then_pause_stops_at_the_next_sample(qtbot, worker):
     with qtbot.waitSignal(worker.state_changed, timeout=TIMEOUT) as started:
         worker.train()
@@ -120,6 +125,7 @@ def test_train_then_pause_stops_at_the_next_sample(qtbot, worker):
     assert last_snapshot(worker).step == step + 1  # nothing ran while paused
 
 
+@pytest.mark.slow
 def test_step_one_sample_advances_by_one_and_changes_the_weights(qtbot, worker):
     before = last_snapshot(worker)
     with qtbot.waitSignal(worker.progress, timeout=TIMEOUT) as blocker:
@@ -133,6 +139,7 @@ def test_step_one_sample_advances_by_one_and_changes_the_weights(qtbot, worker):
     assert after.probe_trace["input"].shape == (1, 28, 28)
 
 
+@pytest.mark.slow
 def test_step_one_batch_advances_by_the_batch_size(qtbot, worker):
     worker.set_hyper(Hyper(lr=0.01, batch_size=16, momentum=0.0))
     with qtbot.waitSignal(worker.progress, timeout=TIMEOUT) as blocker:
@@ -142,6 +149,7 @@ def test_step_one_batch_advances_by_the_batch_size(qtbot, worker):
     assert list(report.batch) == [16]
 
 
+@pytest.mark.slow
 def test_step_one_epoch_ends_with_a_test_evaluation(qtbot, worker):
     worker.set_hyper(Hyper(lr=0.05, batch_size=500, momentum=0.0))
     with qtbot.waitSignal(worker.epoch_ended, timeout=TIMEOUT) as blocker:
@@ -151,6 +159,7 @@ def test_step_one_epoch_ends_with_a_test_evaluation(qtbot, worker):
     assert 0.0 <= report.test_accuracy <= 1.0 and np.isfinite(report.test_loss)
 
 
+@pytest.mark.slow
 def test_reset_with_the_same_seed_repeats_the_same_losses(qtbot, worker):
     def first_losses():
         worker.seen["progress"].clear()
@@ -170,6 +179,7 @@ def test_reset_with_the_same_seed_repeats_the_same_losses(qtbot, worker):
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.slow
 def test_hyperparameters_apply_at_the_next_step(qtbot, worker):
     """Doubling the learning rate doubles the first update (plain SGD), and momentum and
     batch size reach the trainer."""
@@ -195,6 +205,7 @@ def test_hyperparameters_apply_at_the_next_step(qtbot, worker):
     assert (t.lr, t.batch_size, t.momentum) == (pytest.approx(0.03), 8, pytest.approx(0.9))
 
 
+@pytest.mark.slow
 def test_architecture_choices_apply_on_reset(qtbot, worker):
     with qtbot.waitSignal(worker.run_started, timeout=TIMEOUT) as blocker:
         worker.reset(RunSettings(preset="deep", filters=4, pool="avg", relu=True))
@@ -207,6 +218,7 @@ def test_architecture_choices_apply_on_reset(qtbot, worker):
     assert "pool1.mask" not in snap.probe_trace  # average pooling has no winners
 
 
+@pytest.mark.slow
 def test_divergence_pauses_and_keeps_finite_weights(qtbot, worker):
     worker.set_hyper(Hyper(lr=10.0, batch_size=8, momentum=0.0))
     with qtbot.waitSignal(worker.error, timeout=TIMEOUT) as blocker:
@@ -219,6 +231,7 @@ def test_divergence_pauses_and_keeps_finite_weights(qtbot, worker):
     assert np.isfinite(losses(worker)).all()
 
 
+@pytest.mark.slow
 def test_a_bad_dataset_is_reported_and_the_run_is_kept(qtbot, worker, tmp_path):
     with qtbot.waitSignal(worker.error, timeout=TIMEOUT) as blocker:
         worker.reset(RunSettings(dataset=str(tmp_path)))
@@ -227,6 +240,7 @@ def test_a_bad_dataset_is_reported_and_the_run_is_kept(qtbot, worker, tmp_path):
         worker.step_samples(1)
 
 
+@pytest.mark.slow
 def test_stopping_mid_training_ends_the_thread(qtbot):
     w = TrainWorker(hyper=Hyper(batch_size=32))
     with qtbot.waitSignal(w.run_started, timeout=TIMEOUT):
@@ -239,6 +253,7 @@ def test_stopping_mid_training_ends_the_thread(qtbot):
     assert not thread.isRunning()
 
 
+@pytest.mark.slow
 def test_test_evaluations_keep_up_within_an_epoch(qtbot, worker, monkeypatch):
     import convscope.visualizer.reports as reports_module
     monkeypatch.setattr(reports_module, "EVAL_INTERVAL", 0.0)

@@ -65,6 +65,7 @@ def readme(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_every_section_is_replaced_and_the_rest_kept(readme):
     before = readme.read_text()
     for _ in range(2):  # a second run replaces, never appends
@@ -106,6 +107,7 @@ def test_only_the_named_section_changes():
     assert replace_section(text, "y", ["new y"]) == text.replace("old y", "new y")
 
 
+@pytest.mark.slow
 def test_memory_growth_compares_the_halves_after_epoch_1():
     from convscope.bench.memory import growth_between_halves
 

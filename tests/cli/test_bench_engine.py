@@ -25,6 +25,7 @@ def result():
                            progress=lambda line: None, epoch_images=640, networks=["deep-8"])
 
 
+@pytest.mark.slow
 def test_json_has_the_agreed_keys(result, capsys):
     train = result["train_samples_per_sec"]
     assert set(train["engine"]) == {"1", "8", "32", "128"}
@@ -63,6 +64,7 @@ def test_torch_columns_and_ratios():
                                                               for x in lines)
 
 
+@pytest.mark.slow
 def test_readme_section_is_replaced_in_place(result, tmp_path):
     path = tmp_path / "README.md"
     path.write_text("# Benchmarks\n\nGUI figures stay.\n")

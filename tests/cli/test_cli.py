@@ -77,6 +77,7 @@ def trained(tmp_path_factory):
 # ---- help and dispatch -----------------------------------------------------------------
 @pytest.mark.parametrize("command", ["train", "eval", "predict", "gradcheck", "bench",
                                      "screenshot"])
+@pytest.mark.slow
 def test_every_command_has_help(capsys, command):
     code, out, _ = call(capsys, command, "--help")
     assert code == 0
@@ -84,6 +85,7 @@ def test_every_command_has_help(capsys, command):
     assert "--json" in out
 
 
+@pytest.mark.slow
 def test_top_level_help_lists_commands(capsys):
     code, out, _ = call(capsys, "--help")
     assert code == 0
@@ -91,12 +93,14 @@ def test_top_level_help_lists_commands(capsys):
         assert command in out
 
 
+@pytest.mark.slow
 def test_unknown_command_is_bad_usage(capsys):
     code, out, err = call(capsys, "frobnicate")
     assert code == 2 and out == ""
     assert "invalid choice" in err
 
 
+@pytest.mark.slow
 def test_no_command_launches_the_app(monkeypatch):
     calls = []
     fake = types.ModuleType("convscope.visualizer.app")
@@ -107,6 +111,7 @@ def test_no_command_launches_the_app(monkeypatch):
 
 
 # ---- train -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_train_json_has_the_agreed_keys(trained):
     path, result = trained
     assert TRAIN_KEYS <= set(result)
@@ -119,6 +124,7 @@ def test_train_json_has_the_agreed_keys(trained):
     assert result["saved"] == str(path) and path.is_file()
 
 
+@pytest.mark.slow
 def test_train_human_output(capsys):
     code, out, err = call(capsys, "train", "--train-size", "300", "--test-size", "0",
                           "--batch-size", "10", "--lr", "0.05")
@@ -127,6 +133,7 @@ def test_train_human_output(capsys):
     assert "images/s" in out.splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_test_size_zero_gives_null_test_figures(capsys):
     code, out, _ = call(capsys, "train", "--train-size", "100", "--test-size", "0", "--json")
     result = last_json(out)
@@ -146,6 +153,7 @@ def test_test_size_zero_gives_null_test_figures(capsys):
     (["--train-size", "999999"], "more than the"),
     (["--test-size", "999999"], "more than the"),
 ])
+@pytest.mark.slow
 def test_train_bad_usage_exits_2_with_the_reason(capsys, tmp_path, argv, reason):
     code, out, err = call(capsys, "train", "--save", tmp_path / "m.npz", *argv)
     assert code == 2, err
@@ -165,6 +173,7 @@ def test_divergence_exits_1_and_writes_nothing(capsys, tmp_path):
     assert list(tmp_path.iterdir()) == []  # no model, no temporary file
 
 
+@pytest.mark.slow
 def test_save_into_a_missing_folder_fails_before_training(capsys, tmp_path):
     code, out, err = call(capsys, "train", *QUICK, "--save", tmp_path / "no" / "m.npz")
     assert code == 1 and out == ""
@@ -172,6 +181,7 @@ def test_save_into_a_missing_folder_fails_before_training(capsys, tmp_path):
 
 
 # ---- resume ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_resume_continues_exactly(capsys, tmp_path, trained):
     path, first = trained
     code, out, _ = call(capsys, "train", "--resume", path, "--epochs", "1", "--json")
@@ -187,6 +197,7 @@ def test_resume_continues_exactly(capsys, tmp_path, trained):
     assert resumed["train_loss"] == straight["train_loss"]
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_different_architecture(capsys, trained):
     code, out, err = call(capsys, "train", "--resume", trained[0], "--preset", "lenet")
     assert code == 2 and out == ""
@@ -220,6 +231,7 @@ def test_eval_json_matches_training_and_metrics(capsys, trained):
         assert ev["per_class_accuracy"][k] == pytest.approx(expected)
 
 
+@pytest.mark.slow
 def test_eval_human_output_shows_the_confusion_matrix(capsys, trained):
     code, out, _ = call(capsys, "eval", "--model", trained[0], "--test-size", "50")
     assert code == 0
@@ -227,6 +239,7 @@ def test_eval_human_output_shows_the_confusion_matrix(capsys, trained):
     assert len(out.strip().splitlines()) == 1 + 1 + 1 + 10  # summary, blank, header, rows
 
 
+@pytest.mark.slow
 def test_eval_on_a_folder_with_only_the_test_files(capsys, tmp_path, trained):
     from convscope.engine.data.datasets import load_dataset
     from convscope.engine.data.idx import write_idx
@@ -240,6 +253,7 @@ def test_eval_on_a_folder_with_only_the_test_files(capsys, tmp_path, trained):
     assert last_json(out)["confusion"] == ev["confusion"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", [None, b"", b"not a model at all", b"PK\x03\x04junk"])
 def test_eval_bad_model_file_exits_1_with_one_line(capsys, tmp_path, content):
     path = tmp_path / "model.npz"
@@ -266,6 +280,7 @@ def _digit_png(path: Path, digit: np.ndarray) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_predict_digits_and_a_blank_image(capsys, tmp_path, trained):
     from convscope.engine.data.datasets import load_dataset
     from convscope.engine.data.preprocess import load_image, preprocess_digit
@@ -289,6 +304,7 @@ def test_predict_digits_and_a_blank_image(capsys, tmp_path, trained):
     assert preds[-1]["predicted"] is None and preds[-1]["probabilities"] is None
 
 
+@pytest.mark.slow
 def test_predict_rejects_a_non_image(capsys, tmp_path, trained):
     text = tmp_path / "notes.png"
     text.write_text("this is not a picture\n")
@@ -297,12 +313,14 @@ def test_predict_rejects_a_non_image(capsys, tmp_path, trained):
     one_error_line(err, "convscope predict: error:", "notes.png")
 
 
+@pytest.mark.slow
 def test_predict_needs_an_image(capsys, trained):
     code, _, err = call(capsys, "predict", "--model", trained[0])
     assert code == 2 and "IMAGE" in err
 
 
 # ---- gradcheck ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_gradcheck_passes_for_the_seed_network(capsys):
     code, out, _ = call(capsys, "gradcheck", "--preset", "seed", "--pool", "max", "--seed",
                         "1", "--json")
@@ -314,6 +332,7 @@ def test_gradcheck_passes_for_the_seed_network(capsys):
     assert result["max_relative_error"] < result["threshold"]
 
 
+@pytest.mark.slow
 def test_gradcheck_failure_exits_1(capsys, monkeypatch):
     real = gradcheck.gradcheck
 
@@ -341,6 +360,7 @@ def _fake_app(monkeypatch, calls, status=0):
     monkeypatch.setitem(sys.modules, "convscope.visualizer.app", fake)
 
 
+@pytest.mark.slow
 def test_screenshot_passes_its_options_to_the_app(capsys, monkeypatch, tmp_path):
     calls = []
     _fake_app(monkeypatch, calls)
@@ -359,6 +379,7 @@ def test_screenshot_passes_its_options_to_the_app(capsys, monkeypatch, tmp_path)
     assert code == 2 and "the scale must be 1..4, got 9" in err.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_screenshot_refuses_a_probe_outside_the_test_split(capsys, monkeypatch, tmp_path):
     out_png = tmp_path / "shot.png"
     done = _main("screenshot", "--out", out_png, "--probe", "99999")
@@ -371,6 +392,7 @@ def test_screenshot_refuses_a_probe_outside_the_test_split(capsys, monkeypatch, 
     assert code == 0 and calls[0][2] == 999  # the last digit of the split is fine
 
 
+@pytest.mark.slow
 def test_screenshot_failure_and_bad_size(capsys, monkeypatch, tmp_path):
     _fake_app(monkeypatch, [], status=3)
     code, _, err = call(capsys, "screenshot", "--out", tmp_path / "a.png")
@@ -381,6 +403,7 @@ def test_screenshot_failure_and_bad_size(capsys, monkeypatch, tmp_path):
 
 
 # ---- failures in general -----------------------------------------------------------------
+@pytest.mark.slow
 def test_unexpected_error_is_one_line_unless_debug(capsys, monkeypatch):
 
     def boom(*args, **kwargs):
@@ -411,6 +434,7 @@ def _main(*argv):
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
 
 
+@pytest.mark.slow
 def test_program_exit_statuses(tmp_path, trained):
     ok = _main("train", *QUICK, "--json")
     assert ok.returncode == 0, ok.stderr
@@ -423,6 +447,7 @@ def test_program_exit_statuses(tmp_path, trained):
     one_error_line(failed.stderr, "convscope eval: error:")
 
 
+@pytest.mark.slow
 def test_program_screenshot_of_the_real_window(tmp_path):
     out_png = tmp_path / "window.png"
     done = _main("screenshot", "--out", out_png, "--steps", "5", "--size", "1400x900",
@@ -434,12 +459,14 @@ def test_program_screenshot_of_the_real_window(tmp_path):
         assert len(np.unique(np.asarray(im.convert("L")))) > 10  # a drawn window, not a blank image
 
 
+@pytest.mark.slow
 def test_program_screenshot_refuses_an_unknown_tab(tmp_path):
     done = _main("screenshot", "--out", tmp_path / "w.png", "--steps", "0", "--tab", "Nope")
     assert done.returncode == 1 and "no tab named 'Nope'" in done.stderr
     assert not (tmp_path / "w.png").exists()
 
 
+@pytest.mark.slow
 def test_cosine_schedule_decays_the_learning_rate(capsys, step_log):
     base = ("train", "--train-size", "100", "--test-size", "0", "--epochs", "3",
             "--batch-size", "10", "--lr", "0.05", "--json")
@@ -475,6 +502,7 @@ def _stopped_after_epoch_1(capsys, monkeypatch, path) -> None:
     assert code == 130 and path.is_file()
 
 
+@pytest.mark.slow
 def test_resumed_cosine_run_goes_on_with_its_schedule(capsys, monkeypatch, tmp_path, step_log):
     code, out, _ = call(capsys, "train", *COSINE_RUN, "--json")
     straight, straight_log = last_json(out), list(step_log)
@@ -497,6 +525,7 @@ def test_resumed_cosine_run_goes_on_with_its_schedule(capsys, monkeypatch, tmp_p
         one_error_line(err, "cosine schedule", "--lr-schedule", reason)
 
 
+@pytest.mark.slow
 def test_resuming_a_file_without_a_schedule_keeps_its_lr_constant(capsys, monkeypatch, tmp_path,
                                                                   step_log):
     path = tmp_path / "old.npz"

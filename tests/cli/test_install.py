@@ -26,6 +26,7 @@ def _run(args, cwd, **env):
                           capture_output=True, env={**base, **env}, timeout=120)
 
 
+@pytest.mark.slow
 def test_python_m_convscope_prints_its_version_from_any_folder(tmp_path):
     done = _run(["--version"], tmp_path)
     assert done.returncode == 0, done.stderr
@@ -45,6 +46,7 @@ def test_package_data_is_found_through_the_package():
     assert desktop["Type"] == "Application"
 
 
+@pytest.mark.slow
 def test_without_display_the_app_says_so_in_one_line(tmp_path):
     done = _run([], tmp_path)
     assert done.returncode == 1
@@ -53,6 +55,7 @@ def test_without_display_the_app_says_so_in_one_line(tmp_path):
     assert "DISPLAY is not set" in lines[0] and "QT_QPA_PLATFORM=offscreen" in lines[0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 displays are Linux's")
 def test_an_unreachable_x_server_is_one_line_not_a_qt_abort(tmp_path):
     display = next(n for n in range(97, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists())

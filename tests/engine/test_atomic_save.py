@@ -66,6 +66,7 @@ def kill_while_saving(path: Path, rng: random.Random) -> None:
     assert proc.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 def test_sigkill_during_saves_leaves_the_old_or_the_new_model(tmp_path):
     rng = random.Random(20240607)
     path = tmp_path / "model.npz"

@@ -67,6 +67,7 @@ def _refused(path, *words):
 
 
 # ---- round trip and resume ------------------------------------------------------------------
+@pytest.mark.slow
 def test_round_trip_gives_identical_predictions(saved):
     path, model, _, images, _ = saved
     loaded, state, extra = load_model(path)
@@ -80,6 +81,7 @@ def test_round_trip_gives_identical_predictions(saved):
     assert state is not None and state["meta"]["step"] == 7
 
 
+@pytest.mark.slow
 def test_resume_gives_identical_losses(saved):
     path, _, trainer, images, labels = saved
     expected = [trainer.step().loss for _ in range(15)]  # crosses an epoch boundary
@@ -90,6 +92,7 @@ def test_resume_gives_identical_losses(saved):
     assert resumed.step_count == trainer.step_count and resumed.epoch == trainer.epoch
 
 
+@pytest.mark.slow
 def test_model_without_state_and_seed_preset(tmp_path):
     model = Model(build_config("seed", filters=4, pool="min"), seed=5)
     path = tmp_path / "plain"  # no .npz suffix: the name is kept as given
@@ -100,6 +103,7 @@ def test_model_without_state_and_seed_preset(tmp_path):
     assert os.listdir(tmp_path) == ["plain"]
 
 
+@pytest.mark.slow
 def test_members_are_plain_arrays(saved):
     members = _members(saved[0])  # allow_pickle=False reads every member
     assert int(members["format_version"]) == FORMAT_VERSION
@@ -107,6 +111,7 @@ def test_members_are_plain_arrays(saved):
     assert members["model"].dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_save_is_atomic(saved, tmp_path, monkeypatch):
     path, model, trainer, _, _ = saved
     before = path.read_bytes()
@@ -143,6 +148,7 @@ def test_refuses_missing_text_and_npy_files(tmp_path):
     _refused(empty, "not an .npz")
 
 
+@pytest.mark.slow
 def test_refuses_truncated_file(saved, tmp_path):
     data = saved[0].read_bytes()
     for cut in (len(data) // 3, len(data) - 30):
@@ -151,6 +157,7 @@ def test_refuses_truncated_file(saved, tmp_path):
         _refused(bad)
 
 
+@pytest.mark.slow
 def test_refuses_pickled_objects(saved, tmp_path):
     bad = tmp_path / "pickled.npz"
     arrays = _members(saved[0])
@@ -162,6 +169,7 @@ def test_refuses_pickled_objects(saved, tmp_path):
     _refused(bad, "pickled")
 
 
+@pytest.mark.slow
 def test_refuses_future_and_missing_versions(saved, tmp_path):
     def future(a):
         a["format_version"] = np.array(FORMAT_VERSION + 1)
@@ -188,10 +196,12 @@ def test_refuses_future_and_missing_versions(saved, tmp_path):
     (lambda a: a.__setitem__("foo", np.zeros(1)), ["unknown member 'foo'"]),
     (lambda a: a.__setitem__("state/foo", np.zeros(1)), ["unknown member 'state/foo'"]),
 ])
+@pytest.mark.slow
 def test_refuses_inconsistent_contents(saved, tmp_path, change, words):
     _refused(_rewrite(saved[0], tmp_path / "bad.npz", change), *words)
 
 
+@pytest.mark.slow
 def test_refuses_a_member_that_is_not_an_array(saved, tmp_path):
     bad = tmp_path / "notes.npz"
     bad.write_bytes(saved[0].read_bytes())
@@ -230,6 +240,7 @@ HEAD = [{"type": "pool", "size": 2, "stride": 2}, {"type": "flatten"}]
     (_config("conv please"), ["list"]),
     (build_config("seed", filters=64), ["conv1.W has shape (3, 3, 1, 8)", "(3, 3, 1, 64)"]),
 ])
+@pytest.mark.slow
 def test_refuses_a_crafted_config_before_building_anything(tmp_path, monkeypatch, config,
                                                            words):
     def no_building(*args, **kwargs):
@@ -241,6 +252,7 @@ def test_refuses_a_crafted_config_before_building_anything(tmp_path, monkeypatch
     _refused(bad, *words)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", list(PRESETS))
 @pytest.mark.parametrize("filters", [1, 64])
 def test_config_shapes_are_the_shapes_a_model_builds(preset, filters):
@@ -255,6 +267,7 @@ def _with_meta(arrays, **changes) -> None:
     arrays["state/meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
 
 
+@pytest.mark.slow
 def test_the_learning_rate_schedule_is_kept_and_checked(saved, tmp_path):
     cosine = {"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}
     good = _rewrite(saved[0], tmp_path / "good.npz", lambda a: _with_meta(a, lr_schedule=cosine))
@@ -266,6 +279,7 @@ def test_the_learning_rate_schedule_is_kept_and_checked(saved, tmp_path):
         _refused(path, "learning-rate schedule")
 
 
+@pytest.mark.slow
 def test_refuses_a_bad_random_state(saved, tmp_path):
     def change(a):
         meta = json.loads(a["state/meta"].tobytes())

@@ -59,6 +59,7 @@ def _peak_mb_of_reading(path: Path, reader: str) -> tuple[str, float]:
     return out[0], float(out[1])
 
 
+@pytest.mark.slow
 def test_a_gzip_bomb_stops_where_the_header_says_the_data_ends(tmp_path):
     """A label file declaring 20 labels followed by 256 MB of zeros (about 1 MB gzipped):
     refused after reading 20 bytes and a megabyte more, never decompressed whole."""
@@ -72,6 +73,7 @@ def test_a_gzip_bomb_stops_where_the_header_says_the_data_ends(tmp_path):
     assert peak < 64 and time.perf_counter() - t0 < 20
 
 
+@pytest.mark.slow
 def test_an_image_bomb_costs_what_its_header_declares(tmp_path):
     """An image file declaring 100,000 images whose stream holds 160 MB: the 78 MB the
     header declares are read, the rest refused unread."""
@@ -190,6 +192,7 @@ def test_an_uncompressed_file_in_the_cache_is_never_read(tmp_path, server, publi
 @pytest.mark.parametrize("mode, words", [("endless", "more than the published"),
                                          ("liar", "announces 1,073,741,824 bytes"),
                                          ("trickle", "not finished after 1 s")])
+@pytest.mark.slow
 def test_downloads_have_a_size_cap_and_a_deadline(tmp_path, server, published, mode, words):
     name = "train-labels-idx1-ubyte.gz"
     t0 = time.perf_counter()

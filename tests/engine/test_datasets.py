@@ -82,16 +82,19 @@ def test_mini_damaged_file_is_refused(fresh_mini):
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_mini_missing_file_is_refused(fresh_mini):
     (fresh_mini / datasets.MINI_LABELS).unlink()
     with pytest.raises(DataError, match="file not found"):
         load_mini()
 
 
+@pytest.mark.slow
 def test_mini_loads_from_a_copy(fresh_mini):
     assert len(load_mini().x_train) == 9000
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gz", [True, False])
 def test_folder_with_four_files(tmp_path, gz):
     folder = _write_set(tmp_path / "digits", gz=gz)
@@ -101,6 +104,7 @@ def test_folder_with_four_files(tmp_path, gz):
     assert ds.y_train.tolist() == [i % 10 for i in range(20)]
 
 
+@pytest.mark.slow
 def test_fashion_named_folder_gets_fashion_names(tmp_path):
     ds = load_dir(_write_set(tmp_path / "my-fashion-mnist"))
     assert ds.class_names == datasets.FASHION_NAMES
@@ -200,6 +204,7 @@ def _package_tarball(path: Path, images: np.ndarray, labels: np.ndarray) -> Path
     return path
 
 
+@pytest.mark.slow
 def test_build_script_restores_exact_pixels_and_canonical_order(tmp_path):
     build = _build_script()
     labels = RNG.permutation(np.arange(40) % 10).astype(np.uint8)
@@ -212,6 +217,7 @@ def test_build_script_restores_exact_pixels_and_canonical_order(tmp_path):
         build.canonical_order(digits, np.r_[labels, 0].astype(np.uint8))
 
 
+@pytest.mark.slow
 def test_embedded_files_are_what_the_build_script_writes():
     ds = load_mini()
     images = np.concatenate([ds.x_train, ds.x_test])

@@ -76,6 +76,7 @@ def _listing(folder: Path):
     return sorted(p.name for p in folder.iterdir())
 
 
+@pytest.mark.slow
 def test_good_mirror(tmp_path, server):
     folder = _fetch(tmp_path, [server + "/good/"])
     assert folder == tmp_path / "mnist"
@@ -84,11 +85,13 @@ def test_good_mirror(tmp_path, server):
         assert (folder / name).read_bytes() == data
 
 
+@pytest.mark.slow
 def test_dead_then_good(tmp_path, server, dead_url):
     folder = _fetch(tmp_path, [dead_url, server + "/good"])
     assert _listing(folder) == sorted(FILES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["corrupt", "cut", "missing"])
 def test_bad_mirror_then_good(tmp_path, server, bad):
     folder = _fetch(tmp_path, [f"{server}/{bad}/", f"{server}/good/"])
@@ -98,6 +101,7 @@ def test_bad_mirror_then_good(tmp_path, server, bad):
     assert sum(p.startswith(f"/{bad}/") for p in Handler.requests) == 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["corrupt", "cut", "missing", "dead"])
 def test_only_bad_mirrors_keep_nothing(tmp_path, server, dead_url, bad):
     url = dead_url if bad == "dead" else f"{server}/{bad}/"
@@ -115,6 +119,7 @@ def test_all_mirrors_named_in_error(tmp_path, server):
         _fetch(tmp_path, [f"{server}/corrupt/", f"{server}/cut/"])
 
 
+@pytest.mark.slow
 def test_cache_is_reused_and_checked(tmp_path, server):
     _fetch(tmp_path, [server + "/good/"])
     assert len(Handler.requests) == 4
@@ -127,6 +132,7 @@ def test_cache_is_reused_and_checked(tmp_path, server):
     assert damaged.read_bytes() == FILES["t10k-labels-idx1-ubyte.gz"]
 
 
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal(tmp_path, server, monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self):
@@ -140,6 +146,7 @@ def test_progress_bar_on_a_terminal(tmp_path, server, monkeypatch):
         assert ("t10k-labels-idx1-ubyte.gz" in stderr.getvalue()) is expect
 
 
+@pytest.mark.slow
 def test_no_progress_bar_when_not_a_terminal(tmp_path, server, monkeypatch):
     stderr = io.StringIO()
     monkeypatch.setattr("sys.stderr", stderr)
@@ -148,6 +155,7 @@ def test_no_progress_bar_when_not_a_terminal(tmp_path, server, monkeypatch):
     assert stderr.getvalue() == ""
 
 
+@pytest.mark.slow
 def test_cache_root(tmp_path, monkeypatch):
     monkeypatch.delenv("CONVSCOPE_CACHE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
@@ -160,6 +168,7 @@ def test_cache_root(tmp_path, monkeypatch):
     assert download.cache_root(tmp_path / "arg") == tmp_path / "arg"
 
 
+@pytest.mark.slow
 def test_published_sums_are_complete():
     for name in ("mnist", "fashion"):
         assert sorted(download.MD5[name]) == sorted(FILES)
@@ -167,6 +176,7 @@ def test_published_sums_are_complete():
         assert download.MIRRORS[name]
 
 
+@pytest.mark.slow
 def test_load_dataset_mnist_downloads_into_the_cache(tmp_path, server, monkeypatch):
     monkeypatch.setitem(download.MIRRORS, "mnist", [server + "/cut/", server + "/good/"])
     monkeypatch.setitem(download.MD5, "mnist", SUMS)
@@ -178,6 +188,7 @@ def test_load_dataset_mnist_downloads_into_the_cache(tmp_path, server, monkeypat
     assert _listing(tmp_path / "mnist") == sorted(FILES)
 
 
+@pytest.mark.slow
 def test_load_dataset_fashion_downloads_when_not_installed(tmp_path, server, monkeypatch):
     monkeypatch.setattr(datasets, "FASHION_SYSTEM_DIRS", [tmp_path / "not-installed"])
     monkeypatch.setitem(download.MIRRORS, "fashion", [server + "/good/"])

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "engine"
 GUI = ("PyQt5", "PyQt6", "PySide2", "PySide6", "pyqtgraph", "convscope.visualizer")
@@ -18,12 +20,14 @@ def _imports(path: Path):
             yield node.module or "", node.level
 
 
+@pytest.mark.slow
 def test_engine_sources_import_no_gui():
     for path in ENGINE.rglob("*.py"):
         for name, _ in _imports(path):
             assert not name.startswith(GUI), f"{path.relative_to(ROOT)} imports {name}"
 
 
+@pytest.mark.slow
 def test_importing_engine_loads_no_gui_module():
     code = ("import sys, pkgutil, importlib, convscope.engine as engine\n"
             "for m in pkgutil.walk_packages(engine.__path__, 'convscope.engine.'):\n"

@@ -44,6 +44,7 @@ def seed_step():
     return model, trace, before, ref
 
 
+@pytest.mark.slow
 def test_conv_cell_is_the_sum_of_nine_products(seed_step):
     model, trace, before, ref = seed_step
     for i, j, f in [(0, 0, 0), (5, 7, 3), (12, 13, 7), (25, 25, 2)]:
@@ -57,6 +58,7 @@ def test_conv_cell_is_the_sum_of_nine_products(seed_step):
         assert "9 products" in e.text()
 
 
+@pytest.mark.slow
 def test_pooled_value_is_the_max_of_its_window_and_ties_are_called_out(seed_step):
     model, trace, before, ref = seed_step
     ties = 0
@@ -75,6 +77,7 @@ def test_pooled_value_is_the_max_of_its_window_and_ties_are_called_out(seed_step
     assert ties > 0  # the black background gives tied windows
 
 
+@pytest.mark.slow
 def test_softmax_loss_and_softmax_backward_entries(seed_step):
     model, trace, before, ref = seed_step
     t = ref["t"].astype(np.float64)
@@ -91,6 +94,7 @@ def test_softmax_loss_and_softmax_backward_entries(seed_step):
     assert loss.value == pytest.approx(-np.log(ref["probs"][4]), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_gradient_entries_match_the_layer_backward(seed_step):
     model, trace, before, ref = seed_step
     for di, dj, f in [(0, 0, 0), (1, 2, 4), (2, 2, 7)]:
@@ -110,6 +114,7 @@ def test_gradient_entries_match_the_layer_backward(seed_step):
         assert (e.value == 0) or won
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["seed", "deep", "lenet"])
 @pytest.mark.parametrize("pool", ["max", "avg", "min"])
 def test_every_traced_cell_is_explained_with_its_stored_value(preset, pool):
@@ -129,6 +134,7 @@ def test_every_traced_cell_is_explained_with_its_stored_value(preset, pool):
             assert e.lines and e.title
 
 
+@pytest.mark.slow
 def test_traced_step_keeps_the_weights_of_the_forward_pass_and_explains_the_update():
     model = Model(build_config("seed"), seed=2)
     trainer = Trainer(model, digits(20), np.arange(20) % 10, lr=0.05, seed=1)
@@ -149,6 +155,7 @@ def test_traced_step_keeps_the_weights_of_the_forward_pass_and_explains_the_upda
         assert "after" in u.text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [24, 30, 40, 64])
 def test_conv_arithmetic_fits_the_width_with_whole_matrix_rows_and_products(seed_step, width):
     model, trace, before, ref = seed_step

@@ -42,6 +42,7 @@ def layered(model, x, labels):
         model.fused = saved
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("n", [1, 3, 40])
 def test_fused_pass_equals_the_layers_in_float64(name, n):
@@ -124,6 +125,7 @@ def trainer_pair(n: int, data_seed: int, **options) -> tuple[Trainer, Trainer]:
     return pair[0], pair[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 7])
 @pytest.mark.parametrize("momentum,augment", [(0.0, False), (0.9, False), (0.0, True)])
 def test_training_with_the_fused_pass_follows_the_layers(batch, momentum, augment):
@@ -140,6 +142,7 @@ def test_training_with_the_fused_pass_follows_the_layers(batch, momentum, augmen
         np.testing.assert_allclose(fast_w[key], slow_w[key], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_patches_follow_the_position_in_the_data():
     """A resumed position, a new epoch's order and a changed batch size each get the
     patches of the samples they train on: the losses equal the layers' at every step."""

@@ -33,6 +33,7 @@ def digit_like(n, seed=0):
     return images
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, pool, relu", NETWORKS)
 def test_gradcheck_passes_every_network(preset, pool, relu):
     config = build_config(preset, pool=pool, relu=relu)
@@ -51,6 +52,7 @@ def test_gradcheck_of_every_entry_on_a_real_digit(official_test_set):
         "conv1.W": 72, "dense1.W": 13520, "dense1.b": 10}
 
 
+@pytest.mark.slow
 def test_every_entry_is_checked_when_affordable_and_the_big_preset_is_sampled():
     seed, deep, lenet = (Model(build_config(p)) for p in ("seed", "deep", "lenet"))
     assert affordable_entries(seed) is None and affordable_entries(deep) is None
@@ -61,6 +63,7 @@ def test_every_entry_is_checked_when_affordable_and_the_big_preset_is_sampled():
     assert check_cost(lenet, n, samples=2) == 2 * check_cost(lenet, n)
 
 
+@pytest.mark.slow
 def test_progress_reports_every_entry_and_a_stop_ends_the_check():
     seen = []
     report = gradcheck(build_config("seed"), digit_like(1), 4, max_entries=30,
@@ -74,6 +77,7 @@ def test_progress_reports_every_entry_and_a_stop_ends_the_check():
     assert len(seen) == total + 6  # stopped before the next entry
 
 
+@pytest.mark.slow
 def test_report_is_plain_consistent_data():
     report = gradcheck(build_config("deep"), digit_like(1), 4, max_entries=30)
     json.dumps(report)  # plain data, for the CLI and the GUI
@@ -88,6 +92,7 @@ def test_report_is_plain_consistent_data():
     assert report["loss"] > 0 and report["samples"] == 1
 
 
+@pytest.mark.slow
 def test_gradcheck_is_deterministic_and_leaves_the_model_alone():
     model = Model(build_config("seed", relu=True), seed=4)
     before = {k: v.copy() for k, v in model.params().items()}
@@ -98,6 +103,7 @@ def test_gradcheck_is_deterministic_and_leaves_the_model_alone():
         assert w.dtype == np.float32 and np.array_equal(w, before[key])
 
 
+@pytest.mark.slow
 def test_gradcheck_accepts_float_inputs_and_one_image():
     x = prepare_input(digit_like(1))[0]  # float32 (28, 28)
     assert gradcheck(build_config("seed"), x, 7, max_entries=10)["passed"]
@@ -107,6 +113,7 @@ def test_gradcheck_accepts_float_inputs_and_one_image():
         gradcheck(build_config("seed"), digit_like(1), [1], order=3)
 
 
+@pytest.mark.slow
 def test_plain_second_order_differences_pass_too():
     report = gradcheck(build_config("deep"), digit_like(2), [0, 9], order=2, eps=1e-5,
                        max_entries=30)
@@ -119,6 +126,7 @@ def test_plain_second_order_differences_pass_too():
     (lambda g: {**g, "dense1.b": -g["dense1.b"]}, "dense1"),  # wrong sign
     (lambda g: {**g, "conv1.W": g["conv1.W"][::-1, ::-1]}, "conv1"),  # flipped kernel
 ])
+@pytest.mark.slow
 def test_a_corrupted_gradient_fails(bug, broken):
     report = gradcheck(build_config("seed"), digit_like(2), [3, 8], grad_hook=bug,
                        max_entries=50)
@@ -147,6 +155,7 @@ def tutorial_conv_gradient(config, images, labels):
     return grad
 
 
+@pytest.mark.slow
 def test_routing_to_every_tie_is_not_the_derivative():
     """On an exact digit (no jitter; most windows tie), one winner per window passes the
     check and the tutorial's every-tie routing fails it."""
@@ -159,6 +168,7 @@ def test_routing_to_every_tie_is_not_the_derivative():
     assert report["layers"]["conv1"] > 1e-2 and report["layers"]["dense1"] < 1e-6
 
 
+@pytest.mark.slow
 def test_exact_kinks_are_reported_without_jitter_and_avoided_with_it():
     """A blank input and the deep network's zero biases: every ReLU input is exactly 0.
     Without jitter no step avoids the kinks, and the check says so instead of passing."""
@@ -171,6 +181,7 @@ def test_exact_kinks_are_reported_without_jitter_and_avoided_with_it():
 
 
 # ---- helpers -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_loss_change_is_exact_where_subtraction_is_not():
     rng = np.random.default_rng(0)
     t, labels = rng.standard_normal((4, 10)), np.array([0, 3, 3, 9])
@@ -188,6 +199,7 @@ def test_loss_change_is_exact_where_subtraction_is_not():
     assert abs((loss(t_to) - loss(t)) / first_order - 1) > 1e-3  # subtraction loses it
 
 
+@pytest.mark.slow
 def test_kink_margin():
     model = Model(build_config("seed", relu=True), seed=0, dtype=F64)
     x = prepare_input(digit_like(1)).astype(F64)

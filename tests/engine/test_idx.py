@@ -27,6 +27,7 @@ def _raise_message(func, path):
     return message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["x-images-idx3-ubyte", "x-images-idx3-ubyte.gz"])
 def test_images_round_trip(tmp_path, name):
     write_idx(tmp_path / name, IMAGES)
@@ -35,6 +36,7 @@ def test_images_round_trip(tmp_path, name):
     np.testing.assert_array_equal(got, IMAGES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["x-labels-idx1-ubyte", "x-labels-idx1-ubyte.gz"])
 def test_labels_round_trip(tmp_path, name):
     write_idx(tmp_path / name, LABELS)
@@ -50,6 +52,7 @@ def test_header_layout_is_mnist():
     assert idx_bytes(LABELS)[:8] == bytes.fromhex("00000801" "00000005")
 
 
+@pytest.mark.slow
 def test_gzip_output_is_reproducible(tmp_path):
     write_idx(tmp_path / "a.gz", IMAGES)
     write_idx(tmp_path / "b.gz", IMAGES)
@@ -57,11 +60,13 @@ def test_gzip_output_is_reproducible(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gz", "b.gz"]  # no temp files left
 
 
+@pytest.mark.slow
 def test_raw_gzip_recognised_without_gz_name(tmp_path):
     (tmp_path / "images").write_bytes(gzip.compress(idx_bytes(IMAGES)))
     np.testing.assert_array_equal(read_idx_images(tmp_path / "images"), IMAGES)
 
 
+@pytest.mark.slow
 def test_write_rejects_other_dtypes(tmp_path):
     with pytest.raises(ValueError):
         write_idx(tmp_path / "x", IMAGES.astype(np.float32))
@@ -69,11 +74,13 @@ def test_write_rejects_other_dtypes(tmp_path):
         write_idx(tmp_path / "x", IMAGES[0])
 
 
+@pytest.mark.slow
 def test_missing_file(tmp_path):
     message = _raise_message(read_idx_images, tmp_path / "nope-idx3-ubyte.gz")
     assert "not found" in message
 
 
+@pytest.mark.slow
 def test_wrong_magic(tmp_path):
     path = tmp_path / "labels-as-images"
     write_idx(path, LABELS)
@@ -87,6 +94,7 @@ def test_labels_file_with_image_magic(tmp_path):
     assert "wrong magic" in _raise_message(read_idx_labels, path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cut", [3, 10, 16 + 784 * 5 - 1])
 def test_truncated(tmp_path, cut):
     path = tmp_path / "short-idx3-ubyte"
@@ -94,12 +102,14 @@ def test_truncated(tmp_path, cut):
     assert "truncated" in _raise_message(read_idx_images, path)
 
 
+@pytest.mark.slow
 def test_truncated_gzip_stream(tmp_path):
     path = tmp_path / "short-idx3-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(IMAGES))[:200])
     assert "damaged gzip" in _raise_message(read_idx_images, path)
 
 
+@pytest.mark.slow
 def test_trailing_garbage(tmp_path):
     path = tmp_path / "long-idx1-ubyte.gz"
     path.write_bytes(gzip.compress(idx_bytes(LABELS) + b"junk"))
@@ -107,6 +117,7 @@ def test_trailing_garbage(tmp_path):
     assert "trailing garbage" in message and "4 extra bytes" in message
 
 
+@pytest.mark.slow
 def test_labels_outside_0_to_9(tmp_path):
     path = tmp_path / "labels-idx1-ubyte"
     write_idx(path, np.array([1, 2, 10, 255], dtype=np.uint8))
@@ -114,12 +125,14 @@ def test_labels_outside_0_to_9(tmp_path):
     assert "label 10 at index 2 is outside 0-9" in message
 
 
+@pytest.mark.slow
 def test_not_gzip_when_named_gz(tmp_path):
     path = tmp_path / "images-idx3-ubyte.gz"
     path.write_bytes(idx_bytes(IMAGES))
     assert "not a gzip file" in _raise_message(read_idx_images, path)
 
 
+@pytest.mark.slow
 def test_wrong_image_size(tmp_path):
     path = tmp_path / "big-idx3-ubyte"
     write_idx(path, np.zeros((2, 32, 32), dtype=np.uint8))
@@ -137,6 +150,7 @@ def test_count_mismatch(tmp_path):
         read_idx_pair(tmp_path / "i.gz", tmp_path / "l.gz")
 
 
+@pytest.mark.slow
 def test_pair_reads_both(tmp_path):
     write_idx(tmp_path / "i.gz", IMAGES)
     write_idx(tmp_path / "l", LABELS)

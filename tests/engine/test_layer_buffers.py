@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from convscope.engine.fast.kernels import Buffers
 from convscope.engine.net.layers import Conv2D, Dense, Pool2D, ReLU
@@ -14,6 +15,7 @@ def _batches(count, shape):
     return [RNG.standard_normal(shape).astype(np.float32) for _ in range(count)]
 
 
+@pytest.mark.slow
 def test_buffer_is_reused_only_when_nobody_holds_it():
     buffers = Buffers()
     shape, f32 = (64, 1024), np.dtype(np.float32)
@@ -30,6 +32,7 @@ def test_buffer_is_reused_only_when_nobody_holds_it():
     assert not np.shares_memory(d, c) and not np.shares_memory(d, view)
 
 
+@pytest.mark.slow
 def test_kept_forward_outputs_stay_correct():
     conv, pool, relu = Conv2D(1, 8, 3, rng=RNG), Pool2D(), ReLU()
     xs = _batches(4, (40, 28, 28))
@@ -43,6 +46,7 @@ def test_kept_forward_outputs_stay_correct():
         np.testing.assert_array_equal(p, fresh_pool.forward(np.maximum(want, 0)).copy())
 
 
+@pytest.mark.slow
 def test_kept_gradients_stay_correct():
     dense = Dense(1352, 10, RNG)
     xs, douts = _batches(3, (32, 1352)), _batches(3, (32, 10))
@@ -56,6 +60,7 @@ def test_kept_gradients_stay_correct():
         np.testing.assert_allclose(dx, d @ dense.params["W"].T, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_traces_are_not_touched_by_later_steps():
     model = Model(build_config("deep"), seed=0)
     images = RNG.integers(0, 256, (64, 28, 28), dtype=np.uint8)

@@ -46,6 +46,7 @@ CONV_CASES = [  # (c_in, c_out, k, stride, pad, bias, h, w)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_matches_reference(case):
     c_in, c_out, k, stride, pad, bias, h, w = case
@@ -72,6 +73,7 @@ def test_conv_matches_reference(case):
     assert all(layer.grads[k].shape == layer.params[k].shape for k in layer.params)
 
 
+@pytest.mark.slow
 def test_conv_without_input_gradient_still_fills_weight_gradients():
     rng = np.random.default_rng(0)
     layer = Conv2D(1, 2, 3, rng=rng, dtype=F64, need_dx=False)
@@ -82,6 +84,7 @@ def test_conv_without_input_gradient_still_fills_weight_gradients():
     assert_same(layer.grads["W"], want)
 
 
+@pytest.mark.slow
 def test_conv_backward_does_not_change_weights():
     rng = np.random.default_rng(1)
     layer = Conv2D(2, 3, 3, 1, 1, True, rng, dtype=F64)
@@ -102,6 +105,7 @@ POOL_CASES = [  # (size, stride, h, w, c)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["max", "avg", "min"])
 @pytest.mark.parametrize("case", POOL_CASES)
 @pytest.mark.parametrize("data", ["random", "tied"])
@@ -125,6 +129,7 @@ def test_pool_matches_reference(mode, case, data):
             assert np.array_equal(layer.cache["arg"][s], rows * size + cols)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["max", "min"])
 def test_pool_mask_has_one_winner_per_window_the_first_in_row_major_order(mode):
     rng = np.random.default_rng(7)
@@ -160,6 +165,7 @@ def test_pool_rejects_an_unknown_mode():
 
 
 # ---- ReLU, flatten, dense ------------------------------------------------------------------
+@pytest.mark.slow
 def test_relu_matches_reference_including_exact_zeros():
     rng = np.random.default_rng(3)
     x = rng.integers(-2, 3, (4, 5, 5, 3)).astype(F64)  # many exact zeros
@@ -197,6 +203,7 @@ def test_dense_matches_reference():
     assert_same(layer.grads["b"], db)
 
 
+@pytest.mark.slow
 def test_notes_init_scales():
     rng = np.random.default_rng(5)
     conv = Conv2D(1, 64, 3, rng=rng, dtype=F64)

@@ -69,6 +69,7 @@ def compare_with_reference(model, images, labels):
     return trace
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset, pool, relu", NETWORKS)
 def test_network_matches_reference(preset, pool, relu):
     config = CUSTOM if preset == "custom" else build_config(preset, pool=pool, relu=relu)
@@ -125,6 +126,7 @@ def test_float32_engine_agrees_with_float64():
         assert np.abs(g - g64).max() <= 1e-3 * np.abs(g64).max(), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_same_seed_same_weights(preset):
     a, b = Model(build_config(preset), seed=7), Model(build_config(preset), seed=7)

@@ -85,6 +85,7 @@ def _refused_cheaply(path, *words, max_mb=32, max_s=5.0):
     return message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["state/meta", "notes", "param/conv1.W"])
 def test_a_compressed_size_bomb_is_refused_unread(saved, tmp_path, name):
     """64 MB of zeros in a file of about 70 KB: refused from the zip header's size."""
@@ -94,6 +95,7 @@ def test_a_compressed_size_bomb_is_refused_unread(saved, tmp_path, name):
     _refused_cheaply(bomb, repr(name) if name == "notes" else name)
 
 
+@pytest.mark.slow
 def test_a_member_whose_npy_header_lies_is_refused(saved, tmp_path):
     """A small member whose .npy header claims 2^40 floats, and one whose zip size lies."""
     huge = _copy_with(saved, tmp_path / "huge.npz", "param/conv1.W",
@@ -104,6 +106,7 @@ def test_a_member_whose_npy_header_lies_is_refused(saved, tmp_path):
     _refused_cheaply(short, "param/conv1.W", "does not match")
 
 
+@pytest.mark.slow
 def test_many_members_are_refused_before_the_directory_is_read(saved, tmp_path):
     bad = tmp_path / "many.npz"
     with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(bad, "w") as zout:
@@ -114,6 +117,7 @@ def test_many_members_are_refused_before_the_directory_is_read(saved, tmp_path):
     _refused_cheaply(bad, "2,0", "members")
 
 
+@pytest.mark.slow
 def test_a_member_twice_is_refused(saved, tmp_path):
     bad = tmp_path / "twice.npz"
     with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(bad, "w") as zout:
@@ -135,6 +139,7 @@ def _config_file(tmp_path, config) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_a_network_too_costly_to_run_is_refused_before_building(tmp_path, monkeypatch):
     """19 conv layers of 64 7x7 filters with padding 6: under the weight limit (3.9 million),
     but billions of multiply-adds per image."""
@@ -154,6 +159,7 @@ def test_a_network_too_costly_to_run_is_refused_before_building(tmp_path, monkey
                      "activation values")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_every_preset_at_its_most_filters_is_within_the_limits(preset):
     assert config_shapes(build_config(preset, MAX_FILTERS))
@@ -174,6 +180,7 @@ def test_the_cost_limit_is_the_multiply_adds_of_one_image():
     assert config_shapes(config(128))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", ["fifo", "folder", "device"])
 def test_special_files_are_refused_without_blocking(tmp_path, make):
     path = {"fifo": tmp_path / "model.npz", "folder": tmp_path, "device": "/dev/zero"}[make]
@@ -185,12 +192,14 @@ def test_special_files_are_refused_without_blocking(tmp_path, make):
     assert time.perf_counter() - t0 < 2
 
 
+@pytest.mark.slow
 def test_a_symlink_to_a_model_file_is_followed(saved, tmp_path):
     link = tmp_path / "link.npz"
     link.symlink_to(saved)
     assert load_model(link)[0].config == load_model(saved)[0].config
 
 
+@pytest.mark.slow
 def test_bad_seeds_nesting_and_names_get_one_line(saved, tmp_path):
     def model_json(info):
         return _copy_with(saved, tmp_path / "m.npz", "model",

@@ -34,6 +34,7 @@ def _centre(digit):
     return d.sum(axis=1) @ r / d.sum(), d.sum(axis=0) @ r / d.sum()
 
 
+@pytest.mark.slow
 def test_small_corner_stroke_matches_large_middle_stroke():
     small = preprocess_digit(_canvas(8, 8, 60, 6))
     large = preprocess_digit(_canvas(40, 40, 200, 20))
@@ -48,6 +49,7 @@ def test_small_corner_stroke_matches_large_middle_stroke():
     assert np.corrcoef(small.ravel(), large.ravel())[0, 1] > 0.95
 
 
+@pytest.mark.slow
 def test_both_polarities_and_value_ranges_agree():
     page = _canvas(30, 50, 150, 14, shape=(300, 260))
     expected = preprocess_digit(page)
@@ -79,10 +81,12 @@ def test_mnist_digit_stays_mnist(official_test_set):
     lambda: np.pad(np.full((2, 2), 255, np.uint8), 139),  # a speck on a 280x280 canvas
     lambda: np.pad(np.full((10, 10), 255, np.uint8), 135),  # a dot under 4% of the side
 ])
+@pytest.mark.slow
 def test_blank_or_nearly_blank_is_none(make):
     assert preprocess_digit(make()) is None
 
 
+@pytest.mark.slow
 def test_noisy_paper_with_a_digit_is_not_blank():
     rng = np.random.default_rng(1)
     page = (_canvas(40, 40, 200, 20).astype(np.float64) * 0.8 + rng.normal(30, 4, (280, 280)))
@@ -93,6 +97,7 @@ def test_noisy_paper_with_a_digit_is_not_blank():
 @pytest.mark.parametrize("bad", [np.zeros((3, 28, 28)), np.zeros(28), np.zeros((0, 5)),
                                  np.array([[np.nan, 1.0], [0.0, 0.0]]),
                                  np.array([["a", "b"]])])
+@pytest.mark.slow
 def test_bad_arrays_raise(bad):
     with pytest.raises(DataError):
         preprocess_digit(bad)
@@ -126,6 +131,7 @@ def test_upscaled_inverted_digits_are_classified_like_the_originals(official_tes
     assert agreement >= 0.95
 
 
+@pytest.mark.slow
 def test_load_image_png_jpeg_and_transparency(tmp_path):
     page = _canvas(40, 40, 200, 20)
     Image.fromarray(page).save(tmp_path / "gray.png")
@@ -144,6 +150,7 @@ def test_load_image_png_jpeg_and_transparency(tmp_path):
         assert np.abs(digit.astype(int) - expected).mean() < 3, name
 
 
+@pytest.mark.slow
 def test_load_image_sixteen_bit(tmp_path):
     page = (255 - _canvas(40, 40, 200, 20)).astype(np.uint16) * 257
     Image.fromarray(page).save(tmp_path / "deep.png")
@@ -152,6 +159,7 @@ def test_load_image_sixteen_bit(tmp_path):
     assert preprocess_digit(image) is not None
 
 
+@pytest.mark.slow
 def test_load_image_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("not a picture\n")
     Image.fromarray(_canvas(40, 40, 200, 20)).save(tmp_path / "whole.png")

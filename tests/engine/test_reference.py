@@ -50,6 +50,7 @@ def test_conv_backward_by_hand():
     ("min", [[2, 0], [0, 2]], (0, 1)),
     ("min", [[7, 7], [7, 7]], (0, 0)),
 ])
+@pytest.mark.slow
 def test_pool_keeps_the_first_winner(mode, window, winner):
     out, winners = ref.pool_forward(np.array(window, float)[:, :, None], mode)
     assert out[0, 0, 0] == np.array(window)[winner]
@@ -60,6 +61,7 @@ def test_pool_keeps_the_first_winner(mode, window, winner):
     assert np.array_equal(d_x[:, :, 0], expected)
 
 
+@pytest.mark.slow
 def test_average_pool_spreads_the_gradient():
     x = np.arange(16, dtype=float).reshape(4, 4, 1)
     out, winners = ref.pool_forward(x, "avg")
@@ -68,6 +70,7 @@ def test_average_pool_spreads_the_gradient():
     assert np.all(d_x == 0.25)
 
 
+@pytest.mark.slow
 def test_the_notes_softmax_gradient_is_probs_minus_onehot():
     t = np.array([0.5, -1.0, 2.0, 0.0, 0.1, 0.2, -0.3, 1.5, 0.0, -2.0])
     for label in (2, 7):
@@ -103,6 +106,7 @@ def _tiny_config(pool):
     ]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pool", ["max", "avg", "min"])
 def test_reference_gradients_match_centred_differences(pool):
     rng = np.random.default_rng(11)
@@ -128,6 +132,7 @@ def test_reference_gradients_match_centred_differences(pool):
         assert err.max() < 1e-6, key
 
 
+@pytest.mark.slow
 def test_train_step_is_forward_backward_and_sgd():
     model = Model(build_config("seed"), seed=3)
     net = ref.ReferenceNet(model.config, model.params())
@@ -143,6 +148,7 @@ def test_train_step_is_forward_backward_and_sgd():
     assert losses[0] < loss and losses[2] < losses[0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_reference_names_weights_and_shapes_like_the_model(preset):
     model = Model(build_config(preset), seed=0)

@@ -20,6 +20,7 @@ def score(model, x, c, kind):
     return float((t if kind == "logit" else softmax(t))[0, c])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["seed", "deep"])
 @pytest.mark.parametrize("kind", ["logit", "prob"])
 def test_matches_centred_differences(preset, kind):
@@ -68,6 +69,7 @@ def test_leaves_the_model_as_it_was():
         np.testing.assert_array_equal(v, grads[k])
 
 
+@pytest.mark.slow
 def test_bad_arguments():
     model = Model(build_config("seed"), seed=0)
     x = np.zeros((28, 28), np.float32)

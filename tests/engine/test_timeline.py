@@ -27,6 +27,7 @@ def run(trainer, timeline, steps):
     return losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size,momentum,augment", [(1, 0.0, False), (4, 0.9, True)])
 def test_resume_reproduces_the_following_losses_bit_for_bit(batch_size, momentum, augment):
     trainer = make_trainer(batch_size=batch_size, momentum=momentum, augment=augment)
@@ -45,6 +46,7 @@ def test_resume_reproduces_the_following_losses_bit_for_bit(batch_size, momentum
     assert branch.fork_step == 20 and list(branch.losses) == first[20:]
 
 
+@pytest.mark.slow
 def test_resume_with_another_learning_rate_forks_the_run():
     trainer = make_trainer()
     timeline = Timeline(every=10)
@@ -75,6 +77,7 @@ def test_snapshots_taken_inside_on_step_wait_for_the_end_of_the_epoch():
     assert [trainer.step().loss for _ in range(6)] == losses[6:]
 
 
+@pytest.mark.slow
 def test_snapshots_stay_under_the_memory_cap_and_cover_the_whole_run():
     trainer = make_trainer(n=200)
     one = Timeline(every=1)
@@ -98,6 +101,7 @@ def test_snapshots_stay_under_the_memory_cap_and_cover_the_whole_run():
     assert shared.snapshot_bytes == 2 * single - state["order"].astype(np.uint16).nbytes
 
 
+@pytest.mark.slow
 def test_long_loss_curves_are_averaged_in_pairs_within_the_cap():
     timeline = Timeline(every=10**9, max_bytes=4 * 16 * 4096)
     for step in range(1, 50001):

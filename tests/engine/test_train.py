@@ -39,6 +39,7 @@ def test_initial_loss_of_the_seed_network_is_ln_10(official_test_set):
     assert accuracy < 0.2
 
 
+@pytest.mark.slow
 def test_overfits_20_samples_to_near_zero_loss():
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, (20, 28, 28)).astype(np.uint8)  # noise: memorised only
@@ -61,6 +62,7 @@ def test_a_short_seeded_run_on_real_digits_learns(official_test_set):
     assert accuracy > 0.75 and loss < 0.9  # chance is 0.10 and ln 10 = 2.30
 
 
+@pytest.mark.slow
 def test_same_seed_gives_bit_identical_losses():
     def run(seed):
         trainer = seed_trainer(60, lr=0.01, batch_size=8, momentum=0.5, augment=True,
@@ -71,6 +73,7 @@ def test_same_seed_gives_bit_identical_losses():
 
 
 # ---- batch 1 is the notes' step; the batch gradient is the mean ----------------------------
+@pytest.mark.slow
 def test_batch_1_is_the_notes_per_sample_sgd_step():
     trainer = seed_trainer(50, dtype=F64, lr=0.005, batch_size=1)
     model = trainer.model
@@ -85,6 +88,7 @@ def test_batch_1_is_the_notes_per_sample_sgd_step():
             np.testing.assert_allclose(w, net.params[key], rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.slow
 def test_the_batch_gradient_is_the_mean_of_the_per_sample_gradients():
     model = Model(build_config("deep"), seed=1, dtype=F64)
     images, labels = digits(5, seed=3)
@@ -100,6 +104,7 @@ def test_the_batch_gradient_is_the_mean_of_the_per_sample_gradients():
         np.testing.assert_allclose(batch[k], mean[k], rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.slow
 def test_a_batch_step_moves_the_weights_by_lr_times_the_mean_gradient():
     trainer = seed_trainer(40, dtype=F64, lr=0.1, batch_size=8)
     model = trainer.model
@@ -113,6 +118,7 @@ def test_a_batch_step_moves_the_weights_by_lr_times_the_mean_gradient():
 
 
 # ---- hyperparameters between steps ---------------------------------------------------------
+@pytest.mark.slow
 def test_hyperparameters_changed_between_steps_take_effect():
     trainer = seed_trainer(100, lr=0.01, batch_size=4)
     trainer.step()
@@ -210,6 +216,7 @@ def test_momentum_follows_its_formula():
         np.testing.assert_allclose(opt.state()["w"], v, rtol=1e-15)
 
 
+@pytest.mark.slow
 def test_momentum_in_the_trainer():
     trainer = seed_trainer(64, dtype=F64, lr=0.05, batch_size=8, momentum=0.9)
     model = trainer.model
@@ -227,6 +234,7 @@ def test_momentum_in_the_trainer():
 
 
 # ---- state, divergence ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_get_state_set_state_resumes_bit_identically():
     trainer = seed_trainer(50, lr=0.02, batch_size=8, momentum=0.9, augment=True)
     for _ in range(5):
@@ -242,6 +250,7 @@ def test_get_state_set_state_resumes_bit_identically():
     assert fresh.step_count == trainer.step_count and fresh.epoch == trainer.epoch
 
 
+@pytest.mark.slow
 def test_state_is_a_copy():
     trainer = seed_trainer(20, momentum=0.5)
     trainer.step()
