@@ -43,7 +43,7 @@ DIGITS = [str(d) for d in range(10)]
 MIN_INTERVAL = 1 / 30  # seconds between classifications while a stroke grows
 VIEW_SIDE = 4 * 28  # the 28x28 views, 4 screen pixels per input pixel
 CHART_HEIGHT = 200  # the probability bars
-CHART_WIDTH = 320  # at least: room for ten bars with their percentages
+CHART_WIDTH = (240, 320)  # at least, and when there is room: ten bars with percentages
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif);;All files (*)"
 
 
@@ -104,9 +104,9 @@ class DrawPanel(QWidget):
         self.views = InputViews(VIEW_SIDE)
         self.input_view, self.saliency_view = self.views.input_view, self.views.saliency_view
         self.saliency_combo = self.views.saliency_combo
-        self.prob_chart = ProbChart(with_logits=False)
+        self.prob_chart = ProbChart(with_logits=False, width_hint=CHART_WIDTH[1])
         self.prob_chart.setFixedHeight(CHART_HEIGHT)
-        self.prob_chart.setMinimumWidth(CHART_WIDTH)
+        self.prob_chart.setMinimumWidth(CHART_WIDTH[0])
 
         buttons = QGridLayout()
         buttons.setSpacing(4)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt5.QtCore import QPointF, QRectF, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontMetricsF, QPainter, QPalette, QPen
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
@@ -44,13 +44,14 @@ def bar_colours(probs: np.ndarray, label: int | None, theme=None, palette=None) 
 class ProbChart(QWidget):
     """``set_bars(logits, probs, colours)`` then a repaint (probs None: empty axes);
     ``hovered(k)`` under the mouse (-1 outside the bars). ``with_logits=False``: the
-    probabilities only, on the whole height (logits may then be None)."""
+    probabilities only, on the whole height (logits may then be None). ``width_hint``: the
+    width it asks for when there is room."""
 
     hovered = pyqtSignal(int)
 
-    def __init__(self, parent=None, with_logits: bool = True):
+    def __init__(self, parent=None, with_logits: bool = True, width_hint: int | None = None):
         super().__init__(parent)
-        self.with_logits = with_logits
+        self.with_logits, self.width_hint = with_logits, width_hint
         self.setMouseTracking(True)
         self.setAttribute(Qt.WA_OpaquePaintEvent)  # paintEvent fills every pixel
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
@@ -65,6 +66,10 @@ class ProbChart(QWidget):
         self.small, self.title_font = QFont(self.font()), QFont(self.font())
         self.small.setPointSize(7)
         self.title_font.setPointSize(8)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        hint = super().sizeHint()
+        return hint if self.width_hint is None else QSize(self.width_hint, hint.height())
 
     def set_colors(self, text: str, muted: str, background: str) -> None:
         self.text, self.muted, self.background = QColor(text), QColor(muted), QColor(background)
