@@ -77,7 +77,7 @@ def live(epochs: int, batch: int, max_seconds: float, dataset: str = "mini") -> 
                           + window.accuracy_panel.point_count(),
                           "timeline_mb": round(window.worker.timeline.memory_used / 2**20, 2)})
 
-    window.worker.epoch_ended.connect(on_epoch)
+    window.epoch_ended.connect(on_epoch)
     sampler = QTimer()
     sampler.timeout.connect(lambda: samples.append((time.perf_counter() - t0,
                                                     status_mb("VmRSS"))))
