@@ -360,7 +360,8 @@ def main(argv=None) -> int:
                         "(default 24, quick 4)")
     parser.add_argument("--rounds", type=int, default=None, help="default 16, quick 4")
     parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="default 0.05, at batch 1-7 the app's 0.005 (0.05 diverges)")
     parser.add_argument("--size", default="1600x1000")
     parser.add_argument("--json", action="store_true", help="one JSON object on the last line")
     parser.add_argument("--write-readme", action="store_true",
@@ -370,6 +371,7 @@ def main(argv=None) -> int:
         require_checkout()
     args.seconds = args.seconds or (4.0 if args.quick else 24.0)
     args.rounds = args.rounds or (4 if args.quick else 16)
+    args.lr = args.lr or (0.05 if args.batch >= 8 else 0.005)
     result = run_bench(args)
     if args.write_readme:
         write_readme(result)
