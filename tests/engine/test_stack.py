@@ -112,6 +112,7 @@ def test_a_constant_image_sends_each_window_gradient_to_its_first_pixel():
         assert mask[0].all() and not mask[1:].any()
 
 
+@pytest.mark.slow
 def test_float32_pass_is_close_to_the_layers():
     model = Model(build_config("lenet"), seed=0)
     x = prepare_input(digit_like(32))
@@ -148,6 +149,7 @@ def test_weights_are_views_of_one_flat_array():
     assert not np.shares_memory(copy.fused.flat_w, model.fused.flat_w)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset,batch", [("deep", 1), ("lenet", 6)])
 @pytest.mark.parametrize("momentum,augment", [(0.0, False), (0.9, False), (0.9, True)])
 def test_training_with_the_stack_pass_follows_the_layers(preset, batch, momentum, augment):
