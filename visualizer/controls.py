@@ -255,6 +255,19 @@ class ControlsPanel(QWidget):
         self.train_button.style().unpolish(self.train_button)
         self.train_button.style().polish(self.train_button)
 
+    def set_busy(self, what: str | None) -> None:
+        """A discrete run is under way (``what``, e.g. "1 epoch"), or None when it ended: the
+        step buttons say so and refuse a second click until it is done; Pause stops it."""
+        busy = bool(what)
+        self.step_epoch_button.setText("running…" if what == "1 epoch" else "1 epoch")
+        for b in (self.step_sample_button, self.step_batch_button, self.step_epoch_button):
+            b.setEnabled(not busy)
+        self.step_epoch_button.setToolTip(
+            f"{what} is running: Pause (Space) stops it" if busy else
+            "Train to the end of the current epoch, then evaluate on the test split")
+        if not self._running:
+            self.train_button.setText("❚❚  Pause" if busy else "▶  Train")
+
     def set_settings(self, settings: RunSettings) -> None:
         """Show ``settings`` in the widgets (without emitting Reset)."""
         self.preset_combo.blockSignals(True)

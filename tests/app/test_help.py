@@ -49,3 +49,21 @@ def test_a_prediction_near_chance_is_called_guessing(qtbot):
     text = panel.headline.text()
     assert "guessing (13%)" in text and "right by chance" in text and "✓" not in text
 
+
+
+def test_a_view_of_an_older_step_says_so_and_offers_a_refresh(qtbot):
+    from convscope.visualizer.stale import StaleNote
+
+    note = StaleNote("The Inspector shows", "Trace the next step")
+    qtbot.addWidget(note)
+    note.set_shown(88_638, 0.005)
+    note.set_live(88_638, 0.005)
+    assert note.isHidden()
+    note.set_live(97_823, 0.05)
+    assert not note.isHidden()
+    assert note.label.text() == ("The Inspector shows step 88,638 (lr 0.005; now 0.05); the run "
+                                 "is at step 97,823 now.")
+    with qtbot.waitSignal(note.refresh_requested):
+        note.button.click()
+    note.set_shown(97_824, 0.05)
+    assert note.isHidden()
