@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         w.error.connect(self.show_error)
         w.traced.connect(self.inspector.set_step)
         w.resumed.connect(self.moments.resumed)
+        w.busy.connect(self._on_busy)
         w.state_ready.connect(self.state_ready)
 
     # ---- extension points ------------------------------------------------------------------
@@ -198,12 +199,16 @@ class MainWindow(QMainWindow):
 
     # ---- worker signals --------------------------------------------------------------------
     def _on_run_started(self, info: RunInfo) -> None:
+        before = self.info  # its curves stay, dimmed, until the next Reset
+        label = f"{before.settings.preset} net on {before.dataset}" if before else ""
         self.info = info
         self.latest = None
         self.moments.show(None)  # a Timeline moment of the previous run is no longer shown
         self._painted.clear()
-        self.loss_panel.clear()
-        self.accuracy_panel.clear()
+        for panel in (self.loss_panel, self.accuracy_panel):
+            panel.new_run(label)
+        for panel in (self.filters_panel, self.templates_panel):
+            panel.reset_scales()
         self.controls.set_applied(info.settings, info.n_train)
         self.controls.set_settings(info.settings)
         self.feature_maps.set_architecture(info.config)
@@ -250,6 +255,13 @@ class MainWindow(QMainWindow):
         self.status.values["test"] = report.test_accuracy
         self._status_dirty = True
         self.evaluated.emit(report)
+
+    def _on_busy(self, what: str) -> None:
+        """A discrete run ("1 epoch") started, or ended (""): the controls and status say so."""
+        self.controls.set_busy(what or None)
+        if not self.running:
+            self.moments.set_live_state(f"training {what}…" if what else "paused")
+            self._status_dirty = True
 
     def _on_loading(self, spec: str) -> None:
         self.status.set_values(state=f"loading {spec}…")

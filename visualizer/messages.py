@@ -59,6 +59,17 @@ class StepBatch:
 
 
 @dataclass(frozen=True)
+class Resumed:
+    """Training went back to an earlier state: a Timeline resume or a divergence rollback.
+    The curves fork there; the status bar shows this position at once."""
+    step: int
+    samples: int  # samples seen at that state
+    epoch: int
+    lr: float
+    why: str  # "resume" or "rollback"
+
+
+@dataclass(frozen=True)
 class EvalReport:
     step: int
     samples: int

@@ -2,8 +2,9 @@
 the curves (which mark it), and resuming training from one.
 
 Showing a moment pauses training and says so in the status bar; going live gives the status
-bar its own state back. Resuming restarts the curves at that step (the Timeline keeps both
-runs).
+bar its own state back. Going back (a resume, a divergence rollback) forks the curves there:
+the later points stay, dimmed, as an abandoned branch; the status bar shows the position gone
+back to at once.
 """
 from __future__ import annotations
 
@@ -51,17 +52,16 @@ class Moments:
         """Continue from the Timeline's snapshot at ``step`` with learning rate ``lr``."""
         w = self.window
         w.controls.lr_spin.setValue(lr)  # reaches the worker before the resume
-        w.worker.resume(step)
-        w.loss_panel.clear()  # the curves restart there; the Timeline shows both runs
-        w.accuracy_panel.clear()
+        w.worker.resume(step)  # answered by ``resumed``
 
-    def resumed(self, step: int) -> None:
-        """Training went back to ``step`` (a Timeline resume, or after a divergence): the
-        curves restart there (the Timeline shows both runs) and the live state is shown."""
+    def resumed(self, back) -> None:
+        """Training went back (``messages.Resumed``: a Timeline resume, or a rollback after a
+        divergence): the curves fork there and the live state of that moment is shown."""
         w = self.window
-        w.loss_panel.clear()
-        w.accuracy_panel.clear()
-        for stale in ("samples", "train", "epoch_progress"):  # back with the next step
-            w.status.values.pop(stale, None)
-        w.status.set_values(step=step)
+        for panel in (w.loss_panel, w.accuracy_panel):
+            panel.fork(back.samples)
+        n = w.info.n_train if w.info else 0
+        w.status.values.pop("train", None)  # back with the next step
+        w.status.set_values(step=back.step, epoch=back.epoch, samples=back.samples, lr=back.lr,
+                            epoch_progress=(back.samples % n) / n if n else 0.0, rate=0)
         self.show(None)

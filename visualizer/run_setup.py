@@ -78,9 +78,11 @@ def probe_digit(trainer: Trainer | None, probe: tuple | None):
     return image, None if label is None else int(label)
 
 
-def divergence_message(error, lr: float, back_to: int | None, kept: bool = False) -> str:
+def divergence_message(error, lr: float, back_to: int | None, kept: bool = False,
+                       why: str = "") -> str:
     """What to tell after a divergence at learning rate ``lr``: training went back to step
-    ``back_to``, or nowhere (None: no step yet, or ``kept``: no earlier state to go back to)."""
+    ``back_to`` (``why`` that one), or nowhere (None: no step yet, or ``kept``: no earlier
+    state to go back to)."""
     what = str(error).split("; try")[0]
     advice = (f"lower the learning rate (try {min(lr / 10, 0.01):g}), then Train, "
               f"or Reset for new weights.")
@@ -88,8 +90,26 @@ def divergence_message(error, lr: float, back_to: int | None, kept: bool = False
         return f"Training diverged: {what}. The weights were left as they were; {advice}"
     if back_to is None:
         return f"Training diverged: {what}; {advice}"
-    return (f"Training diverged: {what}. Paused and went back to step {back_to:,}, the last "
-            f"finite state kept before it; {advice}")
+    return (f"Training diverged: {what}. Paused and went back to step {back_to:,}, {why}; "
+            f"{advice}")
+
+
+def roll_back(trainer, timeline, error) -> tuple[str, bool]:
+    """After a divergence: back to the last good Timeline state before the blow-up (its
+    smoothed loss near the run's best so far: the newest finite state may already be ruined).
+    Returns (what to tell the user, whether the trainer went back)."""
+    if trainer.step_count == 0:
+        return divergence_message(error, trainer.lr, None), False
+    step = timeline.last_good_step(trainer.step_count - 1)
+    if step >= trainer.step_count:
+        return divergence_message(error, trainer.lr, None, kept=True), False
+    quality = timeline.quality(step)
+    loss = quality["test"] if quality["test"] is not None else quality["smooth"]
+    kind = "test" if quality["test"] is not None else "smoothed training"
+    why = ("the newest state whose loss was within 10% of the run's best"
+           + (f" ({kind} loss {loss:.3g})" if loss is not None else ""))
+    trainer.set_state(timeline.resume(step, trainer.lr), hyperparameters=False)
+    return divergence_message(error, trainer.lr, step, why=why), True
 
 
 def clamp_batch(batch_size: int, n_train: int) -> int:

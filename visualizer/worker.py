@@ -10,8 +10,8 @@ worker talks back through signals carrying copies (the message classes of ``mess
 - ``snapshot(Snapshot)``: weights and the probe digit's trace, at most ~30 per second;
 - ``epoch_ended(EpochReport)``, ``evaluated(EvalReport)``, ``state_changed(bool running)``,
   ``run_started(RunInfo)`` after every Reset, ``error(str)`` for anything that went wrong
-  (``DivergenceError`` pauses training and goes back to the newest Timeline state from
-  before the blow-up, announced by ``resumed``).
+  (``DivergenceError`` pauses training and goes back to the last good Timeline state from
+  before the blow-up, announced by ``resumed``); ``busy(str)`` while "1 epoch" runs ("" after).
 
 Its thread: ``commands.start_worker`` and ``commands.stop_worker``.
 """
@@ -29,16 +29,16 @@ from convscope.engine.net.train import DivergenceError, Trainer, evaluate
 from convscope.engine.tools.explain import traced_step
 from convscope.engine.tools.timeline import Timeline
 from convscope.visualizer.commands import CommandQueue
-from convscope.visualizer.messages import EvalReport, Hyper, RunInfo, RunSettings
+from convscope.visualizer.messages import EvalReport, Hyper, Resumed, RunInfo, RunSettings
 from convscope.visualizer.model_files import saved_run_of
 from convscope.visualizer.reports import EvalPacing, StepReports
 from convscope.visualizer.run_setup import (
     build_trainer,
     clamp_batch,
-    divergence_message,
     load_aside,
     probe_digit,
     read_only,
+    roll_back,
     timeline_bytes,
 )
 
@@ -58,7 +58,8 @@ class TrainWorker(QObject):
     error = pyqtSignal(str)
     finished = pyqtSignal()
     traced = pyqtSignal(object)  # engine.explain.StepTrace of a single-sample step
-    resumed = pyqtSignal(int)  # the step training went back to ("resume")
+    resumed = pyqtSignal(object)  # Resumed: training went back (a resume or a rollback)
+    busy = pyqtSignal(str)  # a discrete run under way ("1 epoch"), "" when it ended
     state_ready = pyqtSignal(object)  # model_files.SavedRun (or None) after "save_state"
 
     def __init__(self, loader=None, hyper: Hyper | None = None):
@@ -163,9 +164,12 @@ class TrainWorker(QObject):
                     self._work()
             except InterruptedError:  # a long step given up between chunks: nothing changed
                 pass
-            except DivergenceError as e:
+            except DivergenceError as e:  # back to the last good state (run_setup.roll_back)
                 self._halt()
-                self.error.emit(self._roll_back(e))
+                message, went_back = roll_back(self.trainer, self.timeline, e)
+                if went_back:
+                    self._went_back("rollback")
+                self.error.emit(message)
             except DataError as e:  # a dataset that cannot be used: the current run goes on
                 self._halt()
                 self.error.emit(f"Cannot use this dataset: {e}")
@@ -200,10 +204,10 @@ class TrainWorker(QObject):
         self._stopping = True
 
     def _do_run(self, run: bool | None) -> None:
-        """Train (True), pause (False) or toggle (None)."""
-        run = not self._running if run is None else run
+        """Train (True), pause (False) or toggle (None: a running epoch is paused)."""
+        run = not self._running and self._pending is None if run is None else run
         self._set_running(run and self.trainer is not None)
-        self._pending = None
+        self._set_pending(None)
         self._flush()
 
     def _do_hyper(self, hyper: Hyper) -> None:
@@ -230,8 +234,12 @@ class TrainWorker(QObject):
             return
         self._halt()
         self.trainer.set_state(self.timeline.resume(step, self.hyper.lr), hyperparameters=False)
+        self._went_back("resume")
+
+    def _went_back(self, why: str) -> None:
+        t = self.trainer
         self._reports.clear()
-        self.resumed.emit(self.trainer.step_count)
+        self.resumed.emit(Resumed(t.step_count, t.samples_seen, t.epoch, t.lr, why))
         self._emit_snapshot()
 
     def _start_pending(self, pending: tuple) -> None:
@@ -245,7 +253,13 @@ class TrainWorker(QObject):
         old = self._pending
         if old is not None and old[0] == pending[0] == "steps" and old[2] == pending[2]:
             pending = ("steps", old[1] + pending[1], pending[2])
-        self._pending = pending
+        self._set_pending(pending)
+
+    def _set_pending(self, pending: tuple | None) -> None:
+        """What discrete run is under way; a running epoch is announced by ``busy``."""
+        was, self._pending = self._pending, pending
+        if (was or ("",))[0] == "epoch" or (pending or ("",))[0] == "epoch":
+            self.busy.emit("1 epoch" if pending and pending[0] == "epoch" else "")
 
     def _work(self) -> None:
         """One training step, then whatever the step finished."""
@@ -270,7 +284,7 @@ class TrainWorker(QObject):
         else:
             trainer.step()
             if trainer.epoch != self._pending[1]:
-                self._pending = None
+                self._set_pending(None)
         if self._pending is None:  # a discrete step just ended: show exactly this state
             self._flush()
             self._emit_snapshot()
@@ -288,23 +302,8 @@ class TrainWorker(QObject):
         self.state_changed.emit(running)
 
     def _halt(self) -> None:
-        self._pending = None
+        self._set_pending(None)
         self._set_running(False)
-
-    def _roll_back(self, error: DivergenceError) -> str:
-        """After a divergence: back to the newest Timeline state from before the last applied
-        step (those weights already gave the exploding loss). Returns what to tell the user."""
-        trainer = self.trainer
-        if trainer.step_count == 0:
-            return divergence_message(error, trainer.lr, None)
-        step = self.timeline.nearest_step(trainer.step_count - 1)
-        if step >= trainer.step_count:
-            return divergence_message(error, trainer.lr, None, kept=True)
-        trainer.set_state(self.timeline.resume(step, trainer.lr), hyperparameters=False)
-        self._reports.clear()
-        self.resumed.emit(trainer.step_count)
-        self._emit_snapshot()
-        return divergence_message(error, trainer.lr, step)
 
     # ---- reset ---------------------------------------------------------------------------
     def _dataset(self, spec: str):
@@ -369,6 +368,7 @@ class TrainWorker(QObject):
             self._evals.later()
             return
         self._evals.done(now, trainer.samples_seen)
+        self.timeline.note_test(trainer, loss)  # the best test loss keeps its state
         self._flush()  # the curves get the steps before the evaluation first
         self.evaluated.emit(EvalReport(trainer.step_count, trainer.samples_seen, loss, acc))
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from convscope.visualizer.curves import AccuracyPanel, LossPanel
+from convscope.visualizer.messages import Hyper
 from convscope.visualizer.plot_axes import robust_top, tick_text
 from convscope.visualizer.theme import LIGHT
 
@@ -28,7 +29,8 @@ def panels(qtbot):
 
 
 def all_points(panel) -> int:
-    return panel.point_count() + panel.ghost_count()
+    """Points of the curves kept when going back (all but the raw steps), live or dimmed."""
+    return sum(len(panel.histories[k]) for k in panel.ghost_keys) + panel.ghost_count()
 
 
 @pytest.mark.slow
@@ -115,3 +117,65 @@ def test_the_timeline_range_ignores_a_blow_up_and_zooms_both_axes(qtbot):
     assert low < np.log10(0.3) < top
     names = [label.text for _, label in panel.legend.items]
     assert any("snapshot" in n for n in names) and any("best" in n for n in names)
+
+
+def test_a_rollback_returns_to_a_good_state_and_the_curves_keep_every_point(qtbot, window):
+    c = window.controls
+    window.show()
+    window.worker.steps(300)  # learns at lr 0.01, batch 8 (the fixture's)
+    qtbot.waitUntil(lambda: window.latest.step == 300, timeout=30_000)
+    qtbot.waitUntil(lambda: window.status.values.get("step") == 300, timeout=30_000)
+    window.loss_panel.refresh()
+    before = {id(p): all_points(p) for p in (window.loss_panel, window.accuracy_panel)}
+    c.lr_spin.setValue(1.0)
+    with qtbot.waitSignal(window.worker.error, timeout=30_000) as blocker:
+        c.train_button.click()
+    message = blocker.args[0]
+    assert "went back to step" in message and "within 10% of the run's best" in message
+    back = int(message.split("went back to step ")[1].split(",")[0].replace(" ", ""))
+    assert back > 0  # a trained state, not the start
+    qtbot.waitUntil(lambda: window.latest.step == back and not window.running, timeout=30_000)
+    trainer_state = window.worker.timeline.state_at(back)["meta"]
+    samples = trainer_state["samples_seen"]
+    assert window.status.values["step"] == back
+    assert window.status.values["epoch"] == trainer_state["epoch"]
+    assert window.status.values["samples"] == samples
+    for panel in (window.loss_panel, window.accuracy_panel):
+        assert all(h.x.max() <= samples for h in panel.histories.values() if len(h))
+        assert panel.branches and all_points(panel) >= before[id(panel)]
+
+
+def test_a_timeline_resume_forks_the_curves_and_the_status_is_right_at_once(qtbot, window):
+    window.worker.timeline.every = 10
+    window.worker.steps(60)
+    qtbot.waitUntil(lambda: window.latest.step == 60, timeout=30_000)
+    qtbot.waitUntil(lambda: window.status.values.get("step") == 60, timeout=30_000)
+    before = all_points(window.loss_panel)
+    window.timeline_panel.refresh()
+    window.timeline_panel.show_step(20)
+    window.timeline_panel.lr_spin.setValue(0.02)
+    with qtbot.waitSignal(window.worker.resumed, timeout=30_000) as blocker:
+        window.timeline_panel.resume_button.click()
+    back = blocker.args[0]
+    assert (back.step, back.samples, back.why) == (20, 160, "resume")
+    qtbot.waitUntil(lambda: window.status.values.get("step") == 20)
+    assert window.status.values["samples"] == 160 and window.status.values["epoch"] == 0
+    assert window.loss_panel.branches and all_points(window.loss_panel) >= before
+    assert window.loss_panel.histories["smooth"].x.max() <= 160
+
+
+def test_one_epoch_shows_that_it_runs_and_refuses_a_second_click(qtbot, window):
+    c = window.controls
+    said, states = [], []
+    window.worker.busy.connect(said.append)
+    window.worker.busy.connect(lambda _: states.append(
+        (c.step_epoch_button.isEnabled(), c.step_epoch_button.text(), c.train_button.text(),
+         window.status.values.get("state"))))
+    window.worker.set_hyper(Hyper(lr=0.01, batch_size=64))  # a short epoch
+    c.step_epoch_button.click()
+    qtbot.waitUntil(lambda: said == ["1 epoch", ""], timeout=60_000)
+    enabled, text, train, state = states[0]  # while it ran
+    assert not enabled and text == "running…" and "Pause" in train
+    assert state == "training 1 epoch…"
+    assert c.step_epoch_button.isEnabled() and c.step_epoch_button.text() == "1 epoch"
+    assert window.worker.trainer.epoch == 1 and not window.running
