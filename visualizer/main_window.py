@@ -19,6 +19,7 @@ from __future__ import annotations
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtWidgets import QApplication, QDockWidget, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
+from convscope.visualizer import help as panel_help
 from convscope.visualizer.banner import Banner
 from convscope.visualizer.commands import start_worker, stop_worker
 from convscope.visualizer.controls import ControlsPanel
@@ -170,7 +171,18 @@ class MainWindow(QMainWindow):
         self.panels[name] = widget
         if hasattr(widget, "apply_theme"):
             widget.apply_theme(self.theme)
-        return self.dock_layout.add(name, widget, area, tab_with, visible)
+        dock = self.dock_layout.add(name, widget, area, tab_with, visible)
+        if name in panel_help.PANELS:  # a "?" in its corner: what am I looking at?
+            panel_help.attach(widget, name, self.show_help)
+        return dock
+
+    _help = None
+
+    def show_help(self, name: str, html: str | None = None) -> None:
+        """The help window with what panel ``name`` shows (or ``html``), never modal."""
+        if self._help is None:
+            self._help = panel_help.HelpDialog(self)
+        self._help.show_text(name, html or panel_help.text_of(name))
 
     def set_probe(self, image, label: int | None = None, source: str = "your drawing",
                   traced: tuple | None = None) -> None:

@@ -1,10 +1,14 @@
-"""The main window's menus: File > Quit, Run (train, step, reset with their shortcuts), View
-(theme, panels, default layout) and Help. ``file_actions`` adds the model-file entries."""
+"""The main window's menus: File > Quit, Run (train, step, reset with their shortcuts, which
+work wherever the focus is: ``shortcuts``), View (theme, panels, default layout) and Help (what
+every panel shows, the presets, the shortcuts: ``help``). ``file_actions`` adds the model-file
+entries."""
 from __future__ import annotations
 
-from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QKeySequence
-from PyQt5.QtWidgets import QAction, QActionGroup, QMessageBox
+from PyQt5.QtWidgets import QAction, QActionGroup
+
+from convscope.visualizer import help as panel_help
+from convscope.visualizer import shortcuts
 
 THEMES = (("system", "Follow the system"), ("dark", "Dark"), ("light", "Light"))
 
@@ -45,21 +49,23 @@ class Menus:
         self.panels_menu = view.addMenu("Panels")
         view.addAction("Restore the default layout", window.restore_layout)
 
+        self.run_actions = (self.train_action, self.step_sample_action, self.step_batch_action,
+                            self.step_epoch_action, self.reset_action)
+        self.focus_keys = shortcuts.install(self.run_actions)  # wherever the focus is
+
         help_menu = bar.addMenu("&Help")
-        help_menu.addAction("Keyboard shortcuts", self._show_shortcuts)
+        panel_help.add_help_menu(help_menu, window.show_help, panel_help.PANELS)
+        help_menu.addAction("Keyboard shortcuts", self.show_shortcuts)
 
     def _action(self, menu, text: str, shortcut: str, slot) -> QAction:
         action = menu.addAction(text)
         action.setShortcut(QKeySequence(shortcut))
-        action.setShortcutContext(Qt.WindowShortcut)
         action.triggered.connect(slot)
         return action
 
-    def _show_shortcuts(self) -> None:
-        lines = [f"{a.text()}: {a.shortcut().toString()}" for a in
-                 (self.train_action, self.step_sample_action, self.step_batch_action,
-                  self.step_epoch_action, self.reset_action)]
-        QMessageBox.information(self.window, "Keyboard shortcuts", "\n".join(lines))
+    def show_shortcuts(self) -> None:
+        self.window.show_help("Keyboard shortcuts",
+                              panel_help.shortcuts_html(self.run_actions))
 
     def check_theme(self, choice: str) -> None:
         if choice in self.theme_actions:

@@ -67,3 +67,42 @@ def test_a_view_of_an_older_step_says_so_and_offers_a_refresh(qtbot):
         note.button.click()
     note.set_shown(97_824, 0.05)
     assert note.isHidden()
+
+
+def test_space_and_right_work_while_a_number_box_has_the_focus(qtbot, window):
+    from PyQt5.QtCore import Qt
+    from PyQt5.QtTest import QTest
+
+    window.show()
+    window.activateWindow()
+    qtbot.waitUntil(lambda: window.isActiveWindow(), timeout=5_000)
+    spin = window.controls.batch_spin
+    spin.setFocus()
+    qtbot.waitUntil(spin.hasFocus, timeout=5_000)
+    start = window.latest.step
+    with qtbot.waitSignal(window.worker.traced, timeout=20_000):
+        QTest.keyClick(spin.lineEdit(), Qt.Key_Right)  # one traced sample, not a cursor move
+    qtbot.waitUntil(lambda: window.latest.step == start + 1, timeout=20_000)
+    with qtbot.waitSignal(window.worker.state_changed, timeout=20_000) as blocker:
+        QTest.keyClick(spin.lineEdit(), Qt.Key_Space)
+    assert blocker.args == [True]
+    window.worker.pause()
+    text = window.menus.run_actions[0].shortcut().toString()
+    assert text == "Space"
+
+
+def test_every_panel_has_its_help_in_its_corner_and_in_the_menu(qtbot, window):
+    from convscope.visualizer.help import HelpDialog
+
+    for name in ("Controls", "Feature maps", "Loss", "Timeline", "Draw a digit", "Inspector"):
+        widget = window.panels[name]
+        buttons = [b for b in widget.findChildren(type(window.controls.dice_button))
+                   if b.objectName() == "help_button"]
+        assert len(buttons) == 1, name
+        buttons[0].click()
+        dialog = window.findChild(HelpDialog)
+        assert dialog.isVisible() and name in dialog.windowTitle()
+    titles = [a.text() for a in window.menuBar().actions()]
+    help_menu = window.menuBar().actions()[titles.index("&Help")].menu()
+    entries = [a.text() for a in help_menu.actions()]
+    assert "What am I looking at?" in entries and "Presets and recipes" in entries
