@@ -2,14 +2,17 @@
 
 ``DockLayout.add`` puts a view in a dock (left/right/top/bottom, optionally tabbed with another
 dock, listed in View > Panels) or in a tab beside the feature maps. The first layout gives the
-controls their natural height and shares the rest among the big views; each tab keeps its own
-height of the Loss / Accuracy docks.
+controls their natural height and shares the rest among the big views. The Loss and Accuracy
+docks keep one readable height whatever the tab (at least CURVES_MIN pixels, so the layout
+never jumps between tabs); on narrow windows the side columns give up width to the tabs.
 """
 from __future__ import annotations
 
 from PyQt5.QtCore import Qt, QTimer
 from PyQt5.QtWidgets import QApplication, QDockWidget, QFrame, QMainWindow, QScrollArea
 
+CURVES_MIN = 180  # the Loss and Accuracy docks never get lower than this: axes stay readable
+CURVES_SHARE = 0.26  # of the window's height, by default
 AREAS = {"left": Qt.LeftDockWidgetArea, "right": Qt.RightDockWidgetArea,
          "top": Qt.TopDockWidgetArea, "bottom": Qt.BottomDockWidgetArea}
 
@@ -36,9 +39,6 @@ class DockLayout:
         window.setCorner(Qt.BottomRightCorner, Qt.RightDockWidgetArea)
         self.docks: dict[str, QDockWidget] = {}
         self.default_state = None  # the window's state after the first layout
-        self._curve_heights: dict[str, int] = {}  # tab name -> height of the Loss dock
-        self._tab_name = ""
-        tabs.currentChanged.connect(self._tab_changed)
 
     def add(self, name: str, widget, area: str, tab_with: str | None = None,
             visible: bool = True) -> QDockWidget | None:
@@ -52,6 +52,8 @@ class DockLayout:
         dock = QDockWidget(name, w)
         dock.setObjectName("dock_" + name.lower().replace(" ", "_"))
         dock.setWidget(widget)
+        if name in ("Loss", "Accuracy"):
+            widget.setMinimumHeight(CURVES_MIN - 30)  # the dock's title bar is the rest
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable
                          | QDockWidget.DockWidgetClosable)
         if tab_with in self.docks:
@@ -90,26 +92,15 @@ class DockLayout:
         right = [docks[n] for n in ("Prediction", "Filters", "Class templates")]
         hint = w.controls.sizeHint()
         w.resizeDocks(left[:1], [max(hint.width() + 14, int(width * 0.19))], Qt.Horizontal)
-        w.resizeDocks(right[:1], [max(320, int(width * 0.26))], Qt.Horizontal)
+        w.resizeDocks(right[:1], [max(300 if width < 1500 else 320, int(width * 0.24))],
+                      Qt.Horizontal)
         left_h = sum(d.height() for d in left)
         top = min(hint.height() + 30, left_h - 180)
         w.resizeDocks(left, [top, left_h - top], Qt.Vertical)
         right_h = sum(d.height() for d in right)
         w.resizeDocks(right, [int(right_h * f) for f in (0.32, 0.26, 0.42)], Qt.Vertical)
-        w.resizeDocks([docks["Loss"]], [int(w.height() * 0.3)], Qt.Vertical)
-
-    def _tab_changed(self, index: int) -> None:
-        """Each tab keeps its own height of the Loss / Accuracy docks: the feature maps share
-        the height with the curves, the other tabs (Inspector, Timeline ...) take most of it."""
-        w = self.window
-        loss, name = self.docks.get("Loss"), self.tabs.tabText(index)
-        previous, self._tab_name = self._tab_name, name
-        if self.default_state is None or loss is None or loss.isFloating() \
-                or not loss.isVisible() or w.dockWidgetArea(loss) != Qt.BottomDockWidgetArea:
-            return
-        self._curve_heights[previous] = loss.height()
-        default = int(w.height() * (0.3 if name == "Feature maps" else 0.17))
-        w.resizeDocks([loss], [self._curve_heights.get(name, default)], Qt.Vertical)
+        w.resizeDocks([docks["Loss"]], [max(CURVES_MIN, int(w.height() * CURVES_SHARE))],
+                      Qt.Vertical)
 
 
 def default_size() -> tuple[int, int]:

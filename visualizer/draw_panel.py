@@ -37,7 +37,7 @@ from convscope.visualizer import dialogs
 from convscope.visualizer.canvas import DrawCanvas
 from convscope.visualizer.draw_views import InputViews, Verdict, percent
 from convscope.visualizer.prob_chart import ProbChart, bar_colours
-from convscope.visualizer.probs import short_name
+from convscope.visualizer.probs import guessing, short_name
 
 DIGITS = [str(d) for d in range(10)]
 MIN_INTERVAL = 1 / 30  # seconds between classifications while a stroke grows
@@ -346,7 +346,8 @@ class DrawPanel(QWidget):
             self.verdict.show_text("", "no model yet")
         else:
             k, p = self.prediction()
-            self.verdict.show_text(names[k], f"{percent(p)} sure")
+            self.verdict.show_text(names[k], f"guessing ({percent(p)})"
+                                   if guessing(p, len(names)) else f"{percent(p)} sure")
         colours = [] if self.probs is None else bar_colours(self.probs, self.probe_label,
                                                             self._theme, self.palette())
         self.prob_chart.set_bars(None, self.probs, colours)

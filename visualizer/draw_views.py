@@ -92,7 +92,7 @@ class Verdict(QWidget):
         font = QFont(self.font())
         font.setPointSizeF(font.pointSizeF() * 3.2)
         font.setBold(True)
-        sure = QFontMetricsF(self.label.font()).horizontalAdvance(">99.9% sure")
+        sure = QFontMetricsF(self.label.font()).horizontalAdvance("guessing (19.9%)")
         widest = max(QFontMetricsF(font).horizontalAdvance(n) for n in names)
         stacked = widest + sure + 12 > self.room
         self.box.setDirection(QBoxLayout.TopToBottom if stacked else QBoxLayout.LeftToRight)

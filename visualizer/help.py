@@ -81,6 +81,8 @@ PANELS = {
         "wrong.</p>"),
 }
 
+BOTTOM = {"Probe digit", "Inspector"}  # panels whose top row is full: their "?" sits bottom-right
+
 PRESETS = (
     "<p><b>seed</b>: the design notes' network, one convolution (3&times;3, 8 filters), max "
     "pooling and one dense layer. Learns with one image per step at a small learning rate.</p>"
@@ -126,15 +128,17 @@ class HelpDialog(QDialog):
 class _Corner(QObject):
     """Keeps a "?" button in the top-right corner of its panel."""
 
-    def __init__(self, widget: QWidget, button: QToolButton):
+    def __init__(self, widget: QWidget, button: QToolButton, bottom: bool = False):
         super().__init__(widget)
-        self.widget, self.button = widget, button
+        self.widget, self.button, self.bottom = widget, button, bottom
         widget.installEventFilter(self)
         self.place()
 
     def place(self) -> None:
-        self.button.move(max(0, self.widget.width() - self.button.width() - 2), 2)
-        self.button.raise_()
+        w, b = self.widget, self.button
+        y = max(0, w.height() - b.height() - 2) if self.bottom else 2
+        b.move(max(0, w.width() - b.width() - 2), y)
+        b.raise_()
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
         if event.type() in (QEvent.Resize, QEvent.Show):
@@ -143,7 +147,8 @@ class _Corner(QObject):
 
 
 def attach(widget: QWidget, name: str, show) -> QToolButton:
-    """A small "?" in ``widget``'s top-right corner calling ``show(name)``."""
+    """A small "?" in ``widget``'s top-right corner (bottom-right for the panels in BOTTOM)
+    calling ``show(name)``."""
     button = QToolButton(widget)
     button.setObjectName("help_button")
     button.setText("?")
@@ -152,7 +157,7 @@ def attach(widget: QWidget, name: str, show) -> QToolButton:
     button.setCursor(Qt.PointingHandCursor)
     button.setToolTip(f"What am I looking at? ({name})")
     button.clicked.connect(lambda: show(name))
-    button._corner = _Corner(widget, button)
+    button._corner = _Corner(widget, button, bottom=name in BOTTOM)
     button.show()
     return button
 

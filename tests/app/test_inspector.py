@@ -434,7 +434,7 @@ def test_timeline_offers_the_current_learning_rate(window):
 @pytest.mark.slow
 def test_the_inspector_tab_shows_several_stages_at_once_at_1600x1000(window, qtbot):
     """In the main window the stage cards flow side by side: at least 4 lie wholly inside the
-    scroll area's viewport, and the curves below give up height to the tab."""
+    scroll area's viewport; the curves below keep their height (no layout jump)."""
     window.resize(1600, 1000)
     window.show()
     qtbot.waitExposed(window)
@@ -459,9 +459,7 @@ def test_the_inspector_tab_shows_several_stages_at_once_at_1600x1000(window, qtb
     assert len(shown) >= 4, shown
     assert shown[:4] == ["input", "conv1", "pool1.mask", "pool1"]
     assert ins.splitter.orientation() == Qt.Horizontal  # the arithmetic beside the stages
-    assert window.docks["Loss"].height() < loss_before
-    window.tabs.setCurrentIndex(0)  # back to the feature maps: their curve height returns
-    qtbot.waitUntil(lambda: abs(window.docks["Loss"].height() - loss_before) <= 12)
+    assert window.docks["Loss"].height() == loss_before
 
 
 @pytest.mark.slow
