@@ -281,6 +281,13 @@ class ControlsPanel(QWidget):
         self.seed_spin.setValue(settings.seed)
         self._update_pending()
 
+    def show_dataset(self, spec: str) -> None:
+        """Show ``spec`` in the Data box (the data in use, after another could not load)."""
+        self.dataset_combo.blockSignals(True)
+        self._select_dataset(spec)
+        self.dataset_combo.blockSignals(False)
+        self._update_pending()
+
     def set_applied(self, settings: RunSettings, n_train: int) -> None:
         self.applied = settings
         self.batch_spin.setMaximum(max(1, n_train))

@@ -155,7 +155,7 @@ class MainWindow(QMainWindow):
         w.state_changed.connect(self._on_state)
         w.run_started.connect(self._on_run_started)
         w.loading.connect(self._on_loading)
-        w.error.connect(self.show_error)
+        w.error.connect(self._on_error)
         w.traced.connect(self.inspector.set_step)
         w.resumed.connect(self.moments.resumed)
         w.busy.connect(self._on_busy)
@@ -210,7 +210,18 @@ class MainWindow(QMainWindow):
         self.status.showMessage(message.split(". ")[0], 8000)
 
     # ---- worker signals --------------------------------------------------------------------
+    _loading: str | None = None  # the dataset being loaded for a Reset
+
+    def _on_error(self, message: str) -> None:
+        if self._loading is not None:  # the dataset could not be loaded: the run goes on
+            self._loading = None
+            if self.info is not None:  # the Data box shows the data in use again
+                self.controls.show_dataset(self.info.settings.dataset)
+            self.status.set_values(state="paused" if self.info else "no data")
+        self.show_error(message)
+
     def _on_run_started(self, info: RunInfo) -> None:
+        self._loading = None
         before = self.info  # its curves stay, dimmed, until the next Reset
         label = f"{before.settings.preset} net on {before.dataset}" if before else ""
         self.info = info
@@ -276,6 +287,7 @@ class MainWindow(QMainWindow):
             self._status_dirty = True
 
     def _on_loading(self, spec: str) -> None:
+        self._loading = spec
         self.status.set_values(state=f"loading {spec}…")
 
     def _on_state(self, running: bool) -> None:

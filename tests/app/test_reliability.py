@@ -284,6 +284,8 @@ def test_a_bad_dataset_folder_is_refused_and_the_run_goes_on(qtbot, window, tmp_
     assert one_line(blocker.args[0]) and str(folder) in blocker.args[0]
     qtbot.waitUntil(lambda: not window.banner.isHidden(), timeout=TIMEOUT)
     assert window.info is info and window.latest.step == 3  # the same run, untouched
+    assert c.dataset_combo.currentData() == info.settings.dataset  # the data in use
+    assert not window.status.values["state"].startswith("loading")
     assert len(run_steps(window, 2)) == 2
 
 
