@@ -37,6 +37,7 @@ from convscope.visualizer.probe import ProbePanel
 from convscope.visualizer.probe_choice import ProbeChoice
 from convscope.visualizer.probs import ProbsPanel
 from convscope.visualizer.repaint import REPAINT_MS, RepaintGovernor
+from convscope.visualizer.stale import watch_inspector
 from convscope.visualizer.status import TrainingStatusBar
 from convscope.visualizer.templates import TemplatesPanel
 from convscope.visualizer.theme import Theme, apply_palette, resolve, stylesheet
@@ -137,6 +138,7 @@ class MainWindow(QMainWindow):
         w.probe_test(0)
         w.reset(settings)
         self.file_actions = attach_file_actions(self)  # Evaluation tab, File > Open/Save/Export
+        self.inspector_note = watch_inspector(self)  # says when the Inspector shows the past
 
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)
@@ -156,7 +158,7 @@ class MainWindow(QMainWindow):
         w.run_started.connect(self._on_run_started)
         w.loading.connect(self._on_loading)
         w.error.connect(self._on_error)
-        w.traced.connect(self.inspector.set_step)
+        w.traced.connect(self._on_traced)
         w.resumed.connect(self.moments.resumed)
         w.busy.connect(self._on_busy)
         w.state_ready.connect(self.state_ready)
@@ -173,16 +175,9 @@ class MainWindow(QMainWindow):
             widget.apply_theme(self.theme)
         dock = self.dock_layout.add(name, widget, area, tab_with, visible)
         if name in panel_help.PANELS:  # a "?" in its corner: what am I looking at?
-            panel_help.attach(widget, name, self.show_help)
+            panel_help.attach(widget, name, self.menus.show_help)
         return dock
 
-    _help = None
-
-    def show_help(self, name: str, html: str | None = None) -> None:
-        """The help window with what panel ``name`` shows (or ``html``), never modal."""
-        if self._help is None:
-            self._help = panel_help.HelpDialog(self)
-        self._help.show_text(name, html or panel_help.text_of(name))
 
     def set_probe(self, image, label: int | None = None, source: str = "your drawing",
                   traced: tuple | None = None) -> None:
@@ -222,6 +217,7 @@ class MainWindow(QMainWindow):
 
     def _on_run_started(self, info: RunInfo) -> None:
         self._loading = None
+        self.inspector_note.set_shown(None)
         before = self.info  # its curves stay, dimmed, until the next Reset
         label = f"{before.settings.preset} net on {before.dataset}" if before else ""
         self.info = info
@@ -253,7 +249,12 @@ class MainWindow(QMainWindow):
                                   epoch=batch.epoch, lr=batch.lr, rate=batch.samples_per_s,
                                   epoch_progress=(int(batch.samples[-1]) % n) / n,
                                   train=self.accuracy_panel.running_accuracy)
+        self.inspector_note.set_live(int(batch.step[-1]), batch.lr)
         self._status_dirty = True
+
+    def _on_traced(self, step_trace) -> None:
+        self.inspector.set_step(step_trace)
+        self.inspector_note.set_shown(step_trace.step, step_trace.lr)
 
     def _on_snapshot(self, snapshot) -> None:
         self.latest = finite_snapshot(snapshot)

@@ -54,7 +54,8 @@ class Menus:
         self.focus_keys = shortcuts.install(self.run_actions)  # wherever the focus is
 
         help_menu = bar.addMenu("&Help")
-        panel_help.add_help_menu(help_menu, window.show_help, panel_help.PANELS)
+        self._help = None
+        panel_help.add_help_menu(help_menu, self.show_help, panel_help.PANELS)
         help_menu.addAction("Keyboard shortcuts", self.show_shortcuts)
 
     def _action(self, menu, text: str, shortcut: str, slot) -> QAction:
@@ -63,9 +64,14 @@ class Menus:
         action.triggered.connect(slot)
         return action
 
+    def show_help(self, name: str, html: str | None = None) -> None:
+        """The help window with what panel ``name`` shows (or ``html``), never modal."""
+        if self._help is None:
+            self._help = panel_help.HelpDialog(self.window)
+        self._help.show_text(name, html or panel_help.text_of(name))
+
     def show_shortcuts(self) -> None:
-        self.window.show_help("Keyboard shortcuts",
-                              panel_help.shortcuts_html(self.run_actions))
+        self.show_help("Keyboard shortcuts", panel_help.shortcuts_html(self.run_actions))
 
     def check_theme(self, choice: str) -> None:
         if choice in self.theme_actions:

@@ -61,6 +61,7 @@ class Moments:
         for panel in (w.loss_panel, w.accuracy_panel):
             panel.fork(back.samples)
         n = w.info.n_train if w.info else 0
+        w.inspector_note.set_live(back.step, back.lr)
         w.status.values.pop("train", None)  # back with the next step
         w.status.set_values(step=back.step, epoch=back.epoch, samples=back.samples, lr=back.lr,
                             epoch_progress=(back.samples % n) / n if n else 0.0, rate=0)

@@ -53,3 +53,15 @@ class StaleNote(QFrame):
         if text is not None and text != self.label.text():
             self.label.setText(text)
         self.setVisible(text is not None)
+
+
+def watch_inspector(window) -> StaleNote:
+    """A note at the top of the Inspector's side column: it shows the pass of an earlier step
+    than the run (and maybe at another learning rate) until the next single-sample step,
+    which the note's button takes."""
+    note = StaleNote("The Inspector shows", "Trace the next step")
+    note.setToolTip("The Inspector shows one traced step; training since then moved the "
+                    "weights. The button takes one more single-sample step and traces it.")
+    window.inspector.side_layout.insertWidget(0, note)
+    note.refresh_requested.connect(lambda: window.worker.step_samples(1))
+    return note  # the main window tells it what is shown (set_shown) and live (set_live)

@@ -106,3 +106,18 @@ def test_every_panel_has_its_help_in_its_corner_and_in_the_menu(qtbot, window):
     help_menu = window.menuBar().actions()[titles.index("&Help")].menu()
     entries = [a.text() for a in help_menu.actions()]
     assert "What am I looking at?" in entries and "Presets and recipes" in entries
+
+
+def test_the_inspector_says_when_it_shows_an_older_step(qtbot, window):
+    note = window.inspector_note
+    with qtbot.waitSignal(window.worker.traced, timeout=20_000):
+        window.worker.step_samples(1)
+    qtbot.waitUntil(lambda: note.shown.get("step") == 1, timeout=20_000)
+    assert note.isHidden()
+    window.worker.steps(5)
+    qtbot.waitUntil(lambda: note.live.get("step") == 6, timeout=20_000)
+    assert not note.isHidden() and "step 1;" in note.label.text()
+    with qtbot.waitSignal(window.worker.traced, timeout=20_000):
+        note.button.click()  # traces the next step
+    qtbot.waitUntil(note.isHidden, timeout=20_000)
+    assert window.inspector.step_trace.step == 7
