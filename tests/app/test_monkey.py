@@ -5,7 +5,9 @@ its extremes (or typed into), every combo choice, sliders, canvas strokes, hover
 clicking the plots, every menu action, resizing, switching tabs, floating docks, Reset while
 training. File and message dialogs are replaced by functions that answer at once (good files,
 bad files, or Cancel). The app must raise nothing, report only the errors its input deserves,
-leave no thread running, and still train afterwards.
+leave no thread running, and still train afterwards. Divergence (a huge learning rate), its
+rollback, Timeline resumes and forks are among the actions, and after every action the curves
+must hold at least the points they held before (going back dims them, never removes them).
 """
 from __future__ import annotations
 
@@ -39,6 +41,7 @@ from convscope.engine.data.idx import DataError, write_idx
 from convscope.engine.files.checkpoint import save_model
 from convscope.engine.net.model import Model, build_config
 from convscope.visualizer import dialogs
+from convscope.visualizer.curves import MAX_BRANCHES
 from convscope.visualizer.main_window import MainWindow
 from convscope.visualizer.messages import Hyper, RunSettings
 
@@ -277,6 +280,32 @@ class Monkey:
         self.qtbot.wait(self.rng.randint(0, 60))
         self.w.controls.reset_button.click()
 
+    # -- going back: divergence and rollback, Timeline resume and fork
+    def diverge(self):
+        self.log.append("diverge at a huge learning rate")
+        c = self.w.controls
+        c.lr_spin.setValue(self.rng.choice([1.0, 5.0, 10.0]))
+        if not self.w.running:
+            c.train_button.click()
+        self.qtbot.wait(self.rng.randint(20, 200))
+        self.w.worker.pause()
+        c.lr_spin.setValue(0.01)
+
+    def resume_fork(self):
+        panel = self.w.timeline_panel
+        panel.refresh()
+        if not panel.steps:
+            return
+        step = self.rng.choice(panel.steps)
+        if panel.show_step(step) is None:
+            return
+        lr = self.rng.choice([None, 0.02, 0.002])  # None: the moment's own (a replay)
+        if lr is not None:
+            panel.lr_spin.setValue(lr)
+        self.log.append(f"resume from step {step} with lr {lr or 'as it was'}")
+        panel.resume_button.click()
+        self.qtbot.wait(self.rng.randint(0, 60))
+
     def key(self):
         k = self.rng.choice([Qt.Key_Space, Qt.Key_Right, Qt.Key_Left, Qt.Key_Escape])
         QTest.keyClick(self.w, k, self.rng.choice([Qt.NoModifier, Qt.ShiftModifier]))
@@ -289,7 +318,38 @@ class Monkey:
                 self.spin_extreme, self.spin_typed, self.combo_choice, self.combo_choice,
                 self.slider, self.stroke, self.plot_mouse, self.menu_action, self.menu_action,
                 self.resize, self.tab, self.dock, self.train_then_reset, self.key, self.wait,
-                self.model_file, self.inspect]
+                self.model_file, self.inspect, self.diverge, self.resume_fork]
+
+
+class CurveRecord:
+    """Checks that no action removes points from the curves: within one run the points of
+    the kept curves (live and dimmed) never drop, except when a history merges neighbouring
+    pairs to stay bounded (its stride doubles)."""
+
+    def __init__(self, window):
+        self.w = window
+        self.last = None  # (run, strides, points)
+        self.losses: list[str] = []
+        self.forks = 0
+
+    def state(self):
+        panels = (self.w.loss_panel, self.w.accuracy_panel)
+        strides = tuple(p.histories[k].stride for p in panels for k in p.ghost_keys)
+        points = [sum(len(p.histories[k]) for k in p.ghost_keys) + p.ghost_count()
+                  for p in panels]
+        self.forks = max(self.forks, sum(len(p.branches) for p in panels))
+        return self.w.info, strides, points, sum(len(p.branches) for p in panels)
+
+    def check(self, what: str) -> None:
+        now = self.state()
+        last, self.last = self.last, now
+        full = any(len(p.branches) == MAX_BRANCHES for p in (self.w.loss_panel,
+                                                             self.w.accuracy_panel))
+        if last is None or last[0] is not now[0] or last[1] != now[1] or full:
+            return  # a new run, merged pairs, or the oldest of many branches let go
+        for before, after in zip(last[2], now[2], strict=True):
+            if after < before:
+                self.losses.append(f"{what}: {before} -> {after} points")
 
 
 @pytest.mark.slow
@@ -311,13 +371,17 @@ def test_random_actions_leave_the_app_working(qtbot, tmp_path, monkeypatch, file
         actions = monkey.all()
         plan = rng.sample(actions, len(actions))  # every kind at least once, then at random
         plan += [rng.choice(actions) for _ in range(ACTIONS - len(plan))]
+        record = CurveRecord(window)
         with qtbot.captureExceptions() as exceptions:
             for i, action in enumerate(plan):
                 action()
                 QApplication.processEvents()
                 if i % 25 == 0:
                     qtbot.wait(20)
+                record.check(monkey.log[-1] if monkey.log else action.__name__)
             assert len(plan) >= 500
+            assert not record.losses, record.losses
+            assert record.forks > 0  # going back happened, and left branches to see
 
             # still responsive: a timer fires, and a sane run trains
             ticked = []
