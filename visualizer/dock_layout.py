@@ -84,6 +84,13 @@ class DockLayout:
         self._size_docks()
         self.default_state = self.window.saveState()
 
+    def _central_need(self) -> int:
+        """The width the widest tab page needs without a horizontal scroll bar."""
+        pages = [self.tabs.widget(i) for i in range(self.tabs.count())]
+        widths = [(p.widget() if hasattr(p, "widget") else p).minimumSizeHint().width()
+                  for p in pages]
+        return max(widths, default=0) + 24  # the scroll area's frame and vertical bar
+
     def _size_docks(self) -> None:
         """Default layout: the controls at their natural height, the big views share the rest."""
         w, docks = self.window, self.docks
@@ -91,9 +98,16 @@ class DockLayout:
         left = [docks["Controls"], docks["Probe digit"]]
         right = [docks[n] for n in ("Prediction", "Filters", "Class templates")]
         hint = w.controls.sizeHint()
-        w.resizeDocks(left[:1], [max(hint.width() + 14, int(width * 0.19))], Qt.Horizontal)
-        w.resizeDocks(right[:1], [max(300 if width < 1500 else 320, int(width * 0.24))],
-                      Qt.Horizontal)
+        side = [max(hint.width() + 14, int(width * 0.19)),
+                max(300 if width < 1500 else 320, int(width * 0.24))]
+        short = self._central_need() - (width - sum(side))
+        floors = [w.controls.minimumSizeHint().width() + 14, 250]
+        for i in (0, 1):  # a narrow window: the side columns give the tabs their width
+            give = max(0, min(short, side[i] - floors[i]))
+            side[i] -= give
+            short -= give
+        w.resizeDocks(left[:1], side[:1], Qt.Horizontal)
+        w.resizeDocks(right[:1], side[1:], Qt.Horizontal)
         left_h = sum(d.height() for d in left)
         top = min(hint.height() + 30, left_h - 180)
         w.resizeDocks(left, [top, left_h - top], Qt.Vertical)
