@@ -42,6 +42,7 @@ from convscope.visualizer.status import TrainingStatusBar
 from convscope.visualizer.templates import TemplatesPanel
 from convscope.visualizer.theme import Theme, apply_palette, resolve, stylesheet
 from convscope.visualizer.timeline_panel import TimelinePanel
+from convscope.visualizer.unsaved import UnsavedGuard
 from convscope.visualizer.worker import TrainWorker
 
 SLOW_PANELS = ("Filters", "Class templates")  # weights change slowly: repainted less often
@@ -139,6 +140,7 @@ class MainWindow(QMainWindow):
         w.reset(settings)
         self.file_actions = attach_file_actions(self)  # Evaluation tab, File > Open/Save/Export
         self.inspector_note = watch_inspector(self)  # says when the Inspector shows the past
+        self.unsaved = UnsavedGuard(self)  # closing asks to save a network trained since
 
         self.timer = QTimer(self)
         self.timer.setInterval(REPAINT_MS)

@@ -121,3 +121,26 @@ def test_the_inspector_says_when_it_shows_an_older_step(qtbot, window):
         note.button.click()  # traces the next step
     qtbot.waitUntil(note.isHidden, timeout=20_000)
     assert window.inspector.step_trace.step == 7
+
+
+def test_closing_with_an_unsaved_trained_network_asks_first(qtbot, window, monkeypatch,
+                                                           tmp_path):
+    from PyQt5.QtWidgets import QMessageBox
+
+    from convscope.visualizer import dialogs
+
+    guard = window.unsaved
+    guard.ask = True  # as on a real screen
+    window.show()
+    assert guard.confirm_close()  # nothing trained yet: no question
+    window.worker.steps(5)
+    qtbot.waitUntil(lambda: window.latest.step == 5, timeout=20_000)
+    assert guard.unsaved_steps() == 5
+    answers = [QMessageBox.Cancel, QMessageBox.Save]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: answers.pop(0))
+    monkeypatch.setattr(dialogs, "ask_save_path", lambda *a: str(tmp_path / "net.npz"))
+    window.close()
+    assert window.isVisible()  # Cancel: stays open
+    window.close()  # Save: written, then closed
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=20_000)
+    assert (tmp_path / "net.npz").stat().st_size > 0 and guard.unsaved_steps() == 0
