@@ -15,7 +15,6 @@ class UnsavedGuard(QObject):
         self.close_when_saved = False  # "Save" was the answer: the save arrives, then close
         window.file_actions.model_files.saved.connect(self._saved)
         window.run_started.connect(self._new_run)
-        window.snapshot_shown.connect(self._shown)
         window.installEventFilter(self)
 
     def _saved(self, _path) -> None:
@@ -25,18 +24,18 @@ class UnsavedGuard(QObject):
             QTimer.singleShot(0, self.window.close)
 
     def _new_run(self, _info) -> None:
-        self.saved_step = None  # the run's first state is the baseline
-
-    def _shown(self, snapshot) -> None:
-        if self.saved_step is None and self.window.moment is None:
-            self.saved_step = snapshot.step
+        self.saved_step = None  # the run's first state (the Timeline's first) is the baseline
 
     def unsaved_steps(self) -> int:
         """Training steps since the network was last saved, opened or built."""
         latest = self.window.latest
-        if latest is None or self.saved_step is None:
+        base = self.saved_step
+        if base is None:
+            steps = self.window.worker.timeline.snapshot_steps()
+            base = steps[0] if steps else None
+        if latest is None or base is None:
             return 0
-        return max(0, latest.step - self.saved_step)
+        return max(0, latest.step - base)
 
     def confirm_close(self) -> bool:
         """True when the window may close (asking to save a trained network first)."""
