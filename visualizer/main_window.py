@@ -162,7 +162,7 @@ class MainWindow(QMainWindow):
         w.error.connect(self._on_error)
         w.traced.connect(self._on_traced)
         w.resumed.connect(self.moments.resumed)
-        w.busy.connect(self._on_busy)
+        w.busy.connect(self.moments.busy)
         w.state_ready.connect(self.state_ready)
 
     # ---- extension points ------------------------------------------------------------------
@@ -179,7 +179,6 @@ class MainWindow(QMainWindow):
         if name in panel_help.PANELS:  # a "?" in its corner: what am I looking at?
             panel_help.attach(widget, name, self.menus.show_help)
         return dock
-
 
     def set_probe(self, image, label: int | None = None, source: str = "your drawing",
                   traced: tuple | None = None) -> None:
@@ -281,13 +280,6 @@ class MainWindow(QMainWindow):
         self.status.values["test"] = report.test_accuracy
         self._status_dirty = True
         self.evaluated.emit(report)
-
-    def _on_busy(self, what: str) -> None:
-        """A discrete run ("1 epoch") started, or ended (""): the controls and status say so."""
-        self.controls.set_busy(what or None)
-        if not self.running:
-            self.moments.set_live_state(f"training {what}…" if what else "paused")
-            self._status_dirty = True
 
     def _on_loading(self, spec: str) -> None:
         self._loading = spec

@@ -35,6 +35,14 @@ class Moments:
             self._live_state = None
         w.force_repaint()
 
+    def busy(self, what: str) -> None:
+        """A discrete run ("1 epoch") started, or ended (""): the controls and status say so."""
+        w = self.window
+        w.controls.set_busy(what or None)
+        if not w.running:
+            self.set_live_state(f"training {what}…" if what else "paused")
+            w._status_dirty = True
+
     def set_live_state(self, state: str) -> None:
         """The live run's state ("training", "paused"), shown unless a moment is."""
         if self._live_state is not None:  # a Timeline moment is shown: its text stays
