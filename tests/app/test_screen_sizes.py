@@ -36,5 +36,5 @@ def test_every_tab_fits_and_the_curves_stay_readable(qtbot, window, size):
     window.tabs.setCurrentIndex(names.index("Draw a digit"))
     qtbot.wait(50)
     draw = window.draw_panel
-    for widget in (draw.canvas, draw.saliency_view, draw.prob_bars):
+    for widget in (draw.canvas, draw.saliency_view, draw.prob_chart):
         assert widget.isVisible() and widget.width() > 50, size
