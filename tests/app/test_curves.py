@@ -119,6 +119,7 @@ def test_the_timeline_range_ignores_a_blow_up_and_zooms_both_axes(qtbot):
     assert any("snapshot" in n for n in names) and any("best" in n for n in names)
 
 
+@pytest.mark.slow
 def test_a_rollback_returns_to_a_good_state_and_the_curves_keep_every_point(qtbot, window):
     c = window.controls
     window.show()
@@ -145,6 +146,7 @@ def test_a_rollback_returns_to_a_good_state_and_the_curves_keep_every_point(qtbo
         assert panel.branches and all_points(panel) >= before[id(panel)]
 
 
+@pytest.mark.slow
 def test_a_timeline_resume_forks_the_curves_and_the_status_is_right_at_once(qtbot, window):
     window.worker.timeline.every = 10
     window.worker.steps(60)
@@ -164,6 +166,7 @@ def test_a_timeline_resume_forks_the_curves_and_the_status_is_right_at_once(qtbo
     assert window.loss_panel.histories["smooth"].x.max() <= 160
 
 
+@pytest.mark.slow
 def test_one_epoch_shows_that_it_runs_and_refuses_a_second_click(qtbot, window):
     c = window.controls
     said, states = [], []

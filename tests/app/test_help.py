@@ -1,6 +1,7 @@
 """Help in the app: every panel explains itself from a "?" in its corner."""
 from __future__ import annotations
 
+import pytest
 from PyQt5.QtWidgets import QWidget
 
 from convscope.visualizer import help as panel_help
@@ -69,6 +70,7 @@ def test_a_view_of_an_older_step_says_so_and_offers_a_refresh(qtbot):
     assert note.isHidden()
 
 
+@pytest.mark.slow
 def test_space_and_right_work_while_a_number_box_has_the_focus(qtbot, window):
     from PyQt5.QtCore import Qt
     from PyQt5.QtTest import QTest
@@ -91,6 +93,7 @@ def test_space_and_right_work_while_a_number_box_has_the_focus(qtbot, window):
     assert text == "Space"
 
 
+@pytest.mark.slow
 def test_every_panel_has_its_help_in_its_corner_and_in_the_menu(qtbot, window):
     from convscope.visualizer.help import HelpDialog
 
@@ -108,6 +111,7 @@ def test_every_panel_has_its_help_in_its_corner_and_in_the_menu(qtbot, window):
     assert "What am I looking at?" in entries and "Presets and recipes" in entries
 
 
+@pytest.mark.slow
 def test_the_inspector_says_when_it_shows_an_older_step(qtbot, window):
     note = window.inspector_note
     with qtbot.waitSignal(window.worker.traced, timeout=20_000):
@@ -123,6 +127,7 @@ def test_the_inspector_says_when_it_shows_an_older_step(qtbot, window):
     assert window.inspector.step_trace.step == 7
 
 
+@pytest.mark.slow
 def test_closing_with_an_unsaved_trained_network_asks_first(qtbot, window, monkeypatch,
                                                            tmp_path):
     from PyQt5.QtWidgets import QMessageBox

@@ -10,6 +10,7 @@ from convscope.visualizer.dock_layout import CURVES_MIN
 
 
 @pytest.mark.parametrize("size", [(1280, 720), (1366, 768), (1600, 1000)])
+@pytest.mark.slow
 def test_every_tab_fits_and_the_curves_stay_readable(qtbot, window, size):
     window.resize(*size)
     window.show()
