@@ -49,7 +49,7 @@ def phases(preset: str, filters: int, batch: int) -> list[tuple[str, float, floa
     from convscope.engine.net.model import Model, build_config, prepare_input
     data = load_mini()
     model = Model(build_config(preset, filters), 0)
-    net = model.fused
+    net = model.fast_pass
     if not hasattr(net, "blocks"):
         raise SystemExit(f"breakdown: {preset} does not use the conv-stack pass")
     x = prepare_input(data.x_train[:batch])

@@ -40,7 +40,8 @@ def augment_spec(text: str) -> tuple[str, ...]:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     from convscope.engine.data.augment import KINDS
     from convscope.engine.files.checkpoint import MAX_EPOCHS
-    from convscope.engine.net.model import MAX_FILTERS, PRESETS
+    from convscope.engine.files.limits import MAX_FILTERS
+    from convscope.engine.net.model import PRESETS
     from convscope.engine.net.optim import LR_SCHEDULES
     p = subparsers.add_parser(
         "train", help="train a network headless",
@@ -230,14 +231,10 @@ def _check_save(path: str) -> None:
 
 def _contents(model, trainer, settings, dataset, result) -> tuple[dict, dict]:
     """(trainer state, extra facts) of a model file."""
-    extra = {"dataset": settings["data"], "train_size": len(trainer.x_train),
-             "test_size": result["test_size"], "augment": list(settings["augment"]),
-             "nesterov": settings["nesterov"], "weight_decay": settings["weight_decay"],
-             "class_names": list(dataset.class_names),
-             "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"]}
-    state = trainer.get_state()
-    state["meta"]["lr_schedule"] = settings["schedule"]
-    return state, extra
+    from convscope.engine.files.facts import run_facts
+    extra = run_facts(trainer, settings["data"], dataset.class_names, result["test_size"],
+                      result["test_loss"], result["test_accuracy"])
+    return trainer.get_state(), extra  # the state holds the trainer's schedule
 
 
 def _save(path, model, trainer, settings, dataset, result) -> None:
@@ -292,10 +289,9 @@ def run(args) -> int:
         _trial_save(args.save, model, trainer, settings, dataset)
 
     schedule, epochs = settings["schedule"], settings["epochs"]
-    trainer.lr = schedule_lr(schedule, trainer.epoch)
     cfg = model.config
     info(args, f"training {_name(model)} on {len(x_train)} {settings['data']} images, "
-               f"batch {bs}, lr {trainer.lr:g}"
+               f"batch {bs}, lr {schedule_lr(schedule, trainer.epoch):g}"
                + (f" ({schedule['name']} schedule, base {schedule['base_lr']:g})"
                   if schedule["name"] != "constant" else "")
                + (f", augment {','.join(settings['augment'])}" if settings["augment"] else ""))
@@ -307,14 +303,13 @@ def run(args) -> int:
         bar.update(report.batch_size)
         if report.step % 100 == 0:
             bar.set_postfix(loss=f"{report.epoch_loss:.3f}", refresh=False)
-    trainer.on_step = on_step
     train_seconds, saved_epoch, report = 0.0, None, None
     start = time.perf_counter()
     try:
         with np.errstate(all="ignore"):  # overflow on the way to NaN is caught as divergence
             for _ in range(epochs):  # the trainer sets lr from the schedule at every step
                 t0 = time.perf_counter()
-                report = trainer.run_epoch()
+                report = trainer.run_epoch(on_step=on_step)
                 train_seconds += time.perf_counter() - t0
                 if len(x_test):
                     test_loss, test_acc, _ = evaluate(model, x_test, y_test)

@@ -15,6 +15,8 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from convscope.engine.net.model import layer_info
+from convscope.engine.net.names import mask_key
 from convscope.visualizer.mosaic import MosaicView, set_title, stepped
 from convscope.visualizer.theme import Theme, colormap
 
@@ -22,15 +24,16 @@ PEAK_STEP = 1.05  # the maps' colour scale moves in steps of 5%
 DIM_ALPHA = 120  # how strongly pixels that lost their pooling window are dimmed
 
 
-def map_layers(trace: dict) -> list[str]:
-    """Names of the (1, H, W, C) maps to show, in order: a conv layer (or the ReLU after it)
-    and each pooling layer."""
-    names = [k for k, v in trace.items()
-             if "." not in k and k != "input" and getattr(v, "ndim", 0) == 4]
+def map_layers(layers: list) -> list[str]:
+    """Names of the maps to show, in order: each conv layer (or the ReLU after it: what
+    pooling sees) and each pooling layer. ``layers``: [(name, kind, output shape)] as
+    ``layer_info`` gives them."""
     shown = []
-    for i, name in enumerate(names):
-        following = names[i + 1] if i + 1 < len(names) else ""
-        if name.startswith("conv") and following.startswith("relu"):
+    for i, (name, kind, shape) in enumerate(layers):
+        following = layers[i + 1][1] if i + 1 < len(layers) else ""
+        if len(shape) != 3 or kind not in ("conv", "relu", "pool"):
+            continue
+        if kind == "conv" and following == "relu":
             continue  # the ReLU's output stands for its conv layer
         shown.append(name)
     return shown
@@ -80,6 +83,8 @@ class FeatureMapsPanel(QWidget):
         layout.addWidget(self.graphics, 1)
         layout.addLayout(bottom)
         self.pools: dict[str, dict] = {}  # pool layer name -> its config entry
+        self.kinds: dict[str, str] = {}  # layer name -> its kind
+        self.shown: list[str] = []  # the maps the architecture has, in order
         self.names: list[str] = []
         self.trace: dict | None = None
         self._signature = None
@@ -88,17 +93,17 @@ class FeatureMapsPanel(QWidget):
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
 
     def set_architecture(self, config: dict) -> None:
-        count, self.pools = 0, {}
-        for spec in config["layers"]:
-            if spec["type"] == "pool":
-                count += 1
-                self.pools[f"pool{count}"] = spec
+        layers = layer_info(config)
+        self.kinds = {name: kind for name, kind, _ in layers}
+        self.pools = {name: spec for (name, kind, _), spec in zip(layers, config["layers"],
+                                                                  strict=True) if kind == "pool"}
+        self.shown = map_layers(layers)
         self._signature = None
 
     def set_trace(self, trace: dict) -> None:
         """trace: the probe digit's trace (arrays with a leading batch axis of 1)."""
         self.trace = trace
-        names = map_layers(trace)
+        names = [name for name in self.shown if name in trace]
         signature = tuple((n, trace[n].shape) for n in names)
         if signature != self._signature:
             self._configure(names)
@@ -119,12 +124,15 @@ class FeatureMapsPanel(QWidget):
         self.view.arrange()
 
     def _title(self, name: str, c: int, h: int, w: int, peak: float) -> str:
-        if name.startswith("pool"):
+        if self.kinds.get(name) == "pool":
             spec = self.pools.get(name, {})
             mode = spec.get("mode", "max")
             size = spec.get("size", 2)
             return f"{name}: {mode} of each {size}×{size} window → {c} maps {h}×{w}"
-        label = name if not name.startswith("relu") else f"conv{name[4:]} + ReLU"
+        label = name
+        if self.kinds.get(name) == "relu":  # the conv layer just before it, and its ReLU
+            before = list(self.kinds)[list(self.kinds).index(name) - 1]
+            label = f"{before} + ReLU"
         return f"{label}: {c} feature maps {h}×{w}   (colour scale ±{peak:.3g})"
 
     def _draw(self) -> None:
@@ -134,7 +142,7 @@ class FeatureMapsPanel(QWidget):
         peak = 1.0
         for section, name in zip(self.view.sections, self.names, strict=True):
             maps = trace[name][0]  # (H, W, C)
-            if not name.startswith("pool"):  # a conv layer sets the scale of its group
+            if self.kinds.get(name) != "pool":  # a conv layer sets the scale of its group
                 finite = np.nan_to_num(maps, nan=0.0, posinf=0.0, neginf=0.0)
                 peak = stepped(max(float(np.abs(finite).max()), 1e-6), PEAK_STEP)
             h, w, c = maps.shape
@@ -142,14 +150,14 @@ class FeatureMapsPanel(QWidget):
             # coloured here, winners and losers in one image: one item to draw, not two
             rgba = colour_maps(maps.transpose(2, 0, 1), peak, self._lut)
             pool = self._pool_after(name)
-            mask = trace.get(f"{pool}.mask") if pool else None
+            mask = trace.get(mask_key(pool)) if pool else None
             if mask is not None and self.masks_box.isChecked() and self._theme is not None:
                 dim_losers(rgba, mask[0], self._theme.plot_bg)
             section.set_rgba(rgba, maps.transpose(2, 0, 1))
 
     def _pool_after(self, name: str) -> str | None:
         i = self.names.index(name)
-        if i + 1 < len(self.names) and self.names[i + 1].startswith("pool"):
+        if i + 1 < len(self.names) and self.kinds.get(self.names[i + 1]) == "pool":
             return self.names[i + 1]
         return None
 
@@ -159,14 +167,14 @@ class FeatureMapsPanel(QWidget):
         trace = self.trace
         value = float(trace[name][0, i, j, k])
         text = f"{name} map {k + 1}, pixel ({i}, {j}) = {value:+.4f}"
-        if name.startswith("pool"):
+        if self.kinds.get(name) == "pool":
             spec = self.pools.get(name, {})
             size, stride = spec.get("size", 2), spec.get("stride", 2)
             src = self.names[self.names.index(name) - 1]
             r0, c0 = i * stride, j * stride
             text += f", from the {size}×{size} window at rows {r0}–{r0 + size - 1}, " \
                     f"cols {c0}–{c0 + size - 1} of {src}"
-            mask = trace.get(f"{name}.mask")
+            mask = trace.get(mask_key(name))
             if mask is not None:
                 window = mask[0, r0:r0 + size, c0:c0 + size, k]
                 wi, wj = np.argwhere(window)[0]
@@ -176,7 +184,7 @@ class FeatureMapsPanel(QWidget):
                 text += " (the average of all four)"
             return text
         pool = self._pool_after(name)
-        mask = trace.get(f"{pool}.mask") if pool else None
+        mask = trace.get(mask_key(pool)) if pool else None
         if mask is not None:
             stride = self.pools.get(pool, {}).get("stride", 2)
             won = bool(mask[0, i, j, k])

@@ -16,6 +16,7 @@ from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtWidgets import QAction, QMenu
 
 from convscope.engine.files.checkpoint import CheckpointError, load_model, save_model
+from convscope.engine.files.facts import run_facts
 from convscope.engine.net.model import Model
 from convscope.visualizer import dialogs
 
@@ -69,13 +70,8 @@ def read_model_file(path: str) -> LoadedModel:
 def saved_run_of(trainer, dataset_spec: str, data=None) -> SavedRun:
     """A copy of ``trainer``'s run to save (called on the worker thread, between steps).
     ``data``: the engine Dataset it trains on, for its class names (digits if None)."""
-    report = trainer.last_epoch_report
     names = data.class_names if data is not None else range(10)
-    extra = {"dataset": dataset_spec, "train_size": len(trainer.x_train),
-             "test_size": 0 if trainer.x_test is None else len(trainer.x_test),
-             "class_names": [str(n) for n in names],
-             "test_loss": None if report is None else report.test_loss,
-             "test_accuracy": None if report is None else report.test_accuracy}
+    extra = run_facts(trainer, dataset_spec, names)
     return SavedRun(trainer.model.copy(), trainer.get_state(), extra)
 
 

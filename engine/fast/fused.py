@@ -1,14 +1,14 @@
 """One fused pass for the design notes' network family: conv -> [ReLU] -> pool -> flatten -> dense.
 
-The layers (engine/layers.py) are the definition; this is the same arithmetic with fewer,
-larger NumPy calls, used by ``Model.loss_and_grads`` and ``Trainer.step`` when no trace is
-asked for (tests/test_fused.py holds it equal to the layers). Three ideas:
+The layers (net/layers.py) are the definition; this is the same arithmetic with fewer,
+larger NumPy calls, used by ``Model.loss_and_grads`` when no trace is asked for
+(tests/engine/test_fused.py holds it equal to the layers). Three ideas:
 
 - The im2col patches are gathered in pooling-window order: every patch under offset (a, b)
   of every window comes before offset (a, b + 1). The conv output is then (N, q*q, S, C)
   for S pooled pixels, and pooling is one reduction over axis 1; the winner mask is one
   comparison plus a first-claim pass over whole rows. The input is fixed data, so the
-  Trainer gathers the patches of a few hundred upcoming samples at once.
+  Trainer prepares (gathers the patches of) a few hundred upcoming samples at once.
 - The weights and gradients live in one flat array each (the layers' ``params`` and
   ``grads`` are views of them), so the finite check is one product and plain SGD is one
   update of the flat array.
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from convscope.engine.fast.kernels import column_sums, matmul, matmul_tn
-from convscope.engine.net.layers import _out_size, softmax_cross_entropy
+from convscope.engine.fast.kernels import claim_first, column_sums, matmul, matmul_tn, packed
+from convscope.engine.fast.layers import softmax_cross_entropy
+from convscope.engine.net.layers import out_size
 
-_UINTS = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 _REDUCE = {"max": np.maximum.reduce, "min": np.minimum.reduce, "avg": np.add.reduce}
 
 
@@ -57,7 +57,7 @@ class FusedNet:
         self.reduce = _REDUCE[pool.mode]
         self.mode = pool.mode
         h, w = self.h, self.w = input_shape
-        ho, wo = _out_size(h, conv.k, conv.stride, conv.pad), _out_size(w, conv.k, conv.stride,
+        ho, wo = out_size(h, conv.k, conv.stride, conv.pad), out_size(w, conv.k, conv.stride,
                                                                           conv.pad)
         self.hp, self.wp = ho // q, wo // q  # pooled size (conv rows/columns past it unused)
         self.s = self.hp * self.wp
@@ -77,8 +77,6 @@ class FusedNet:
         total = sum(layer.params[k].size for layer, k in entries)
         self.flat_w = np.empty(total, self.dtype)
         self.flat_g = np.zeros(total, self.dtype)
-        self._ones = np.ones(total, self.dtype)
-        self.flat_step = np.empty(total, self.dtype)  # the optimizer's work array
         self.views = []  # (layer, key, weight view, gradient view)
         at = 0
         for layer, k in entries:
@@ -110,11 +108,6 @@ class FusedNet:
         for layer, k, _, g in self.views:
             layer.grads[k] = g
 
-    def grad_total(self) -> float:
-        """Sum of every gradient entry: finite exactly when every entry is (short of an
-        overflow of the sum itself, which is divergence too)."""
-        return float(np.dot(self.flat_g, self._ones))
-
     # ---- input ------------------------------------------------------------------------
     def _patch_index(self, h: int, w: int) -> np.ndarray:
         """Flat indices into one padded image, ordered (a, b, window row, window column,
@@ -132,7 +125,7 @@ class FusedNet:
         cols = (wj * q + b) * st + dj
         return (rows * wpad + cols).reshape(-1).astype(np.intp)
 
-    def patches(self, x: np.ndarray) -> np.ndarray:
+    def prepare(self, x: np.ndarray) -> np.ndarray:
         """Float input (N, 28, 28) -> patches (N, q*q*S, k*k) in window order."""
         n = len(x)
         p = self.conv.pad
@@ -160,11 +153,10 @@ class FusedNet:
                 bufs["act"] = np.empty((n, q2, s, c), dt)
                 bufs["positive"] = np.empty((n, q2, s, c), bool)
             size = s * c
-            unit = 8 if size % 8 == 0 else 4 if size % 4 == 0 else 2 if size % 2 == 0 else 1
-            packed = bufs["mask"].reshape(n, q2, size).view(_UINTS[unit])
+            bits = packed(bufs["mask"].reshape(n, q2, size))
             if n == 1:  # one-dimensional rows: the bit operations below cost half as much
-                packed = packed[0][None]
-            bufs["offsets"] = [packed[:, o] for o in range(q2)]  # one row per window offset
+                bits = bits[0][None]
+            bufs["offsets"] = [bits[:, o] for o in range(q2)]  # one row per window offset
             bufs["claimed"] = [np.empty_like(bufs["offsets"][0]) for _ in range(2)]
             # the same arrays under the shapes the products and reductions need
             bufs["conv_rows"] = bufs["conv"].reshape(n * self.rows, c)
@@ -176,7 +168,7 @@ class FusedNet:
         return bufs
 
     def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray):
-        """Forward and backward over ``patches`` (N, q*q*S, k*k) from ``patches()``: fills
+        """Forward and backward over ``patches`` (N, q*q*S, k*k) from ``prepare()``: fills
         every weight gradient (the mean over the batch). Returns (losses (N,), probs (N, 10))."""
         n = len(labels)
         b = self._buffers(n)
@@ -223,14 +215,6 @@ class FusedNet:
 
     def _winners(self, act, b) -> None:
         """b["mask"]: True at the first position (row-major inside the window) equal to
-        its window's pooled value. All equal positions are marked; a running OR over the
-        window offsets (8 channels per 64-bit integer) then keeps, at each offset, only
-        what no earlier offset claimed."""
+        its window's pooled value: all equal positions are marked, then ``claim_first``."""
         np.equal(act, b["pooled_up"], out=b["mask"])
-        offsets, spare = b["offsets"], b["claimed"]
-        claimed = offsets[0]
-        for o in range(1, len(offsets)):
-            mine, now = offsets[o], spare[o % 2]
-            np.bitwise_or(claimed, mine, out=now)  # claimed by this offset or an earlier one
-            np.bitwise_xor(now, claimed, out=mine)  # ... and not by an earlier one
-            claimed = now
+        claim_first(b["offsets"], b["claimed"])

@@ -133,32 +133,42 @@ def spread(a: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
 _SPREAD: dict = {}
 
 
+def packed(mask: np.ndarray) -> np.ndarray:
+    """A boolean array read as the widest unsigned integers that divide its last axis: the
+    0/1 bytes of 8 channels are one uint64, so one integer operation handles them all."""
+    c = mask.shape[-1]
+    unit = 8 if c % 8 == 0 else 4 if c % 4 == 0 else 2 if c % 2 == 0 else 1
+    return mask.view(_UINTS[unit])
+
+
+def claim_first(offsets: list, spare: tuple | None = None) -> None:
+    """Keep only the first claim: ``offsets`` are the packed "equals its window's pooled
+    value" masks (``packed``), one same-shaped view per window offset in row-major order. Each
+    is rewritten in place to what no earlier offset claimed: mine & ~claimed, computed as
+    (claimed | mine) ^ claimed. ``spare``: two work arrays of that shape (made if None)."""
+    claimed = offsets[0]
+    if spare is None:
+        spare = (np.empty(claimed.shape, claimed.dtype), np.empty(claimed.shape, claimed.dtype))
+    for o in range(1, len(offsets)):
+        mine, now = offsets[o], spare[o % 2]
+        np.bitwise_or(claimed, mine, out=now)  # claimed by this offset or an earlier one
+        np.bitwise_xor(now, claimed, out=mine)  # ... and not by an earlier one
+        claimed = now
+
+
 def first_winners(x, out, k, eq=None, up=None) -> np.ndarray:
     """Boolean (N, H, W, C) mask of the first position (row-major) in each k x k window of
     ``x`` that equals the window's pooled value ``out`` (N, H/k, W/k, C); windows tile ``x``.
-
     Every position equal to its window's value is marked first (one comparison over
-    contiguous rows), then later ties are cleared offset by offset. For that step the 0/1
-    bytes of a pixel's channels are read as one wide integer, so ``mine & ~claimed`` for all
-    channels is a single integer operation: (claimed | mine) ^ claimed.
-    """
+    contiguous rows), then ``claim_first`` clears the later ties."""
     n, h, w, c = x.shape
     ho = out.shape[1]
     if eq is None:
         eq = np.empty((n, h, w, c), dtype=bool)
     up = spread(out, k, up)  # (N, Ho, W, C): each value under its window's columns
     np.equal(x.reshape(n, ho, k, w, c), up[:, :, None], out=eq.reshape(n, ho, k, w, c))
-    unit = 8 if c % 8 == 0 else 4 if c % 4 == 0 else 2 if c % 2 == 0 else 1
-    packed = eq.view(_UINTS[unit])  # (N, H, W, C // unit)
-    claimed = packed[:, ::k, ::k]
-    spare = (np.empty(claimed.shape, claimed.dtype), np.empty(claimed.shape, claimed.dtype))
-    for o in range(1, k * k):  # row-major offsets inside the window
-        i, j = divmod(o, k)
-        mine = packed[:, i::k, j::k]
-        now = spare[o % 2]
-        np.bitwise_or(claimed, mine, out=now)
-        np.bitwise_xor(now, claimed, out=mine)
-        claimed = now
+    bits = packed(eq)  # (N, H, W, C // unit)
+    claim_first([bits[:, i::k, j::k] for i in range(k) for j in range(k)])
     return eq
 
 

@@ -27,9 +27,10 @@ import contextlib
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from convscope.engine.fast.fused import _REDUCE, _UINTS
-from convscope.engine.fast.kernels import ONE_THREAD_MNK
-from convscope.engine.net.layers import _out_size, softmax, softmax_cross_entropy
+from convscope.engine.fast.fused import _REDUCE
+from convscope.engine.fast.kernels import ONE_THREAD_MNK, claim_first, packed
+from convscope.engine.fast.layers import softmax_cross_entropy
+from convscope.engine.net.layers import out_size, softmax
 
 # Work arrays of one inference chunk stay under this many bytes (chunks of 8 to 256 images).
 PREDICT_BYTES = 24_000_000
@@ -64,7 +65,7 @@ class Block:
         self.reduce = _REDUCE[pool.mode]
         self.k, self.pad, self.c_in, self.c_out = conv.k, conv.pad, conv.c_in, conv.c_out
         self.h, self.w = h, w
-        ho, wo = _out_size(h, conv.k, 1, conv.pad), _out_size(w, conv.k, 1, conv.pad)
+        ho, wo = out_size(h, conv.k, 1, conv.pad), out_size(w, conv.k, 1, conv.pad)
         self.hq, self.wq = ho // self.q, wo // self.q  # pooled size (uncovered rows unused)
         self.s = self.hq * self.wq
         self.kk = conv.k * conv.k * conv.c_in  # patch length
@@ -210,6 +211,8 @@ class StackNet:
         xp[:, p:p + self.h, p:p + self.w, 0] = x
         return self._gather(xp, b, np.empty((n, b.rows, b.width), self.dtype))
 
+    prepare = patches  # what Model.prepare hands over
+
     @staticmethod
     def _gather(xp: np.ndarray, b: Block, out: np.ndarray) -> np.ndarray:
         """Patches of the padded input ``xp`` into ``out`` (N, q*q*S, width), window order."""
@@ -237,12 +240,10 @@ class StackNet:
                  "dconv": np.empty((n, q2, b.hq, b.wq, b.c_out), dt)}
             if b.mode != "avg":
                 d["mask"] = np.empty((n, q2, b.hq, b.wq, b.c_out), bool)
-                size = b.s * b.c_out
-                unit = 8 if size % 8 == 0 else 4 if size % 4 == 0 else 2 if size % 2 == 0 else 1
-                packed = d["mask"].reshape(n, q2, size).view(_UINTS[unit])
+                bits = packed(d["mask"].reshape(n, q2, b.s * b.c_out))
                 if n == 1:  # one-dimensional rows: the bit operations cost half as much
-                    packed = packed[0][None]
-                d["offsets"] = [packed[:, o] for o in range(q2)]
+                    bits = bits[0][None]
+                d["offsets"] = [bits[:, o] for o in range(q2)]
                 d["claimed"] = [np.empty_like(d["offsets"][0]) for _ in range(2)]
             if b.relu:
                 d["positive"] = (np.empty((n, b.hq, b.wq, b.c_out), bool) if b.mode == "max"
@@ -376,16 +377,9 @@ class StackNet:
 
     def _winners(self, conv, pooled, d) -> None:
         """d["mask"]: True at the first position (row-major inside the window) equal to its
-        window's pooled value; later ties are cleared with a running OR over the offsets,
-        several channels per integer (as the fused pass of engine/fast/fused.py)."""
+        window's pooled value: all equal positions marked, then ``claim_first``."""
         np.equal(conv, pooled[:, None], out=d["mask"])
-        offsets, spare = d["offsets"], d["claimed"]
-        claimed = offsets[0]
-        for o in range(1, len(offsets)):
-            mine, now = offsets[o], spare[o % 2]
-            np.bitwise_or(claimed, mine, out=now)
-            np.bitwise_xor(now, claimed, out=mine)
-            claimed = now
+        claim_first(d["offsets"], d["claimed"])
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (N, 10) of float input (N, 28, 28), in chunks of bounded memory."""

@@ -33,8 +33,9 @@ from convscope.engine.data.idx import MAX_IMAGES
 from convscope.engine.files.archive import Archive
 from convscope.engine.files.atomic import atomic_path, why
 from convscope.engine.files.guard import clean_text
+from convscope.engine.files.limits import config_shapes
 from convscope.engine.files.state_meta import MAX_EPOCHS, meta_problem  # noqa: F401
-from convscope.engine.net.model import Model, config_shapes
+from convscope.engine.net.model import Model
 
 FORMAT_VERSION = 1
 

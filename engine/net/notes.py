@@ -1,19 +1,21 @@
-"""The design notes' network as plain loops, in float64: the ground truth for the fast engine.
+"""Start here: the design notes' network, written as plain loops.
 
-Slow on purpose: every function follows the notes line by line (a regions generator, a
-per-region max, a per-region filter gradient ``d_L_d_f += region * d_L_d_out[i, j, f]``, the
-notes' softmax and cross-entropy gradients), generalised to several input channels, stride,
-zero padding, max/avg/min pooling, ReLU and several dense layers. One sample at a time,
-channels last: an image (H, W) or a map (H, W, C); conv weights (k, k, C_in, C_out);
-dense weights (n_in, n_out), bias (n_out,).
+The first file to read. Every function follows the notes line by line, one sample and one
+pixel at a time: 3x3 regions, a filter's output as the sum of ``region * filter``, a max per
+region, a filter's gradient ``d_L_d_f += region * d_L_d_out[i, j, f]``, the notes' softmax and
+cross-entropy gradients; extended (channels, stride, padding, avg/min pooling, ReLU, several
+dense layers) to run every preset. Channels last: an image (H, W) or a map (H, W, C); conv
+weights (k, k, C_in, C_out); dense weights (n_in, n_out), bias (n_out,). Float64, slow.
 
-``ReferenceNet`` runs a whole config from ``engine.model.build_config`` with the same weight
-names as ``Model`` ("conv1.W", "dense1.b", ...) and the same trace keys, so tests compare the
-two number by number; ``ReferenceNet.train_step`` is the notes' per-sample SGD step.
+Then read ``layers.py`` (the same maths on whole batches), ``model.py`` (layers chained from a
+config), ``optim.py`` (the weight update) and ``train.py`` (the loop). ``ReferenceNet`` uses the
+model's weight names and trace keys, so tests hold the two equal number by number.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from convscope.engine.net.names import layer_names
 
 
 def iterate_regions(image: np.ndarray, k: int, stride: int = 1):
@@ -191,16 +193,6 @@ def softmax_cross_entropy_backward(totals, label):
 
 
 # ---- a whole network -----------------------------------------------------------------------
-def layer_names(config: dict) -> list[str]:
-    """The layer names ``Model`` uses: conv1, relu1, pool1, flatten, dense1, ..."""
-    names, counts = [], {}
-    for spec in config["layers"]:
-        kind = spec["type"]
-        counts[kind] = counts.get(kind, 0) + 1
-        names.append("flatten" if kind == "flatten" else f"{kind}{counts[kind]}")
-    return names
-
-
 class ReferenceNet:
     """A config from ``build_config`` run one sample at a time with the loops above.
 
@@ -209,7 +201,8 @@ class ReferenceNet:
     """
 
     def __init__(self, config: dict, params: dict):
-        self.specs = list(zip(layer_names(config), config["layers"], strict=True))
+        kinds = [spec["type"] for spec in config["layers"]]
+        self.specs = list(zip(layer_names(kinds), config["layers"], strict=True))
         self.params = {k: np.array(v, dtype=np.float64) for k, v in params.items()}
 
     def forward(self, image) -> dict:

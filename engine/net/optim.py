@@ -13,6 +13,8 @@ import math
 
 import numpy as np
 
+from convscope.engine.fast.flat import flat_velocity
+
 # How the learning rate changes from epoch to epoch. A schedule is plain data, kept with the
 # training state: {"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}.
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
@@ -55,10 +57,31 @@ class SGD:
         self.nesterov = bool(nesterov)
         self.weight_decay = float(weight_decay)
         self.velocity: dict[str, np.ndarray] = {}
-        self._flat = None  # (fast pass, flat velocity, [(key, view)]) of update_flat
+        self._flat = None  # (fast pass, flat velocity, [(key, view)]): fast/flat.py
+        self._work: np.ndarray | None = None  # lr * grad of a flat update
 
-    def step(self, params: dict[str, np.ndarray], grads: dict[str, np.ndarray]) -> None:
-        self.update([(key, w, grads[key]) for key, w in params.items()])
+    def step(self, model) -> None:
+        """Update every weight of ``model`` from the gradients of its last pass."""
+        flat = model.flat_pass()
+        if flat is None:
+            self.update(model.weights())
+            return
+        w, g = flat.flat_w, flat.flat_g  # the same update on one flat array
+        if self.weight_decay:
+            g = g + w.dtype.type(self.weight_decay) * w
+        if self._work is None or self._work.shape != w.shape or self._work.dtype != w.dtype:
+            self._work = np.empty_like(w)
+        step = np.multiply(g, w.dtype.type(self.lr), out=self._work)
+        if self.momentum:
+            v = flat_velocity(self, flat)
+            v *= w.dtype.type(self.momentum)
+            v -= step
+            if self.nesterov:
+                w += w.dtype.type(self.momentum) * v - step
+            else:
+                w += v
+        else:
+            w -= step
 
     def update(self, weights: list) -> None:
         """The step on (key, weight, gradient) triples, e.g. ("dense1.W", W, dW)."""
@@ -78,45 +101,6 @@ class SGD:
                     w += v
             else:
                 w -= w.dtype.type(lr) * g
-
-    def update_flat(self, fused) -> None:
-        """The same step on a fast pass's flat weights (engine/fast/): whole-array updates.
-        With momentum the velocities are views of one flat array laid out as the weights."""
-        w, g, step = fused.flat_w, fused.flat_g, fused.flat_step
-        if self.weight_decay:
-            g = g + w.dtype.type(self.weight_decay) * w
-        np.multiply(g, w.dtype.type(self.lr), out=step)
-        if self.momentum:
-            v = self._flat_velocity(fused)
-            v *= w.dtype.type(self.momentum)
-            v -= step
-            if self.nesterov:
-                w += w.dtype.type(self.momentum) * v - step
-            else:
-                w += v
-        else:
-            w -= step
-
-    def _flat_velocity(self, fused) -> np.ndarray:
-        """One flat velocity array for ``fused``; ``self.velocity`` holds views of it (kept
-        in step when the velocities were replaced, e.g. by load_state)."""
-        flat = self._flat
-        if flat is not None and flat[0] is fused and all(
-                self.velocity.get(key) is view for key, view in flat[2]):
-            return flat[1]
-        base = np.zeros_like(fused.flat_w)
-        views = []
-        for layer, k, w, _ in fused.views:
-            key = f"{layer.name}.{k}"
-            at = (w.__array_interface__["data"][0]
-                  - fused.flat_w.__array_interface__["data"][0]) // w.itemsize
-            view = np.lib.stride_tricks.as_strided(base[at:], w.shape, w.strides)
-            if key in self.velocity:
-                view[...] = self.velocity[key]
-            self.velocity[key] = view
-            views.append((key, view))
-        self._flat = (fused, base, views)
-        return base
 
     def state(self) -> dict[str, np.ndarray]:
         return {k: v.copy() for k, v in self.velocity.items()}

@@ -6,7 +6,6 @@ momentum) may change between steps. Callbacks default to None and then cost noth
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -15,19 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from convscope.engine.data.augment import Augmenter, parse_kinds
-from convscope.engine.net.model import INPUT_SHAPE, Model, prepare_input
+from convscope.engine.fast.ahead import Ahead
+from convscope.engine.files.state import restore_state, training_state
+from convscope.engine.net.model import Model, prepare_input
 from convscope.engine.net.optim import LR_SCHEDULES, SGD, schedule_lr  # noqa: F401
 
 # A batch's mean loss above this has exploded (a uniform guess scores ln 10 = 2.3; a trained
 # network's worst single digits score tens): the learning rate is far too high.
 LOSS_LIMIT = 1000.0
-# A batch (or an evaluation) larger than this many multiply-adds runs in chunks: memory stays
-# bounded and ``Trainer.should_stop`` is asked between chunks (~0.1-0.4 s each on 2 cores).
-CHUNK_MACS = 1e8
-# The fused pass (engine/fused.py) gathers the conv patches of this many bytes of upcoming
-# samples at once (256 digits of the seed net).
-PATCH_CHUNK_BYTES = 6_300_000
-
 _sum = np.add.reduce  # what ndarray.sum() runs, without its Python-level wrapper
 
 
@@ -68,31 +62,13 @@ class Snapshot:
     probe_trace: dict | None = field(default=None, repr=False)
 
 
-def macs_per_sample(model: Model) -> int:
-    """Multiply-adds of one sample's forward pass through the conv and dense layers."""
-    shape, total = (*INPUT_SHAPE, 1), 0
-    for layer in model.layers:
-        out = layer.out_shape(shape)
-        if layer.kind == "conv":
-            total += out[0] * out[1] * layer.params["W"].size
-        elif layer.kind == "dense":
-            total += layer.params["W"].size
-        shape = out
-    return total
-
-
-def chunk_size(model: Model, budget: float = CHUNK_MACS) -> int:
-    """Samples per chunk for ``model``: 1,607 for the seed net, 2 for lenet with 64 filters."""
-    return max(1, int(budget // max(1, macs_per_sample(model))))
-
-
 def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, chunk: int | None = None,
              progress: Callable[[int, int], None] | None = None):
     """Mean loss, accuracy and probabilities (N, 10) of ``model`` on uint8 ``images``.
     ``chunk``: images per pass (default 256, fewer for large networks); ``progress(done,
     total)`` is called after each chunk (raising in it stops the evaluation)."""
     n = len(images)
-    chunk = chunk or min(256, chunk_size(model))
+    chunk = chunk or min(256, model.chunk)
     probs = np.empty((n, 10), dtype=np.float32)
     for i in range(0, n, chunk):
         probs[i:i + chunk] = model.predict_proba(prepare_input(images[i:i + chunk]), chunk)
@@ -120,11 +96,11 @@ class Trainer:
         self.x_test = x_test
         self.y_test = None if y_test is None else np.asarray(y_test, dtype=np.intp)
         self.optimizer = SGD(lr, momentum, nesterov, weight_decay)
+        # a learning-rate schedule (see schedule_lr) sets lr before every step; None keeps lr
+        self.schedule: dict | None = schedule
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.augment = augment  # kinds of engine/data/augment.py, e.g. ("shift", "rotate")
-        # a learning-rate schedule (see schedule_lr) sets lr before every step; None keeps lr
-        self.schedule = schedule
         self.snapshot_interval = snapshot_interval
         self.on_step: Callable[[StepReport], None] | None = None
         self.on_snapshot: Callable[[Snapshot], None] | None = None
@@ -132,7 +108,6 @@ class Trainer:
         # asked between the chunks of a large batch and of the end-of-epoch evaluation: True
         # abandons that step or evaluation (nothing changes) with InterruptedError
         self.should_stop: Callable[[], bool] | None = None
-        self.chunk = chunk_size(model)  # larger batches run in chunks of this many samples
         self.probe: np.ndarray | None = None  # uint8 (28, 28) digit traced in snapshots
         self.probe_label: int | None = None
         self.rng = np.random.default_rng(self.seed)
@@ -141,8 +116,7 @@ class Trainer:
         self.samples_seen = 0
         self._new_epoch()
         self._last_snapshot = -math.inf
-        self._slots_model = None  # the model _weight_slots was built for
-        self._patch_chunk = None  # (order, fused pass, first position, patches)
+        self._ahead = Ahead()  # the model's input of upcoming samples, prepared in advance
 
     # ---- hyperparameters ---------------------------------------------------------------
     @property
@@ -184,58 +158,47 @@ class Trainer:
         finite or the loss exploded (mean above LOSS_LIMIT)."""
         if self.cursor >= len(self.order):  # an epoch end that was interrupted
             self.end_epoch()
-        if self.schedule is not None:
-            self.lr = schedule_lr(self.schedule, self.epoch + self.cursor / len(self.order))
-        bs = self.batch_size if batch_size is None else int(batch_size)
-        idx = self.order[self.cursor:self.cursor + bs]
-        n = len(idx)
-        rng_state = self.rng.bit_generator.state if self.augment else None
-        fused = self.model.fused
-        if trace is not None or n > max(self.chunk, getattr(fused, "max_batch", 0)):
-            fused = None
-        images = None if fused is not None and not self.augment else self.x_train[idx]
-        if self.augment:
-            images = self.augmenter(images, self.rng)
-        labels = self.y_train[idx]
-        try:
-            if fused is not None:
-                patches = (fused.patches(prepare_input(images)) if self.augment
-                           else self._patches(fused, n))
-                losses, probs = fused.loss_and_grads(patches, labels)
-            elif trace is None and n > self.chunk:
-                losses, probs = self._chunked_loss_and_grads(prepare_input(images), labels,
-                                                             rng_state)
-            else:
-                losses, probs = self.model.loss_and_grads(prepare_input(images), labels, trace)
+        if self.schedule is not None:  # the one place a schedule sets the learning rate
+            self.optimizer.lr = schedule_lr(self.schedule,
+                                            self.epoch + self.cursor / len(self.order))
+        x, labels, rng_state = self._batch(batch_size, traced=trace is not None)
+        try:  # forward, loss, backward: every gradient filled
+            losses, probs = self.model.loss_and_grads(
+                x, labels, trace, between=lambda: self._check_stop(rng_state))
         except (FloatingPointError, RuntimeWarning) as e:  # NumPy set to raise on overflow
-            raise DivergenceError(
-                f"the network overflowed at step {self.step_count + 1} (learning rate "
-                f"{self.lr:g}); try a lower learning rate") from e
-        loss_sum = float(_sum(losses))
-        weights = None
-        if fused is not None:
-            grad_total = fused.grad_total()
-        else:
-            slots = self._weight_slots()
-            weights = [(key, params[k], grads[k]) for key, params, grads, k in slots]
-            # one finite check over every gradient: a sum of finite float32 sums stays finite
-            # as a Python float, and an inf or nan in any of them carries through to the total
-            grad_total = 0.0
-            for _, _, g in weights:
-                grad_total += float(_sum(g, axis=None))
-        exploded = not (math.isfinite(loss_sum) and loss_sum <= LOSS_LIMIT * n)
-        if exploded or not math.isfinite(grad_total):
-            raise DivergenceError(
-                f"the loss became {loss_sum / n:.4g} at step {self.step_count + 1} "
-                f"(learning rate {self.lr:g}); try a lower learning rate")
-        if weights is None:
-            self.optimizer.update_flat(fused)
-        else:
-            self.optimizer.update(weights)
-        if n == 1:
-            correct = int(probs[0].argmax() == labels[0])
-        else:
-            correct = int(np.count_nonzero(np.equal(probs.argmax(axis=1), labels)))
+            raise self._diverged("the network overflowed") from e
+        n, loss_sum = len(labels), float(_sum(losses))
+        if not (math.isfinite(loss_sum) and loss_sum <= LOSS_LIMIT * n
+                and math.isfinite(self.model.grad_total())):
+            raise self._diverged(f"the loss became {loss_sum / n:.4g}")
+        self.optimizer.step(self.model)  # the only place weights change
+        correct = (int(probs[0].argmax() == labels[0]) if n == 1
+                   else int(np.count_nonzero(np.equal(probs.argmax(axis=1), labels))))
+        report = self._count(n, loss_sum, correct)
+        if self.cursor >= len(self.order):
+            self.end_epoch()
+        return report
+
+    def _diverged(self, what: str) -> DivergenceError:
+        return DivergenceError(f"{what} at step {self.step_count + 1} (learning rate "
+                               f"{self.lr:g}); try a lower learning rate")
+
+    def _batch(self, batch_size: int | None, traced: bool):
+        """(input, labels, rng state before augmentation or None) of the next samples."""
+        n = self.batch_size if batch_size is None else int(batch_size)
+        idx = self.order[self.cursor:self.cursor + n]
+        labels = self.y_train[idx]
+        if self.augment:  # fresh shifts every time: nothing to prepare ahead
+            rng_state = self.rng.bit_generator.state
+            x = prepare_input(self.augmenter(self.x_train[idx], self.rng))
+            return (x if traced else self.model.prepare(x)), labels, rng_state
+        if traced:
+            return prepare_input(self.x_train[idx]), labels, None
+        return self._ahead.take(self.model, self.x_train, self.order, self.cursor, len(idx)), \
+            labels, None
+
+    def _count(self, n: int, loss_sum: float, correct: int) -> StepReport:
+        """Move past ``n`` samples, add them to the epoch's figures and report the step."""
         self.step_count += 1
         self.cursor += n
         self.samples_seen += n
@@ -252,54 +215,7 @@ class Trainer:
             if now - self._last_snapshot >= self.snapshot_interval:
                 self._last_snapshot = now
                 self.on_snapshot(self.snapshot())
-        if self.cursor >= len(self.order):
-            self.end_epoch()
         return report
-
-    def _patches(self, fused, n: int) -> np.ndarray:
-        """The fused pass's patches of the next ``n`` samples, gathered for up to
-        PATCH_CHUNK_BYTES of upcoming samples at once (the input does not change)."""
-        at, chunk = self.cursor, self._patch_chunk
-        if (chunk is None or chunk[0] is not self.order or chunk[1] is not fused
-                or not chunk[2] <= at <= at + n <= chunk[2] + len(chunk[3])):
-            per_sample = fused.rows * fused.kk * fused.dtype.itemsize
-            ahead = max(n, PATCH_CHUNK_BYTES // per_sample)
-            images = self.x_train[self.order[at:at + ahead]]
-            chunk = self._patch_chunk = (self.order, fused, at,
-                                         fused.patches(prepare_input(images)))
-        start = at - chunk[2]
-        return chunk[3][start:start + n]
-
-    def _weight_slots(self) -> list:
-        """(key, layer.params, layer.grads, name) for every weight of the model, e.g.
-        ("conv1.W", conv1.params, conv1.grads, "W"): built once per model, so a step does not
-        rebuild the params()/grads() dicts (the arrays themselves are looked up every step)."""
-        if self._slots_model is not self.model:
-            self._slots = [(f"{layer.name}.{k}", layer.params, layer.grads, k)
-                           for layer in self.model.layers for k in layer.params]
-            self._slots_model = self.model
-        return self._slots
-
-    def _chunked_loss_and_grads(self, x, labels, rng_state):
-        """loss_and_grads of a large batch, chunk by chunk: the same mean gradient (left in
-        the model's grads), bounded memory, and ``should_stop`` asked between chunks."""
-        n, chunk = len(labels), self.chunk
-        losses, probs, total = [], [], None
-        for i in range(0, n, chunk):
-            self._check_stop(rng_state)
-            part_losses, part_probs = self.model.loss_and_grads(x[i:i + chunk],
-                                                                labels[i:i + chunk])
-            losses.append(part_losses)
-            probs.append(part_probs)
-            weight = len(part_losses) / n  # each chunk's gradient is the mean over its samples
-            if total is None:
-                total = {k: g * g.dtype.type(weight) for k, g in self.model.grads().items()}
-            else:
-                for k, g in self.model.grads().items():
-                    total[k] += g * g.dtype.type(weight)
-        for k, g in self.model.grads().items():
-            g[...] = total[k]
-        return np.concatenate(losses), np.concatenate(probs)
 
     def _check_stop(self, rng_state=None) -> None:
         if self.should_stop is not None and self.should_stop():
@@ -323,16 +239,21 @@ class Trainer:
             self.on_epoch_end(report)
         return report
 
-    def run_epoch(self, should_stop: Callable[[], bool] | None = None) -> EpochReport | None:
-        """Steps until the current epoch ends (returns its report) or ``should_stop()``."""
+    def run_epoch(self, should_stop: Callable[[], bool] | None = None,
+                  on_step: Callable[[StepReport], None] | None = None) -> EpochReport | None:
+        """Steps until the current epoch ends (returns its report) or ``should_stop()`` (None).
+        ``on_step(report)`` follows every step."""
         epoch = self.epoch
         while self.epoch == epoch:
             if should_stop is not None and should_stop():
                 return None
-            self.step()
+            report = self.step()
+            if on_step is not None:
+                on_step(report)
         return self.last_epoch_report
 
     def fit(self, epochs: int, should_stop: Callable[[], bool] | None = None) -> list:
+        """Up to ``epochs`` epochs; their reports."""
         reports = []
         for _ in range(epochs):
             r = self.run_epoch(should_stop)
@@ -369,40 +290,7 @@ class Trainer:
 
     def get_state(self) -> dict:
         """Everything needed to resume exactly: weights, optimizer, position, rng."""
-        return {
-            "params": {k: v.copy() for k, v in self.model.params().items()},
-            "velocity": self.optimizer.state(),
-            "order": self.order.copy(),
-            "meta": {
-                "step": self.step_count, "epoch": self.epoch, "cursor": self.cursor,
-                "samples_seen": self.samples_seen, "lr": self.lr,
-                "batch_size": self.batch_size, "momentum": self.momentum, "seed": self.seed,
-                "epoch_loss_sum": self.epoch_loss_sum, "epoch_correct": self.epoch_correct,
-                "epoch_seen": self.epoch_seen,
-                "rng": copy.deepcopy(self.rng.bit_generator.state),
-                "nesterov": self.optimizer.nesterov,
-                "weight_decay": self.optimizer.weight_decay, "augment": list(self.augment),
-                **({"lr_schedule": dict(self.schedule)} if self.schedule else {}),
-            },
-        }
+        return training_state(self)
 
     def set_state(self, state: dict, hyperparameters: bool = True) -> None:
-        meta = state["meta"]
-        if len(state["order"]) != len(self.x_train):
-            raise ValueError("the saved position does not fit this training set")
-        self.model.set_params(state["params"])
-        self.optimizer.load_state(state["velocity"])
-        self.order = np.array(state["order"])
-        self.step_count, self.epoch = int(meta["step"]), int(meta["epoch"])
-        self.cursor, self.samples_seen = int(meta["cursor"]), int(meta["samples_seen"])
-        self.epoch_loss_sum = float(meta["epoch_loss_sum"])
-        self.epoch_correct, self.epoch_seen = int(meta["epoch_correct"]), int(meta["epoch_seen"])
-        self.rng.bit_generator.state = copy.deepcopy(meta["rng"])
-        if hyperparameters:
-            self.lr, self.momentum = meta["lr"], meta["momentum"]
-            self.batch_size = int(meta["batch_size"])
-            opt = self.optimizer
-            opt.nesterov = bool(meta.get("nesterov", opt.nesterov))
-            opt.weight_decay = float(meta.get("weight_decay", opt.weight_decay))
-            self.augment = meta.get("augment", self.augment)
-            self.schedule = meta.get("lr_schedule", self.schedule)
+        restore_state(self, state, hyperparameters)

@@ -44,8 +44,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from convscope.engine.files.limits import INPUT_SHAPE
 from convscope.engine.net.layers import softmax
-from convscope.engine.net.model import INPUT_SHAPE, Model, prepare_input
+from convscope.engine.net.model import Model, prepare_input
 
 SHRINKS = 8  # a step that crosses a kink is divided by 4, at most this many times
 CHECK_BUDGET = 2e10  # multiply-adds a check may cost and still check every entry

@@ -194,8 +194,8 @@ def test_a_large_batch_runs_in_chunks_and_can_be_given_up(mini):
     x, y = data.x_train[:300], data.y_train[:300]
     chunked = Trainer(Model(build_config("lenet"), 0), x, y, lr=0.05, batch_size=100)
     whole = Trainer(Model(build_config("lenet"), 0), x, y, lr=0.05, batch_size=100)
-    whole.chunk = 10**6
-    assert chunked.chunk < 100 < whole.chunk  # several chunks against one pass
+    whole.model.chunk = 10**6
+    assert chunked.model.chunk < 100 < whole.model.chunk  # several chunks against one pass
     assert chunked.step().loss == pytest.approx(whole.step().loss, rel=1e-6)
     for k, w in chunked.model.params().items():
         np.testing.assert_allclose(w, whole.model.params()[k], rtol=1e-4, atol=1e-7)

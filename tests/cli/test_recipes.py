@@ -25,7 +25,7 @@ def started(monkeypatch):
     """The settings a train command's trainer starts its first epoch with (then Ctrl+C)."""
     seen = {}
 
-    def record(self, should_stop=None):
+    def record(self, should_stop=None, on_step=None):
         seen.update(lr=self.schedule["base_lr"], lr_schedule=self.schedule["name"],
                     epochs=self.schedule["epochs"], batch_size=self.batch_size,
                     momentum=self.momentum, nesterov=self.optimizer.nesterov,
@@ -120,7 +120,7 @@ def test_resume_keeps_the_run_settings_unless_given(capsys, tmp_path, monkeypatc
     assert code == 0
     seen = {}
 
-    def record(self, should_stop=None):
+    def record(self, should_stop=None, on_step=None):
         seen.update(nesterov=self.optimizer.nesterov, decay=self.optimizer.weight_decay,
                     augment=self.augment)
         raise KeyboardInterrupt

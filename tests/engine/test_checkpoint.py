@@ -14,7 +14,8 @@ from convscope.engine.files.checkpoint import (
     load_model,
     save_model,
 )
-from convscope.engine.net.model import PRESETS, Model, build_config, config_shapes, prepare_input
+from convscope.engine.files.limits import config_shapes
+from convscope.engine.net.model import PRESETS, Model, build_config, prepare_input
 from convscope.engine.net.train import Trainer
 
 

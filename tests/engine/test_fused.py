@@ -34,12 +34,12 @@ CONFIGS = {
 
 def layered(model, x, labels):
     """loss_and_grads through the layers (the fused pass switched off)."""
-    saved, model.fused = model.fused, None
+    saved, model.fast_pass = model.fast_pass, None
     try:
         losses, probs = model.loss_and_grads(x, labels)
         return losses, probs, {k: g.copy() for k, g in model.grads().items()}
     finally:
-        model.fused = saved
+        model.fast_pass = saved
 
 
 @pytest.mark.slow
@@ -47,7 +47,7 @@ def layered(model, x, labels):
 @pytest.mark.parametrize("n", [1, 3, 40])
 def test_fused_pass_equals_the_layers_in_float64(name, n):
     model = Model(CONFIGS[name], seed=4, dtype=F64)
-    assert model.fused is not None
+    assert model.fast_pass is not None
     for layer in model.layers:  # non-zero biases, so the bias paths count
         if "b" in layer.params:
             b = layer.params["b"]
@@ -74,7 +74,7 @@ def test_ties_go_to_the_first_position_of_the_window():
     _, _, want = layered(model, x, np.array([3]))
     model.loss_and_grads(x, np.array([3]))
     assert_same(model.grads()["conv1.W"], want["conv1.W"])
-    b = model.fused._buffers(1)
+    b = model.fast_pass._buffers(1)
     mask = b["mask"][0]  # (4, 169, 8): window offset first
     assert mask[0].all() and not mask[1:].any()
 
@@ -93,7 +93,7 @@ def test_float32_pass_is_close_to_the_layers():
 
 def test_weights_are_views_of_one_flat_array():
     model = Model(build_config("seed"), seed=0)
-    net = model.fused
+    net = model.fast_pass
     for key, w in model.params().items():
         assert np.shares_memory(w, net.flat_w), key
     before = model.params()["dense1.W"].copy()
@@ -101,7 +101,7 @@ def test_weights_are_views_of_one_flat_array():
     np.testing.assert_array_equal(model.params()["dense1.W"], before * 2)
     copy = model.copy()
     np.testing.assert_array_equal(copy.params()["dense1.W"], before * 2)
-    assert not np.shares_memory(copy.fused.flat_w, net.flat_w)
+    assert not np.shares_memory(copy.fast_pass.flat_w, net.flat_w)
 
 
 def test_other_networks_use_the_layers():
@@ -120,7 +120,7 @@ def trainer_pair(n: int, data_seed: int, **options) -> tuple[Trainer, Trainer]:
     for use_fused in (True, False):
         model = Model(build_config("seed"), seed=0)
         if not use_fused:
-            model.fused = None
+            model.fast_pass = None
         pair.append(Trainer(model, images, labels, **options))
     return pair[0], pair[1]
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from convscope.engine.fast.kernels import Buffers
-from convscope.engine.net.layers import Conv2D, Dense, Pool2D, ReLU
+from convscope.engine.fast.layers import Conv2D, Dense, Pool2D, ReLU
 from convscope.engine.net.model import Model, build_config, prepare_input
 
 RNG = np.random.default_rng(0)

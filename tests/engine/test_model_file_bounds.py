@@ -14,14 +14,8 @@ import numpy as np
 import pytest
 
 from convscope.engine.files.checkpoint import CheckpointError, load_model, save_model
-from convscope.engine.net.model import (
-    MAX_FILTERS,
-    MAX_MULTIPLY_ADDS,
-    PRESETS,
-    Model,
-    build_config,
-    config_shapes,
-)
+from convscope.engine.files.limits import MAX_FILTERS, MAX_MULTIPLY_ADDS, config_shapes
+from convscope.engine.net.model import PRESETS, Model, build_config
 from convscope.engine.net.train import Trainer
 
 

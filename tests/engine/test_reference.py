@@ -152,7 +152,7 @@ def test_train_step_is_forward_backward_and_sgd():
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_reference_names_weights_and_shapes_like_the_model(preset):
     model = Model(build_config(preset), seed=0)
-    assert ref.layer_names(model.config) == [layer.name for layer in model.layers]
     net = ref.ReferenceNet(model.config, model.params())
+    assert [name for name, _ in net.specs] == [layer.name for layer in model.layers]
     assert set(net.params) == set(model.params())
     assert all(net.params[k].dtype == np.float64 for k in net.params)

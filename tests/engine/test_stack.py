@@ -54,19 +54,19 @@ def with_biases(model):
 
 def layered(model, x, labels):
     """loss_and_grads through the layers (the fast pass switched off)."""
-    saved, model.fused = model.fused, None
+    saved, model.fast_pass = model.fast_pass, None
     try:
         losses, probs = model.loss_and_grads(x, labels)
         return losses, probs, {k: g.copy() for k, g in model.grads().items()}
     finally:
-        model.fused = saved
+        model.fast_pass = saved
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("n", [1, 4])
 def test_stack_pass_equals_the_layers_in_float64(name, n):
     model = with_biases(Model(CONFIGS[name], seed=4, dtype=F64))
-    assert isinstance(model.fused, stack.StackNet)
+    assert isinstance(model.fast_pass, stack.StackNet)
     x = prepare_input(digit_like(n, seed=n)).astype(F64)
     labels = np.random.default_rng(n).integers(0, 10, n)
     want_losses, want_probs, want_grads = layered(model, x, labels)
@@ -79,19 +79,19 @@ def test_stack_pass_equals_the_layers_in_float64(name, n):
         assert grads[key].shape == g.shape
         assert_same(grads[key], g)
         assert np.abs(g).max() > 0, key  # every gradient is exercised
-    saved, model.fused = model.fused, None
+    saved, model.fast_pass = model.fast_pass, None
     want = model.predict_proba(x)
-    model.fused = saved
+    model.fast_pass = saved
     assert_same(model.predict_proba(x), want)
 
 
 def test_predictions_in_chunks_equal_the_layers():
     model = with_biases(Model(build_config("lenet", 2), seed=1, dtype=F64))
-    model.fused.predict_chunk = 8
+    model.fast_pass.predict_chunk = 8
     x = prepare_input(digit_like(21, seed=5)).astype(F64)
-    saved, model.fused = model.fused, None
+    saved, model.fast_pass = model.fast_pass, None
     want = model.predict_proba(x)
-    model.fused = saved
+    model.fast_pass = saved
     assert_same(model.predict_proba(x), want)
 
 
@@ -107,7 +107,7 @@ def test_a_constant_image_sends_each_window_gradient_to_its_first_pixel():
     model.loss_and_grads(x, np.array([3]))
     for key, g in want.items():
         assert_same(model.grads()[key], g)
-    for block in model.fused._buffers(1)[:2]:
+    for block in model.fast_pass._buffers(1)[:2]:
         mask = block["mask"][0]  # (4, Hq, Wq, C): window offset first
         assert mask[0].all() and not mask[1:].any()
 
@@ -134,19 +134,19 @@ def test_networks_it_does_not_take_use_the_layers():
     relu_at_the_end = custom(*first, conv(2), pool(), FLAT, dense(10), RELU)
     for config in (strided, overlapping, conv_after_conv, relu_at_the_end):
         model = Model(config, seed=0)
-        assert model.fused is None
+        assert model.fast_pass is None
 
 
 def test_weights_are_views_of_one_flat_array():
     model = Model(build_config("lenet"), seed=0)
     for key, w in model.params().items():
-        assert np.shares_memory(w, model.fused.flat_w), key
+        assert np.shares_memory(w, model.fast_pass.flat_w), key
     before = model.params()["dense2.W"].copy()
     model.set_params({k: v * 2 for k, v in model.params().items()})
     np.testing.assert_array_equal(model.params()["dense2.W"], before * 2)
     copy = model.copy()
     np.testing.assert_array_equal(copy.params()["dense2.W"], before * 2)
-    assert not np.shares_memory(copy.fused.flat_w, model.fused.flat_w)
+    assert not np.shares_memory(copy.fast_pass.flat_w, model.fast_pass.flat_w)
 
 
 @pytest.mark.slow
@@ -161,7 +161,7 @@ def test_training_with_the_stack_pass_follows_the_layers(preset, batch, momentum
     for use_pass in (True, False):
         model = Model(build_config(preset, 4), seed=0)
         if not use_pass:
-            model.fused = None
+            model.fast_pass = None
         pair.append(Trainer(model, images, labels, lr=0.01, batch_size=batch,
                             momentum=momentum, seed=3, augment=augment))
     losses = ([], [])

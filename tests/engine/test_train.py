@@ -172,7 +172,7 @@ def test_a_nesterov_step_by_hand():
     w = {"w": np.array([1.0])}
     opt = SGD(lr=0.1, momentum=0.9, nesterov=True)
     opt.load_state({"w": np.array([0.5])})
-    opt.step(w, {"w": np.array([2.0])})
+    opt.update([("w", w["w"], np.array([2.0]))])
     assert opt.state()["w"][0] == pytest.approx(0.25)
     assert w["w"][0] == pytest.approx(1.025)
 
@@ -181,22 +181,22 @@ def test_a_weight_decay_step_by_hand():
     """g = grad + decay * w: lr 0.1, decay 0.01, w = 2, grad = 0.5 -> w = 2 - 0.1 * 0.52."""
     w = {"w": np.array([2.0, -4.0])}
     grad = np.array([0.5, 0.0])
-    SGD(lr=0.1, weight_decay=0.01).step(w, {"w": grad})
+    SGD(lr=0.1, weight_decay=0.01).update([("w", w["w"], grad)])
     np.testing.assert_allclose(w["w"], [2 - 0.1 * 0.52, -4 + 0.1 * 0.04], rtol=1e-15)
     assert grad.tolist() == [0.5, 0.0]  # the layer's gradient is left as it was
     w = {"w": np.array([2.0])}
     opt = SGD(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)
-    opt.step(w, {"w": np.array([0.5])})  # v = -0.052; w += 0.9 * v - 0.052
+    opt.update([("w", w["w"], np.array([0.5]))])  # v = -0.052; w += 0.9 * v - 0.052
     assert w["w"][0] == pytest.approx(2 - 0.9 * 0.052 - 0.052)
 
 
 def test_the_fused_update_applies_nesterov_and_weight_decay():
     a = seed_trainer(40, dtype=F64, lr=0.05, batch_size=8, momentum=0.9, nesterov=True,
                      weight_decay=1e-3)
-    assert a.model.fused is not None
+    assert a.model.fast_pass is not None
     b = seed_trainer(40, dtype=F64, lr=0.05, batch_size=8, momentum=0.9, nesterov=True,
                      weight_decay=1e-3)
-    b.model.fused = None  # the layers' pass and the per-weight update
+    b.model.fast_pass = None  # the layers' pass and the per-weight update
     for _ in range(6):
         assert a.step().loss == pytest.approx(b.step().loss, rel=1e-10)
     for k, w in a.model.params().items():
@@ -209,7 +209,7 @@ def test_momentum_follows_its_formula():
     grads = [np.array([1.0, 0.5]), np.array([-2.0, 1.0]), np.array([0.5, 0.5])]
     v, expected = np.zeros(2), np.array([1.0, -2.0])
     for g in grads:
-        opt.step(w, {"w": g})
+        opt.update([("w", w["w"], g)])
         v = 0.9 * v - 0.1 * g
         expected = expected + v
         np.testing.assert_allclose(w["w"], expected, rtol=1e-15)
@@ -341,3 +341,21 @@ def test_probe_trace_works_before_the_first_step_and_leaves_no_gradients():
     trainer.probe, trainer.probe_label = x[0], 0
     trace = trainer.probe_trace()
     assert trace["conv1"].shape == (1, 26, 26, 8) and trainer.model.grads() == {}
+
+
+# ---- the learning-rate schedule, applied by the Trainer ---------------------------------
+def test_the_trainer_applies_the_schedule_at_every_step_of_each_epoch():
+    trainer = seed_trainer(24, lr=0.5, batch_size=8)
+    cosine = {"name": "cosine", "base_lr": 0.04, "start_epoch": 0, "epochs": 4}
+    trainer.schedule = cosine
+    seen = []
+    for _ in range(3):
+        trainer.run_epoch(on_step=lambda report: seen.append((report.epoch, report.lr)))
+    assert len(seen) == 9
+    assert seen == [(e, schedule_lr(cosine, e)) for e in range(3) for _ in range(3)]
+    state = trainer.get_state()
+    assert state["meta"]["lr_schedule"] == cosine
+    other = seed_trainer(24, batch_size=8)
+    other.set_state(state)
+    assert other.schedule == cosine and other.step().lr == schedule_lr(cosine, 3)
+
