@@ -24,6 +24,7 @@ from PyQt5.QtWidgets import (
 )
 
 from convscope.engine.net.model import PRESETS
+from convscope.engine.recipes import RECIPES
 from convscope.visualizer.limits import LimitHints
 from convscope.visualizer.messages import Hyper, RunSettings
 
@@ -314,9 +315,20 @@ class ControlsPanel(QWidget):
             self.hyper_changed.emit(self.hyper())
 
     def _on_preset(self, *_) -> None:
-        _, filters, relu, _ = PRESETS[self.preset_combo.currentData()]
-        self.filters_spin.setValue(filters)
+        """A preset brings its recipe (engine/recipes.py): its width now (applied on Reset),
+        its learning rate, batch size and momentum in the boxes (still editable)."""
+        preset = self.preset_combo.currentData()
+        _, filters, relu, _ = PRESETS[preset]
+        r = RECIPES.get(preset, {})
+        self.filters_spin.setValue(r.get("filters", filters))
         self.relu_box.setChecked(relu)
+        if r:
+            for spin, key in ((self.lr_spin, "lr"), (self.batch_spin, "batch_size"),
+                              (self.momentum_spin, "momentum")):
+                spin.blockSignals(True)
+                spin.setValue(r[key])
+                spin.blockSignals(False)
+            self._on_hyper()  # one change, not three
         self._update_pending()
 
     def _on_dataset(self, index: int) -> None:

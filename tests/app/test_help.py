@@ -149,3 +149,20 @@ def test_closing_with_an_unsaved_trained_network_asks_first(qtbot, window, monke
     window.close()  # Save: written, then closed
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=20_000)
     assert (tmp_path / "net.npz").stat().st_size > 0 and guard.unsaved_steps() == 0
+
+
+def test_choosing_a_preset_fills_in_its_recipe_still_editable(qtbot):
+    from convscope.engine.recipes import RECIPES
+    from convscope.visualizer.controls import ControlsPanel
+    from convscope.visualizer.messages import Hyper, RunSettings
+
+    panel = ControlsPanel(RunSettings(), Hyper())
+    qtbot.addWidget(panel)
+    sent = []
+    panel.hyper_changed.connect(sent.append)
+    panel.preset_combo.setCurrentIndex(panel.preset_combo.findData("deep"))
+    deep = RECIPES["deep"]
+    assert sent == [Hyper(deep["lr"], deep["batch_size"], deep["momentum"])]  # one change
+    assert panel.filters_spin.value() == deep["filters"]
+    panel.lr_spin.setValue(0.02)  # still editable
+    assert panel.hyper().lr == 0.02
