@@ -46,6 +46,10 @@ class CommandQueue:
     def urgent_waiting(self) -> bool:
         return self._urgent > 0
 
+    def waiting(self) -> bool:
+        """Is any command queued?"""
+        return not self._items.empty()
+
     def holds(self, method) -> bool:
         """Is a call of ``method`` queued? (looks without losing or reordering anything)"""
         if self._items.empty():

@@ -281,10 +281,8 @@ class TrainWorker(QObject):
             if left > 1 and self._evals.due(trainer):
                 self._evaluate_now()
             self._pending = ("steps", left - 1, batch) if left > 1 else None
-        else:
-            trainer.step()
-            if trainer.epoch != self._pending[1]:
-                self._set_pending(None)
+        elif trainer.run_epoch(lambda: self._interrupted() or self._commands.waiting()):
+            self._set_pending(None)  # the Trainer's epoch loop ended it (None: left for a command)
         if self._pending is None:  # a discrete step just ended: show exactly this state
             self._flush()
             self._emit_snapshot()

@@ -160,6 +160,26 @@ def test_step_one_epoch_ends_with_a_test_evaluation(qtbot, worker):
 
 
 @pytest.mark.slow
+def test_a_command_in_the_middle_of_an_epoch_step_leaves_the_epoch_going(qtbot, worker):
+    """"1 epoch" runs the Trainer's epoch loop; a queued command is carried out between two
+    of its steps and the epoch then goes on to its end."""
+    from PyQt5.QtCore import Qt
+
+    speed_at_end = []  # read on the worker thread as the epoch ends
+    worker.epoch_ended.connect(lambda _: speed_at_end.append(worker.steps_per_s),
+                               Qt.DirectConnection)
+    worker.set_hyper(Hyper(lr=0.05, batch_size=20, momentum=0.0))
+    with qtbot.waitSignal(worker.progress, timeout=TIMEOUT):
+        worker.step_epoch()
+    worker.set_speed(7)  # any command, mid-epoch
+    with qtbot.waitSignal(worker.epoch_ended, timeout=TIMEOUT) as blocker:
+        pass
+    report = blocker.args[0]
+    assert speed_at_end == [7]  # carried out before the epoch's end
+    assert report.epoch == 1 and report.step == 450  # 9,000 samples in batches of 20
+
+
+@pytest.mark.slow
 def test_reset_with_the_same_seed_repeats_the_same_losses(qtbot, worker):
     def first_losses():
         worker.seen["progress"].clear()
