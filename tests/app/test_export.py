@@ -177,6 +177,7 @@ def test_painted_panel_as_svg_keeps_its_text_and_bars(tmp_path, widgets):
     assert len([e for e in root.iter() if e.tag.endswith(("rect", "path", "polygon"))]) > 20
 
 
+@pytest.mark.slow
 def test_svg_export_keeps_a_zoomed_curve_inside_the_frame(tmp_path, widgets):
     from convscope.visualizer.export import clipped_to_view
 
@@ -191,6 +192,7 @@ def test_svg_export_keeps_a_zoomed_curve_inside_the_frame(tmp_path, widgets):
     np.testing.assert_array_equal(curve.yData, before)
 
 
+@pytest.mark.slow
 def test_exporting_a_hidden_panel_leaves_the_tab_shown(tmp_path, window):
     window.show()
     names = [window.tabs.tabText(i) for i in range(window.tabs.count())]

@@ -232,6 +232,7 @@ def test_a_settings_path_that_is_not_a_regular_file_is_ignored(tmp_path, monkeyp
     assert "more than a settings file may have" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_crafted_settings_file_does_not_abort_the_app(tmp_path):
     """The whole app started on a file full of @Variant values: it starts and closes."""
     path = tmp_path / "s.ini"

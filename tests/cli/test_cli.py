@@ -204,6 +204,7 @@ def test_resume_refuses_a_different_architecture(capsys, trained):
     assert "--preset lenet differs" in err
 
 
+@pytest.mark.slow
 def test_resume_with_another_training_set_size_is_bad_usage(capsys, trained):
     code, _, err = call(capsys, "train", "--resume", trained[0], "--train-size", "400")
     assert code == 2

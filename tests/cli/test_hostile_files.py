@@ -213,6 +213,7 @@ def test_a_postscript_file_named_png_is_never_opened(capsys, tmp_path):
     one_line(err, "digit.png", "not an image file ConvScope reads")
 
 
+@pytest.mark.slow
 def test_a_picture_over_the_pixel_budget_is_refused_before_decoding(capsys, tmp_path):
     big = tmp_path / "big.png"
     Image.new("1", (8000, 6000)).save(big)  # 48 million pixels, a few kilobytes
@@ -223,6 +224,7 @@ def test_a_picture_over_the_pixel_budget_is_refused_before_decoding(capsys, tmp_
     one_line(err, "big.png", "8000x6000 pixels")
 
 
+@pytest.mark.slow
 def test_a_large_photo_is_reduced_while_decoded(capsys, tmp_path):
     """A 6000x4000 JPEG (24 million pixels, under the budget) is read at a reduced scale."""
     from convscope.engine.data.preprocess import MAX_SIDE, load_image

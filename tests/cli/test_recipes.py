@@ -89,6 +89,7 @@ def test_help_names_the_new_options(capsys):
         assert word in out
 
 
+@pytest.mark.slow
 def test_a_short_best_run_learns_and_keeps_its_recipe(capsys, tmp_path):
     """best's recipe, smaller and shorter: it learns; --json and the model file carry every
     setting; a resumed run goes on with them and with the rest of its onecycle schedule."""
@@ -111,6 +112,7 @@ def test_a_short_best_run_learns_and_keeps_its_recipe(capsys, tmp_path):
     assert code == 2 and "onecycle schedule" in err and "complete" in err
 
 
+@pytest.mark.slow
 def test_resume_keeps_the_run_settings_unless_given(capsys, tmp_path, monkeypatch):
     path = tmp_path / "run.npz"
     code, _, _ = call(capsys, "train", "--preset", "deep", "--filters", "2", "--train-size",
@@ -131,6 +133,7 @@ def test_resume_keeps_the_run_settings_unless_given(capsys, tmp_path, monkeypatc
     assert seen == {"nesterov": False, "decay": 0.001, "augment": ()}
 
 
+@pytest.mark.slow
 def test_an_old_file_with_a_boolean_augment_flag_still_resumes(capsys, tmp_path, monkeypatch):
     path = tmp_path / "old.npz"
     assert call(capsys, "train", "--train-size", "100", "--test-size", "0", "--augment",

@@ -34,6 +34,7 @@ def test_the_file_says_what_it_is(best):
     assert 0.99 <= extra["official_test_accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_it_reads_the_embedded_test_digits(best):
     model, _, extra = best
     mini = load_dataset("mini")
