@@ -126,7 +126,7 @@ class TrainWorker(QObject):
 
     def set_speed(self, steps_per_s: float) -> None:
         """Steps per second while training runs; 0 = full speed."""
-        self._commands.put(self._do_speed, float(steps_per_s))
+        self._commands.put(setattr, self, "steps_per_s", float(steps_per_s))
 
     def probe(self, image: np.ndarray, label: int | None = None, quiet: bool = False) -> None:
         """Trace this digit (uint8 (28, 28)) in every snapshot; ``quiet``: from the next on."""
@@ -216,9 +216,6 @@ class TrainWorker(QObject):
             self.trainer.lr, self.trainer.momentum = hyper.lr, hyper.momentum
             self.trainer.batch_size = clamp_batch(hyper.batch_size, len(self.trainer.x_train))
 
-    def _do_speed(self, steps_per_s: float) -> None:
-        self.steps_per_s = steps_per_s
-
     def _do_save_state(self) -> None:
         self.state_ready.emit(self.trainer and saved_run_of(
             self.trainer, self.settings.dataset, self._datasets.get(self.settings.dataset)))
@@ -264,12 +261,9 @@ class TrainWorker(QObject):
     def _work(self) -> None:
         """One training step, then whatever the step finished."""
         trainer = self.trainer
-        if self._running:
-            if self.steps_per_s > 0:
-                self._next_due = time.perf_counter() + 1 / self.steps_per_s
-            trainer.step()
-            if self._evals.due(trainer):
-                self._evaluate_now()
+        if self._running:  # the Trainer's epoch loop, left for a command or the pace
+            trainer.run_epoch(self._leave_running,
+                              lambda _: self._evals.due(trainer) and self._evaluate_now())
             return
         kind = self._pending[0]
         if kind == "steps":
@@ -286,6 +280,16 @@ class TrainWorker(QObject):
         if self._pending is None:  # a discrete step just ended: show exactly this state
             self._flush()
             self._emit_snapshot()
+
+    def _leave_running(self) -> bool:
+        """Before each step while training runs: back to the loop (a command, the pace)?"""
+        now = time.perf_counter()
+        if (not self._running or self._interrupted() or self._commands.waiting()
+                or self.steps_per_s > 0 and now < self._next_due):
+            return True
+        if self.steps_per_s > 0:  # this step's time slot starts now
+            self._next_due = now + 1 / self.steps_per_s
+        return False
 
     def _set_running(self, running: bool) -> None:
         if running == self._running:
@@ -389,10 +393,8 @@ class TrainWorker(QObject):
 
     def _flush(self) -> None:
         """Send the steps done since the last progress signal."""
-        if self.trainer is None:
-            return
         t = self.trainer
-        batch = self._reports.take(t.samples_seen, t.epoch, t.lr, self._running)
+        batch = t and self._reports.take(t.samples_seen, t.epoch, t.lr, self._running)
         if batch is not None:
             self.progress.emit(batch)
 
