@@ -79,6 +79,7 @@ def test_sigkill_during_saves_leaves_the_old_or_the_new_model(tmp_path):
         fresh = round_ % 6 == 5  # now and then the very first save of a new file
         if fresh:
             path.unlink()
+        fresh = not path.exists()  # also after a fresh round killed before its first save
         before = set(os.listdir(tmp_path))
         kill_while_saving(path, rng)
         strays = set(os.listdir(tmp_path)) - before - {path.name}
