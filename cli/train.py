@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from convscope.engine.files.checkpoint import MAX_EPOCHS
     from convscope.engine.files.limits import MAX_FILTERS
     from convscope.engine.net.model import PRESETS
-    from convscope.engine.net.optim import LR_SCHEDULES
+    from convscope.engine.schedules import LR_SCHEDULES
     p = subparsers.add_parser(
         "train", help="train a network headless",
         description="Train a network on a dataset and report losses, accuracy and speed. "
@@ -253,8 +253,8 @@ def _trial_save(path, model, trainer, settings, dataset) -> None:
 
 def run(args) -> int:
     from convscope.engine.data.datasets import load_dataset
-    from convscope.engine.net.optim import schedule_lr
     from convscope.engine.net.train import DivergenceError, Trainer, evaluate
+    from convscope.engine.schedules import schedule_lr
 
     if args.save is not None:
         _check_save(args.save)

@@ -13,7 +13,7 @@ import numpy as np
 
 from convscope.engine.data.augment import parse_kinds
 from convscope.engine.data.idx import MAX_IMAGES
-from convscope.engine.net.optim import LR_SCHEDULES
+from convscope.engine.schedules import LR_SCHEDULES
 
 MAX_EPOCHS = 10_000  # epochs one run may ask for (train --epochs, a resumed schedule)
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")

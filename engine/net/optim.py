@@ -1,5 +1,5 @@
 """SGD with optional momentum, Nesterov momentum and weight decay: the only place weights
-change. And the learning-rate schedules: how lr moves over a run.
+change (the learning-rate schedules, how lr moves over a run, are in engine/schedules.py).
 
     g = grad + weight_decay * w                       (weight decay: pulls weights to 0)
     plain:     w -= lr * g
@@ -9,42 +9,9 @@ change. And the learning-rate schedules: how lr moves over a run.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from convscope.engine.fast.flat import flat_velocity
-
-# How the learning rate changes from epoch to epoch. A schedule is plain data, kept with the
-# training state: {"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2}.
-LR_SCHEDULES = ("constant", "cosine", "onecycle")
-# onecycle: from base_lr / ONECYCLE_DIV up to base_lr over the first ONECYCLE_WARMUP of the
-# run, then down along a cosine to almost 0 (base_lr / ONECYCLE_DIV / ONECYCLE_FINAL_DIV).
-ONECYCLE_WARMUP = 0.3
-ONECYCLE_DIV = 25.0
-ONECYCLE_FINAL_DIV = 1e4
-
-
-def schedule_lr(schedule: dict, epoch: float) -> float:
-    """The learning rate at ``epoch`` (0-based, as ``Trainer.epoch`` counts them; a fraction
-    is the part of an epoch done): base_lr throughout (constant); cosine from base_lr at
-    start_epoch towards 0 over ``epochs``, one value per whole epoch; or onecycle, changing
-    at every step: up from base_lr / 25 to base_lr over the first 30% of the epochs, then down
-    along a cosine to base_lr / 250,000."""
-    base = schedule["base_lr"]
-    name = schedule["name"]
-    if name == "cosine":
-        t = math.floor(epoch) - schedule["start_epoch"]
-        return base * 0.5 * (1 + math.cos(math.pi * t / schedule["epochs"]))
-    if name != "onecycle":
-        return base
-    t = min(max((epoch - schedule["start_epoch"]) / schedule["epochs"], 0.0), 1.0)
-    low = base / ONECYCLE_DIV
-    if t < ONECYCLE_WARMUP:
-        return low + (base - low) * t / ONECYCLE_WARMUP
-    end = low / ONECYCLE_FINAL_DIV
-    u = (t - ONECYCLE_WARMUP) / (1 - ONECYCLE_WARMUP)
-    return end + (base - end) * 0.5 * (1 + math.cos(math.pi * u))
 
 
 class SGD:

@@ -17,7 +17,8 @@ from convscope.engine.data.augment import Augmenter, parse_kinds
 from convscope.engine.fast.ahead import Ahead
 from convscope.engine.files.state import restore_state, training_state
 from convscope.engine.net.model import Model, prepare_input
-from convscope.engine.net.optim import LR_SCHEDULES, SGD, schedule_lr  # noqa: F401
+from convscope.engine.net.optim import SGD
+from convscope.engine.schedules import LR_SCHEDULES, schedule_lr  # noqa: F401
 
 # A batch's mean loss above this has exploded (a uniform guess scores ln 10 = 2.3; a trained
 # network's worst single digits score tens): the learning rate is far too high.
