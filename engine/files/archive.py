@@ -126,12 +126,14 @@ class Archive:
     def _read_npy(self, name: str, f, declared: int, max_bytes: int) -> np.ndarray:
         fmt = np.lib.format
         version = fmt.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(f, NPY_HEADER_BYTES)
-        elif version == (2, 0):
-            shape, fortran, dtype = fmt.read_array_header_2_0(f, NPY_HEADER_BYTES)
-        else:
+        if version not in ((1, 0), (2, 0)):
             self._fail(f"member {name!r} has an unsupported .npy version {version}")
+        read_header = fmt.read_array_header_1_0 if version == (1, 0) else \
+            fmt.read_array_header_2_0
+        try:  # NumPy parses the header as a Python literal: any error means a damaged one
+            shape, fortran, dtype = read_header(f, NPY_HEADER_BYTES)
+        except Exception as e:  # noqa: BLE001 (SyntaxError, tokenize.TokenError, ...)
+            self._fail(f"member {name!r} has a damaged .npy header ({_short(e)})")
         if any(d < 0 for d in shape):
             self._fail(f"member {name!r} declares a negative shape {shape}")
         if dtype.hasobject or dtype.kind not in "biuf" or dtype.names or dtype.subdtype:
