@@ -1,5 +1,6 @@
-"""Architecture invariant: engine/ never imports Qt, pyqtgraph or the visualizer (checked
-here without them installed, too)."""
+"""Architecture invariants, read from the sources (so also without Qt installed): every import
+of the project goes through the one name ``convscope``, and engine/ never imports Qt,
+pyqtgraph or the visualizer."""
 import ast
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "engine"
+FOLDERS = ("engine", "visualizer", "cli", "bench", "main")  # importable only as convscope.X
 GUI = ("PyQt5", "PyQt6", "PySide2", "PySide6", "pyqtgraph", "convscope.visualizer")
 
 
@@ -18,6 +20,20 @@ def _imports(path: Path):
             yield from ((a.name, 0) for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             yield node.module or "", node.level
+
+
+def _sources():
+    skip = {".venv", ".git", "build", "dist"}
+    return [p for p in ROOT.rglob("*.py") if not skip & set(p.relative_to(ROOT).parts)]
+
+
+@pytest.mark.slow
+def test_every_import_of_the_project_goes_through_convscope():
+    for path in _sources():
+        for name, level in _imports(path):
+            assert level == 0, f"{path.relative_to(ROOT)}: relative import of {name!r}"
+            assert name.split(".")[0] not in FOLDERS, \
+                f"{path.relative_to(ROOT)} imports {name!r}: write convscope.{name}"
 
 
 @pytest.mark.slow
