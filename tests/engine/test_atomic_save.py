@@ -57,7 +57,7 @@ def kill_while_saving(path: Path, rng: random.Random) -> None:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read()
-        time.sleep(rng.uniform(0.0, 0.04))
+        time.sleep(rng.uniform(0.0, 0.1))  # long enough for several saves to start
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)  # reaped: no zombie
