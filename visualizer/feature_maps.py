@@ -15,7 +15,6 @@ from PyQt5.QtCore import Qt
 from PyQt5.QtGui import QColor
 from PyQt5.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from convscope.engine.net.model import layer_info
 from convscope.engine.net.names import mask_key
 from convscope.visualizer.mosaic import MosaicView, set_title, stepped
 from convscope.visualizer.theme import Theme, colormap
@@ -58,7 +57,8 @@ def dim_losers(rgba: np.ndarray, mask: np.ndarray, color: str,
 
 
 class FeatureMapsPanel(QWidget):
-    """``set_architecture(config)`` after a Reset, then ``set_trace(trace)`` at each repaint."""
+    """``set_architecture(layers, config)`` after a Reset, then ``set_trace(trace)`` at each
+    repaint."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -92,8 +92,8 @@ class FeatureMapsPanel(QWidget):
         self._lut = np.zeros((256, 4), np.uint8)  # the diverging colour map, RGBA
         self.graphics.scene().sigMouseMoved.connect(self._on_mouse)
 
-    def set_architecture(self, config: dict) -> None:
-        layers = layer_info(config)
+    def set_architecture(self, layers: list, config: dict) -> None:
+        """layers: the run's [(name, kind, output shape)] (RunInfo.layers); config: its specs."""
         self.kinds = {name: kind for name, kind, _ in layers}
         self.pools = {name: spec for (name, kind, _), spec in zip(layers, config["layers"],
                                                                   strict=True) if kind == "pool"}

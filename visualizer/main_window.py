@@ -231,7 +231,7 @@ class MainWindow(QMainWindow):
             panel.reset_scales()
         self.controls.set_applied(info.settings, info.n_train)
         self.controls.set_settings(info.settings)
-        self.feature_maps.set_architecture(info.config)
+        self.feature_maps.set_architecture(info.layers, info.config)
         self.probs_panel.set_classes(info.class_names)
         self.templates_panel.set_classes(info.class_names)
         self.probe_panel.set_test_count(len(info.x_test))

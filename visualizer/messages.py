@@ -38,6 +38,7 @@ class RunInfo:
     """Sent after a Reset: what is now training. x_test/y_test are read-only arrays."""
     settings: RunSettings
     config: dict
+    layers: list  # [(name, kind, output shape)] of the network, as Model.layer_info() gives
     dataset: str
     class_names: list
     n_train: int

@@ -350,8 +350,8 @@ class TrainWorker(QObject):
         x_test, y_test = read_only(data.x_test), read_only(data.y_test)
         self.timeline.max_bytes = timeline_bytes(model)
         self.timeline.start(trainer)
-        self.run_started.emit(RunInfo(settings, config, data.name, list(data.class_names),
-                                      len(data.x_train), x_test, y_test))
+        self.run_started.emit(RunInfo(settings, config, model.layer_info(), data.name,
+                                      list(data.class_names), len(data.x_train), x_test, y_test))
         self._evaluate_now()  # where the network starts (chance level for new weights)
         self._emit_snapshot()
         if note or fallback:  # after run_started, which clears the last message

@@ -231,6 +231,11 @@ def test_architecture_choices_apply_on_reset(qtbot, worker):
         worker.reset(RunSettings(preset="deep", filters=4, pool="avg", relu=True))
     info = blocker.args[0]
     assert info.config["preset"] == "deep" and info.config["pool"] == "avg"
+    # the layer list travels with the run: names, kinds and output shapes of this network
+    assert [(n, k) for n, k, _ in info.layers] == [
+        ("conv1", "conv"), ("relu1", "relu"), ("pool1", "pool"), ("conv2", "conv"),
+        ("relu2", "relu"), ("pool2", "pool"), ("flatten", "flatten"), ("dense1", "dense")]
+    assert info.layers[0][2] == (28, 28, 4) and info.layers[-1][2] == (10,)
     qtbot.waitUntil(lambda: "conv2.W" in last_snapshot(worker).params, timeout=TIMEOUT)
     snap = last_snapshot(worker)
     assert snap.params["conv1.W"].shape == (3, 3, 1, 4)
