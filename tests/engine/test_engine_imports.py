@@ -53,3 +53,14 @@ def test_importing_engine_loads_no_gui_module():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_source_file_stays_short_and_the_learners_path_readable():
+    """Rooms a newcomer can take in: no non-test source file over 400 lines, and the network
+    a learner reads (the notes in code, layers, model, optimizer, trainer) within 1,200."""
+    long = {str(p.relative_to(ROOT)): n for p in _sources() if "tests" not in p.parts
+            and (n := len(p.read_text().splitlines())) > 400}
+    assert not long, f"over 400 lines: {long}"
+    reading = [ENGINE / "net" / f"{name}.py" for name in
+               ("notes", "layers", "model", "optim", "train")]
+    assert sum(len(p.read_text().splitlines()) for p in reading) <= 1200
