@@ -25,6 +25,8 @@ from convscope.engine.fast import fused, stack
 class Prepared:
     """A batch in the form a fast pass reads (``Model.prepare``), sliceable like an array."""
 
+    __slots__ = ("data",)
+
     def __init__(self, data):
         self.data = data  # (N, ...)
 

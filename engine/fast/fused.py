@@ -20,7 +20,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from convscope.engine.fast.kernels import claim_first, column_sums, matmul, matmul_tn, packed
+from convscope.engine.fast.kernels import (
+    ONE_THREAD_MNK,
+    claim_first,
+    column_sums,
+    matmul,
+    matmul_tn,
+    packed,
+)
 from convscope.engine.fast.layers import softmax_cross_entropy
 from convscope.engine.net.layers import out_size
 
@@ -158,6 +165,9 @@ class FusedNet:
                 bits = bits[0][None]
             bufs["offsets"] = [bits[:, o] for o in range(q2)]  # one row per window offset
             bufs["claimed"] = [np.empty_like(bufs["offsets"][0]) for _ in range(2)]
+            # the dense products of a small batch are one BLAS call each: no row blocks
+            small = n * size * self.dense_w.shape[1] < ONE_THREAD_MNK
+            bufs["dot"] = np.dot if small else matmul
             # the same arrays under the shapes the products and reductions need
             bufs["conv_rows"] = bufs["conv"].reshape(n * self.rows, c)
             bufs["dconv_rows"] = bufs["dconv"].reshape(n * self.rows, c)
@@ -187,16 +197,17 @@ class FusedNet:
         flat = b["flat"]
         # the dense products in one-thread row blocks too: with 16 filters and more they pass
         # OpenBLAS's threading threshold at batch 32 (a second thread stalls on a busy core)
-        logits = matmul(flat, self.dense_w, b["logits"])
+        dot = b["dot"]
+        logits = dot(flat, self.dense_w, b["logits"])
         np.add(logits, self.dense_b, out=logits)
         losses, probs, dt = softmax_cross_entropy(logits, labels)
         # dense: dL/dW^T = dt^T flat, dL/db = column sums of dt, dL/dflat = dt W^T
-        matmul(dt.T, flat, self.dense_gwt)
+        dot(dt.T, flat, self.dense_gwt)
         if n == 1:
             self.dense_gb[...] = dt[0]
         else:
             np.add.reduce(dt, axis=0, out=self.dense_gb)
-        matmul(dt, self.dense_wt, b["dflat"])
+        dot(dt, self.dense_wt, b["dflat"])
         dpool = b["dpool"]
         dconv = b["dconv"]
         if self.mode == "avg":
