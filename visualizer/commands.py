@@ -8,6 +8,7 @@ up between two of its chunks: ``urgent_waiting()`` is what those chunks ask.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 
 from PyQt5.QtCore import QThread
@@ -65,8 +66,18 @@ class CommandQueue:
         return any(item[0] == method for item in kept)
 
 
+# How long a thread may hold the interpreter lock while another waits for it (Python's
+# default is 5 ms). The worker lets the lock go at every matrix product; with the GUI thread
+# painting, each time it then waited up to 5 ms to get it back. At 0.5 ms (bench/README.md,
+# "The live app") batch-1 training kept 0.49 of headless speed instead of 0.35, and the GUI's
+# median event-loop delay fell from 42 to 5 ms, on a busy machine.
+SWITCH_INTERVAL = 0.0005
+
+
 def start_worker(worker, parent=None) -> QThread:
-    """Move ``worker`` to a new QThread running its loop, and start it."""
+    """Move ``worker`` to a new QThread running its loop, and start it (and make the two
+    threads take turns with the interpreter lock at least every SWITCH_INTERVAL)."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     thread = QThread(parent)
     thread.setObjectName("training")
     worker.moveToThread(thread)

@@ -283,11 +283,14 @@ class TrainWorker(QObject):
 
     def _leave_running(self) -> bool:
         """Before each step while training runs: back to the loop (a command, the pace)?"""
-        now = time.perf_counter()
-        if (not self._running or self._interrupted() or self._commands.waiting()
-                or self.steps_per_s > 0 and now < self._next_due):
+        # runs before every step: a queued command (urgent ones too) is one look at the queue
+        if (not self._running or self._stopping or self._commands.waiting()
+                or self._thread.isInterruptionRequested()):
             return True
-        if self.steps_per_s > 0:  # this step's time slot starts now
+        if self.steps_per_s > 0:  # slow motion: this step's time slot starts now, or later
+            now = time.perf_counter()
+            if now < self._next_due:
+                return True
             self._next_due = now + 1 / self.steps_per_s
         return False
 

@@ -19,6 +19,8 @@ snapshots after it are dropped. Thread-safe: the worker records, the GUI reads.
 from __future__ import annotations
 
 import copy
+import functools
+import math
 import threading
 from dataclasses import dataclass
 
@@ -40,6 +42,12 @@ class Branch:
     @property
     def label(self) -> str:
         return f"lr {self.lr:g} (left at step {self.fork_step})"
+
+
+@functools.lru_cache(maxsize=64)
+def _smoothing(batch: int) -> float:
+    """Weight of a step of ``batch`` samples in the smoothed loss (SMOOTH_SAMPLES samples)."""
+    return 1.0 - (1.0 - 1.0 / SMOOTH_SAMPLES) ** max(1, int(batch))
 
 
 def _compact_order(order: np.ndarray) -> np.ndarray:
@@ -95,8 +103,8 @@ class Timeline:
         with self._lock:
             if lr is not None:
                 self._lr = float(lr)
-            if np.isfinite(loss):
-                a = 1.0 - (1.0 - 1.0 / SMOOTH_SAMPLES) ** max(1, int(batch))
+            if math.isfinite(loss):  # (NumPy's isfinite on a float costs 10x more)
+                a = _smoothing(batch)
                 self._smooth = loss if self._smooth is None else self._smooth + a * (
                     loss - self._smooth)
             else:
