@@ -1,9 +1,10 @@
 """The live app: training throughput versus headless, event-loop latency, repaint rates,
 launch time and close time.
 
-    python -m convscope.bench.gui [--quick] [--seconds 24] [--rounds 16] [--batch 32]
-                                  [--size 1600x1000]
-                        [--json] [--write-readme]
+    python -m convscope.bench.gui [--quick] [--seconds 24] [--rounds 16] [--batch 1 32]
+                                  [--size 1600x1000] [--json] [--write-readme]
+
+Each batch size given is measured in turn (default 1, the app's own, then 32).
 
 1. headless: the Trainer alone on the embedded data (no callbacks), samples/s;
 2. app: the real main window (offscreen), every panel visible and repainting, training at full
@@ -359,7 +360,8 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="per side, in total "
                         "(default 24, quick 4)")
     parser.add_argument("--rounds", type=int, default=None, help="default 16, quick 4")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32],
+                        help="batch sizes to measure, in turn (default 1 32)")
     parser.add_argument("--lr", type=float, default=None,
                         help="default 0.05, at batch 1-7 the app's 0.005 (0.05 diverges)")
     parser.add_argument("--size", default="1600x1000")
@@ -371,13 +373,15 @@ def main(argv=None) -> int:
         require_checkout()
     args.seconds = args.seconds or (4.0 if args.quick else 24.0)
     args.rounds = args.rounds or (4 if args.quick else 16)
-    args.lr = args.lr or (0.05 if args.batch >= 8 else 0.005)
-    result = run_bench(args)
-    if args.write_readme:
-        write_readme(result)
-    print("\n".join(summary(result)), flush=True)
-    if args.json:
-        print(json.dumps(result), flush=True)
+    batches, lr = args.batch, args.lr
+    for batch in batches:  # --json: one object per batch size, one line each, in order
+        args.batch, args.lr = batch, lr or (0.05 if batch >= 8 else 0.005)
+        result = run_bench(args)
+        if args.write_readme:
+            write_readme(result)
+        print("\n".join(summary(result)), flush=True)
+        if args.json:
+            print(json.dumps(result), flush=True)
     return 0
 
 

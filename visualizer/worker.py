@@ -283,15 +283,12 @@ class TrainWorker(QObject):
 
     def _leave_running(self) -> bool:
         """Before each step while training runs: back to the loop (a command, the pace)?"""
-        # runs before every step: a queued command (urgent ones too) is one look at the queue
-        if (not self._running or self._stopping or self._commands.waiting()
-                or self._thread.isInterruptionRequested()):
+        now, pace = time.perf_counter(), self.steps_per_s
+        if (not self._running or self._stopping or self._commands.waiting()  # urgent too
+                or self._thread.isInterruptionRequested() or pace > 0 and now < self._next_due):
             return True
-        if self.steps_per_s > 0:  # slow motion: this step's time slot starts now, or later
-            now = time.perf_counter()
-            if now < self._next_due:
-                return True
-            self._next_due = now + 1 / self.steps_per_s
+        if pace > 0:  # this step's time slot starts now
+            self._next_due = now + 1 / pace
         return False
 
     def _set_running(self, running: bool) -> None:
