@@ -8,21 +8,21 @@ a config, the plain data ``Model(config)`` builds.
 """
 from __future__ import annotations
 
-from convscope.engine.files.limits import MAX_FILTERS
+from convscope.engine.files.limits import DIGIT_NAMES, MAX_FILTERS, names_problem
 
 
-def _seed(filters=8, pool="max", relu=False):
+def _seed(filters=8, pool="max", relu=False, classes=10):
     layers = [{"type": "conv", "filters": filters, "k": 3, "stride": 1, "pad": 0,
                "bias": False, "init": "notes"}]
     if relu:
         layers.append({"type": "relu"})
     layers += [{"type": "pool", "mode": pool, "size": 2, "stride": 2},
                {"type": "flatten"},
-               {"type": "dense", "units": 10, "init": "notes"}]
+               {"type": "dense", "units": classes, "init": "notes"}]
     return layers
 
 
-def _deep(filters=8, pool="max", relu=True):
+def _deep(filters=8, pool="max", relu=True, classes=10):
     act = [{"type": "relu"}] if relu else []
     return ([{"type": "conv", "filters": filters, "k": 3, "pad": 1, "bias": True, "init": "he"}]
             + act + [{"type": "pool", "mode": pool, "size": 2, "stride": 2},
@@ -30,10 +30,10 @@ def _deep(filters=8, pool="max", relu=True):
                       "init": "he"}]
             + act + [{"type": "pool", "mode": pool, "size": 2, "stride": 2},
                      {"type": "flatten"},
-                     {"type": "dense", "units": 10, "init": "he"}])
+                     {"type": "dense", "units": classes, "init": "he"}])
 
 
-def _lenet(filters=16, pool="max", relu=True):
+def _lenet(filters=16, pool="max", relu=True, classes=10):
     act = [{"type": "relu"}] if relu else []
     return ([{"type": "conv", "filters": filters, "k": 5, "pad": 2, "bias": True, "init": "he"}]
             + act + [{"type": "pool", "mode": pool, "size": 2, "stride": 2},
@@ -42,7 +42,7 @@ def _lenet(filters=16, pool="max", relu=True):
             + act + [{"type": "pool", "mode": pool, "size": 2, "stride": 2},
                      {"type": "flatten"},
                      {"type": "dense", "units": 128, "init": "he"}]
-            + act + [{"type": "dense", "units": 10, "init": "he"}])
+            + act + [{"type": "dense", "units": classes, "init": "he"}])
 
 
 # name -> (builder, default filters, default relu, description)
@@ -57,8 +57,9 @@ PRESETS = {
 }
 
 
-def build_config(preset="seed", filters=None, pool="max", relu=None) -> dict:
-    """The declarative config of a preset, with optional overrides."""
+def build_config(preset="seed", filters=None, pool="max", relu=None, class_names=None) -> dict:
+    """The declarative config of a preset, with optional overrides. ``class_names``: the
+    dataset's classes (default the 10 digits); the last dense layer has one unit per class."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
     builder, default_filters, default_relu, _ = PRESETS[preset]
@@ -66,5 +67,10 @@ def build_config(preset="seed", filters=None, pool="max", relu=None) -> dict:
     if not 1 <= filters <= MAX_FILTERS:
         raise ValueError(f"filters must be between 1 and {MAX_FILTERS}, got {filters}")
     relu = default_relu if relu is None else bool(relu)
+    names = list(DIGIT_NAMES if class_names is None else class_names)
+    problem = names_problem(names)
+    if problem:
+        raise ValueError(problem)
     return {"preset": preset, "filters": filters, "pool": pool, "relu": relu,
-            "layers": builder(filters, pool, relu)}
+            "classes": len(names), "class_names": names,
+            "layers": builder(filters, pool, relu, len(names))}

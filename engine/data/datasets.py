@@ -22,6 +22,13 @@ from convscope.engine.data.idx import (
     read_idx_pair,
     read_raw,
 )
+from convscope.engine.data.idx_sets import (  # noqa: F401 (the names, from here too)
+    FASHION_NAMES,
+    KMNIST_NAMES,
+    load_set,
+    pick_set,
+)
+from convscope.engine.files.limits import DIGIT_NAMES
 
 ASSETS = Path(str(resources.files("convscope") / "assets"))  # package data, also in a wheel
 MINI_IMAGES = "mnist-first10k-images-idx3-ubyte.gz"
@@ -32,9 +39,6 @@ MINI_SHA256 = {  # printed by scripts/build_mini_mnist.py
 }
 MINI_TRAIN = 9_000  # train = the first 9,000 training digits, test = the next 1,000
 
-DIGIT_NAMES = [str(d) for d in range(10)]
-FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                 "Sneaker", "Bag", "Ankle boot"]
 FASHION_SYSTEM_DIRS = [Path("/usr/share/datasets/fashion-mnist")]  # Debian dataset-fashion-mnist
 
 TRAIN_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
@@ -43,13 +47,15 @@ TEST_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 @dataclass
 class Dataset:
-    """x_*: uint8 (N, 28, 28), y_*: uint8 (N,) in 0-9, class_names: 10 str."""
+    """x_*: uint8 (N, 28, 28), y_*: uint8 (N,) 0-based class indices, class_names: 2 to
+    MAX_CLASSES (engine/files/limits.py) str; ``skipped``: a line on files left out."""
     name: str
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: list
+    skipped: str = ""
 
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, train={len(self.x_train)}, test={len(self.x_test)}, "
@@ -92,18 +98,6 @@ def find_idx(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _class_names_for(folder: Path) -> list:
-    return list(FASHION_NAMES if "fashion" in folder.resolve().name.lower() else DIGIT_NAMES)
-
-
-def _read_split(folder: Path, stems, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    paths = [find_idx(folder, s) for s in stems]
-    missing = [s for s, p in zip(stems, paths, strict=True) if p is None]
-    if missing:
-        raise DataError(f"{folder}: no {missing[0]}[.gz] in this folder")
-    return read_idx_pair(*paths, num_classes=classes)
-
-
 def load_verified(folder: Path, name: str, class_names) -> Dataset:
     """The four published .gz files of ``folder`` (never an uncompressed file beside them),
     each checked against its published md5 first."""
@@ -120,36 +114,44 @@ def load_verified(folder: Path, name: str, class_names) -> Dataset:
 
 
 def load_dir(path, name: str | None = None, class_names=None) -> Dataset:
-    """A folder holding the four IDX files (train-* and t10k-*, .gz or raw). Class names are
-    Fashion-MNIST's when the folder's name contains "fashion", digits otherwise."""
+    """A folder holding an IDX set: the four MNIST files (train-* and t10k-*, .gz or raw) or
+    the same behind a prefix, as EMNIST's (engine/data/idx_sets.py names the classes)."""
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    if all(find_idx(folder, s) is None for s in TRAIN_FILES) and all(
-            find_idx(folder, s) for s in TEST_FILES):
+    found = pick_set(folder, need_train=False)
+    if found is None:
+        raise DataError(f"{folder}: no {TRAIN_FILES[0]}[.gz] in this folder")
+    prefix, files = found
+    if not any(split == "train" for split, _ in files):
         raise DataError(f"{folder}: holds only the t10k test files; it can be used for "
                         f"evaluation but not for training")
-    names = list(class_names or _class_names_for(folder))
-    x_train, y_train = _read_split(folder, TRAIN_FILES, len(names))
-    x_test, y_test = _read_split(folder, TEST_FILES, len(names))
-    return Dataset(name or folder.resolve().name, x_train, y_train, x_test, y_test, names)
+    pick_set(folder, need_train=True)  # names the first missing file
+    splits, names = load_set(folder, prefix, files, ("train", "test"), class_names)
+    return Dataset(name or folder.resolve().name, *splits["train"], *splits["test"], names)
 
 
 def load_test_dir(path, class_names=None) -> Dataset:
-    """A folder holding t10k-images/labels (train files ignored): x_train is empty (0, 28, 28)."""
+    """A folder holding an IDX set's test files (train files ignored): x_train is empty."""
     folder = Path(path)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
-    names = list(class_names or _class_names_for(folder))
-    x_test, y_test = _read_split(folder, TEST_FILES, len(names))
+    found = pick_set(folder, need_train=False)
+    if found is None:
+        raise DataError(f"{folder}: no {TEST_FILES[0]}[.gz] in this folder")
+    prefix, files = found
+    splits, names = load_set(folder, prefix, files, ("test",), class_names)
     return Dataset(folder.resolve().name, np.empty((0, 28, 28), np.uint8),
-                   np.empty((0,), np.uint8), x_test, y_test, names)
+                   np.empty((0,), np.uint8), *splits["test"], names)
 
 
-def load_dataset(spec: str, cache_dir=None, progress: bool = True) -> Dataset:
+def load_dataset(spec: str, cache_dir=None, progress: bool = True, convert: str = "mnist",
+                 on_progress=None) -> Dataset:
     """``spec``: "mini" (embedded), "mnist" (cache, else download), "fashion" (system folder,
-    else cache, else download) or a folder holding the four IDX files. Only files checked
-    against their published md5 are read from the cache and the system folder."""
+    else cache, else download), a folder holding IDX files, or a folder of class folders of
+    images (engine/data/folders.py: converted with ``convert``, "mnist" or "resize", and
+    cached; ``on_progress(done, total)`` while converting). Only files checked against their
+    published md5 are read from the cache and the system folder."""
     from convscope.engine.data.download import fetch_dataset
 
     if spec == "mini":
@@ -163,6 +165,10 @@ def load_dataset(spec: str, cache_dir=None, progress: bool = True) -> Dataset:
         return load_verified(fetch_dataset("fashion", cache_dir, progress), "fashion",
                              FASHION_NAMES)
     if Path(spec).is_dir():
-        return load_dir(spec)
-    raise DataError(f"unknown dataset {spec!r}: use mini, mnist, fashion or a folder holding "
-                    f"the MNIST IDX files")
+        if pick_set(Path(spec), need_train=False) is not None:  # IDX files win
+            return load_dir(spec)
+        from convscope.engine.data.folders import load_image_folder
+        return load_image_folder(spec, convert=convert, cache_dir=cache_dir,
+                                 on_progress=on_progress, progress=progress)
+    raise DataError(f"unknown dataset {spec!r}: use mini, mnist, fashion, a folder holding "
+                    f"IDX files or a folder of class folders of images")

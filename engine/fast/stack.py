@@ -387,7 +387,7 @@ class StackNet:
 
     def probs(self, x: np.ndarray) -> np.ndarray:
         """Probabilities (N, 10) of float input (N, 28, 28), in chunks of bounded memory."""
-        out = np.empty((len(x), 10), self.dtype)
+        out = np.empty((len(x), self.dense[-1][0].params["W"].shape[1]), self.dtype)
         with one_blas_thread(self.mnk * min(len(x), self.predict_chunk)):
             for i in range(0, len(x), self.predict_chunk):
                 part = x[i:i + self.predict_chunk]

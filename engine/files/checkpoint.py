@@ -288,8 +288,30 @@ def load_model(path) -> tuple[Model, dict | None, dict]:
         raise CheckpointError(f"{path}: member 'extra' is not a JSON object")
     names = extra.get("class_names")
     if names is not None:  # shown in labels and printed: plain text, one per output
-        if not isinstance(names, list) or len(names) != 10 or not all(
+        if not isinstance(names, list) or len(names) != model.classes or not all(
                 isinstance(n, str) for n in names):
-            raise CheckpointError(f"{path}: the class names are not a list of 10 names")
+            raise CheckpointError(f"{path}: the class names are not a list of "
+                                  f"{model.classes} names")
         extra["class_names"] = [clean_text(n, 40) for n in names]
     return model, state, extra
+
+
+def model_class_names(model: Model, extra: dict | None) -> list[str]:
+    """The classes a loaded model tells apart: its config's, else those its file's facts name
+    (files from before the config had them, e.g. Fashion-MNIST's), else the digits."""
+    if "class_names" in model.config:
+        return list(model.class_names)
+    names = (extra or {}).get("class_names")
+    return list(names) if names else list(model.class_names)
+
+
+def check_classes(model_names, data_names, what: str) -> None:
+    """CheckpointError (one line) unless ``data_names`` are the classes the model was
+    trained on, in the same order."""
+    if list(model_names) == list(data_names):
+        return
+    def show(names):
+        text = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        return f"{len(names)} classes ({clean_text(text, 80)})"
+    raise CheckpointError(f"{what}: the model tells apart {show(list(model_names))}, the data "
+                          f"has {show(list(data_names))}; use data with the model's classes")

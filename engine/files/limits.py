@@ -22,6 +22,9 @@ MAX_WEIGHTS = 4_000_000  # weights of the whole network (16 MB in float32)
 # multiply-adds and 0.53 million activation and work values (padded inputs, patches, outputs).
 MAX_MULTIPLY_ADDS = 50_000_000  # per image, forward pass
 MAX_VALUES = 800_000  # activations and work buffers per image (3.2 MB in float32)
+MAX_CLASSES = 64  # outputs of the network, classes of a dataset (EMNIST byclass has 62)
+MAX_CLASS_NAME = 40  # characters of one class name
+DIGIT_NAMES = [str(d) for d in range(10)]  # the classes of a config or file that names none
 
 
 def _size(spec: dict, key: str, default, lo: int, hi: int) -> int:
@@ -91,8 +94,14 @@ def config_shapes(config: dict) -> dict[str, tuple]:
         if min(shape) < 1:
             raise ValueError(f"layer {name} leaves an empty output {shape}")
         shapes.update({f"{name}.{k}": v for k, v in weights.items()})
-    if shape != (10,):
-        raise ValueError(f"the network must end with 10 outputs, not {shape}")
+    classes = config.get("classes", 10)
+    if shape != (classes,) or isinstance(classes, bool) or not 2 <= classes <= MAX_CLASSES:
+        raise ValueError(f"the network must end with one output per class ({classes!r}, "
+                         f"2 to {MAX_CLASSES}), not {shape}")
+    if "class_names" in config:
+        problem = names_problem(config["class_names"], classes)
+        if problem:
+            raise ValueError(problem)
     total = sum(math.prod(s) for s in shapes.values())
     if total > MAX_WEIGHTS:
         raise ValueError(f"{total:,} weights is more than the {MAX_WEIGHTS:,} allowed")
@@ -113,3 +122,26 @@ def macs_per_sample(config: dict) -> int:
         w = math.prod(weights.get("W", (0,)))
         total += w * shape[0] * shape[1] if spec["type"] == "conv" else w
     return total
+
+
+def names_problem(names, classes: int | None = None) -> str | None:
+    """Why ``names`` is not a list of class names (2 to MAX_CLASSES distinct, short, printable
+    and non-empty, ``classes`` of them if given), or None."""
+    from convscope.engine.files.guard import clean_text
+    if not isinstance(names, list) or not 2 <= len(names) <= MAX_CLASSES:
+        return f"the class names must be a list of 2 to {MAX_CLASSES} names"
+    if classes is not None and len(names) != classes:
+        return f"{len(names)} class names for {classes} classes"
+    for n in names:
+        if not isinstance(n, str) or not n.strip() or clean_text(n, MAX_CLASS_NAME) != n:
+            return (f"class name {clean_text(repr(n), 60)} is not short printable text "
+                    f"(at most {MAX_CLASS_NAME} characters)")
+    if len(set(names)) != len(names):
+        return "the class names are not all different"
+    return None
+
+
+def class_names(config: dict) -> list[str]:
+    """The class names of a config: its own, else the digits (configs from before classes)."""
+    names = config.get("class_names")
+    return list(names) if names is not None else list(DIGIT_NAMES)

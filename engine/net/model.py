@@ -46,6 +46,8 @@ class Model:
         self.config = copy.deepcopy(config)
         self.seed, self.dtype, self.fast = int(seed), dtype, bool(fast)
         limits.config_shapes(self.config)  # ValueError unless every size is within the limits
+        self.class_names = limits.class_names(self.config)  # one output per class
+        self.classes = len(self.class_names)
         rng = np.random.default_rng(self.seed)
         kinds = FAST_KINDS if self.fast else KINDS  # the same maths, faster or plainer
         self.layers, shape = [], (*limits.INPUT_SHAPE, 1)
@@ -186,10 +188,10 @@ class Model:
         return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
 
     def predict_proba(self, x: np.ndarray, chunk: int = 256) -> np.ndarray:
-        """Probabilities (N, 10) in chunks (a few hundred images at a time is fastest)."""
+        """Probabilities (N, classes) in chunks (a few hundred images at a time is fastest)."""
         if hasattr(self.fast_pass, "probs"):
             return self.fast_pass.probs(x)
-        out = np.empty((len(x), 10), dtype=self.dtype)
+        out = np.empty((len(x), self.classes), dtype=self.dtype)
         for i in range(0, len(x), chunk):
             out[i:i + chunk] = softmax(self.forward(x[i:i + chunk]))
         return out

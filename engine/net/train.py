@@ -70,7 +70,7 @@ def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, chunk: int | 
     total)`` is called after each chunk (raising in it stops the evaluation)."""
     n = len(images)
     chunk = chunk or min(256, model.chunk)
-    probs = np.empty((n, 10), dtype=np.float32)
+    probs = np.empty((n, model.classes), dtype=np.float32)
     for i in range(0, n, chunk):
         probs[i:i + chunk] = model.predict_proba(prepare_input(images[i:i + chunk]), chunk)
         if progress is not None:

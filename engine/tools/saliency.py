@@ -17,15 +17,16 @@ def saliency(model: Model, x: np.ndarray, class_index: int, score: str = "logit"
     """d score / d x for one input or a batch.
 
     x: network input (28, 28) or (N, 28, 28), float (``prepare_input`` scale).
-    class_index: 0..9, the class whose score is differentiated.
+    class_index: 0..classes-1, the class whose score is differentiated.
     score: "logit" (the class's logit t_c, the usual saliency) or "prob" (softmax out_c).
     Returns the gradient, same shape as x, in the model's dtype.
     """
     if score not in ("logit", "prob"):
         raise ValueError(f"unknown score {score!r} (logit or prob)")
     c = int(class_index)
-    if not 0 <= c < 10:
-        raise ValueError(f"class_index must be between 0 and 9, got {class_index}")
+    if not 0 <= c < model.classes:
+        raise ValueError(f"class_index must be between 0 and {model.classes - 1}, "
+                         f"got {class_index}")
     single = np.ndim(x) == 2
     xb = np.asarray(x, dtype=model.dtype)
     xb = xb[None] if single else xb  # (N, 28, 28)

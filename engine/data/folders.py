@@ -1,0 +1,252 @@
+"""A folder of images, one subfolder per class, as a dataset: your own handwriting.
+
+    letters/            the class names are the folder names (in natural order: 2 before 10)
+        a/  1.png 2.jpg ...
+        b/  ...
+    or  letters/train/a/ ..., letters/test/a/ ...   (a train/test pair is the split)
+
+Every picture Pillow opens (PNG, JPEG, BMP, GIF, WebP, TIFF), of any size and colour, is
+converted once to 28x28 grey, ink bright on black as in MNIST: ``mnist`` crops, scales to
+20 px and centres the ink's mass (engine/data/preprocess.py); ``resize`` only scales the
+whole picture (inverted when its border is light). The result is cached
+(engine/data/folder_cache.py). Without a train/test pair a seeded sixth of each class is
+the test split (at least one picture of each class with two or more).
+
+Pictures that cannot be read, are not regular files, are larger than the pixel budget or are
+blank, and class folders left empty, are skipped, counted in one line and listed in a log
+beside the cache; fewer than two classes is refused. Memory: the uint8 result (allocated once
+for every file found) and one picture at a time.
+"""
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from convscope.engine.data import folder_cache
+from convscope.engine.data.idx import MAX_IMAGES, DataError
+from convscope.engine.data.preprocess import load_image, preprocess_digit
+from convscope.engine.files import places
+from convscope.engine.files.limits import MAX_CLASSES, names_problem
+
+CONVERSIONS = ("mnist", "resize")
+TEST_SHARE = 1 / 6  # of each class, when the folder has no train/test pair
+SPLIT_SEED = 0
+PROGRESS_EVERY = 64  # pictures between two progress calls
+
+
+def natural_key(name: str):
+    """"a2" before "a10": runs of digits compare as numbers."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower())
+            for t in re.split(r"(\d+)", name) if t] + [(2, 0, name)]
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir()),
+                  key=lambda p: natural_key(p.name))
+
+
+def _files(folder: Path, skipped: list) -> list[tuple[Path, int, int]]:
+    """(path, size, mtime_ns) of the regular files of a class folder; the rest skipped."""
+    out = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith("."):
+            continue
+        try:
+            info = entry.stat()  # follows a symlink
+        except OSError:
+            skipped.append((Path(entry.path), "unreadable"))
+            continue
+        if stat.S_ISREG(info.st_mode):
+            out.append((Path(entry.path), info.st_size, info.st_mtime_ns))
+        else:
+            skipped.append((Path(entry.path), "not a regular file"))
+    return out
+
+
+def scan(root: Path):
+    """(class names, {"train": [(path, size, mtime, class)], "test": [...] or None},
+    skipped [(path, reason)]) of an image folder, nothing read yet."""
+    skipped: list = []
+    train, test = root / "train", root / "test"
+    paired = train.is_dir() and test.is_dir() and _subfolders(train) and _subfolders(test)
+    tops = {"train": train, "test": test} if paired else {"train": root}
+    names = [p.name for p in _subfolders(tops["train"])]
+    if paired:
+        extra = [p.name for p in _subfolders(test) if p.name not in names]
+        if extra:
+            raise DataError(f"{test}: class folder {extra[0]!r} has no folder in {train}")
+    if len(names) > MAX_CLASSES:
+        raise DataError(f"{root}: {len(names)} class folders is more than the {MAX_CLASSES} "
+                        f"a dataset may have")
+    problem = names_problem(names) if len(names) >= 2 else None
+    if problem:
+        raise DataError(f"{root}: {problem}")
+    lists: dict = {"train": [], "test": [] if paired else None}
+    for split, top in tops.items():
+        for index, name in enumerate(names):
+            if (top / name).is_dir():
+                lists[split] += [(*f, index) for f in _files(top / name, skipped)]
+    total = len(lists["train"]) + len(lists["test"] or [])
+    if total > MAX_IMAGES:
+        raise DataError(f"{root}: {total:,} files is more than the {MAX_IMAGES:,} images a "
+                        f"dataset may have")
+    return names, lists, skipped
+
+
+def convert_image(path, convert: str) -> np.ndarray | None:
+    """uint8 (28, 28) ink bright on black from a picture file; None when it is blank.
+    DataError when it cannot be read (one line, naming the file)."""
+    image = load_image(path)  # (H, W) float32 in [0, 1], bounded before decoding
+    if convert == "mnist":
+        return preprocess_digit(image)
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    if border.mean() > 0.5:
+        image = 1.0 - image
+    if np.ptp(image) < 0.1:
+        return None
+    small = Image.fromarray(image.astype(np.float32)).resize((28, 28), Image.Resampling.BOX
+                                                              if min(image.shape) >= 28 else
+                                                              Image.Resampling.BILINEAR)
+    return np.round(np.clip(np.asarray(small), 0, 1) * 255).astype(np.uint8)
+
+
+def _reason(error: DataError) -> str:
+    text = str(error)
+    if "more than" in text:
+        return "too large"
+    if "not a regular file" in text or "only regular files" in text:
+        return "not a regular file"
+    return "unreadable"
+
+
+def _convert_all(files, convert, skipped, tick):
+    """(images (n, 28, 28), labels (n,)) of the files that convert; the rest skipped."""
+    x = np.empty((len(files), 28, 28), np.uint8)  # the result, allocated once
+    y = np.empty(len(files), np.uint8)
+    n = 0
+    for path, _, _, label in files:
+        try:
+            image = convert_image(path, convert)
+        except DataError as e:
+            skipped.append((path, _reason(e)))
+            image = None
+        else:
+            if image is None:
+                skipped.append((path, "blank"))
+        if image is not None:
+            x[n], y[n] = image, label
+            n += 1
+        tick()
+    return x[:n], y[:n]
+
+
+def split_files(files, classes: int):
+    """Seeded split of one folder's files: about TEST_SHARE of each class to the test set
+    (decided before converting, so each split is written once into its own array)."""
+    rng = np.random.default_rng(SPLIT_SEED)
+    labels = np.array([f[3] for f in files], dtype=np.intp)
+    test = np.zeros(len(files), bool)
+    for c in range(classes):
+        where = np.flatnonzero(labels == c)
+        if len(where) >= 2:
+            k = max(1, round(len(where) * TEST_SHARE))
+            test[rng.permutation(where)[:k]] = True
+    return ([f for f, t in zip(files, test, strict=True) if not t],
+            [f for f, t in zip(files, test, strict=True) if t])
+
+
+def _drop_empty(names, parts, skipped, root):
+    """Classes without a training picture are dropped (counted); labels re-numbered."""
+    x_train, y_train, x_test, y_test = parts
+    present = np.bincount(y_train, minlength=len(names)) > 0
+    for name, ok in zip(names, present, strict=True):
+        if not ok:
+            skipped.append((root / name, "empty class folder"))
+    if present.sum() < 2:
+        raise DataError(f"{root}: {int(present.sum())} class folder(s) with pictures; a "
+                        f"dataset needs at least two classes")
+    if present.all():
+        return names, parts
+    table = np.cumsum(present) - 1
+    keep = present[y_test]
+    return ([n for n, ok in zip(names, present, strict=True) if ok],
+            (x_train, table[y_train].astype(np.uint8), x_test[keep],
+             table[y_test[keep]].astype(np.uint8)))
+
+
+def summary(skipped, log: Path) -> str:
+    """"skipped 3 files (2 unreadable, 1 too large): see LOG", or "" when none were."""
+    if not skipped:
+        return ""
+    counts: dict = {}
+    for _, reason in skipped:
+        counts[reason] = counts.get(reason, 0) + 1
+    what = ", ".join(f"{n} {reason}" for reason, n in counts.items())
+    return f"skipped {len(skipped)} file{'s' * (len(skipped) != 1)} ({what}): see {log}"
+
+
+def _write_log(log: Path, skipped) -> None:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{reason}\t{path}\n" for path, reason in skipped)
+    log.write_text(text, encoding="utf-8", errors="backslashreplace")
+
+
+def load_image_folder(path, convert: str = "mnist", cache_dir=None, on_progress=None,
+                      progress: bool = False):
+    """The Dataset of an image folder (see the module's text). ``on_progress(done, total)``
+    is called while pictures are converted; ``progress`` shows a bar on stderr."""
+    from convscope.engine.data.datasets import Dataset
+
+    root = Path(path)
+    if convert not in CONVERSIONS:
+        raise DataError(f"unknown conversion {convert!r} (mnist or resize)")
+    if not root.is_dir():
+        raise DataError(f"{root}: not a folder")
+    names, lists, skipped = scan(root)
+    if len(names) < 2:
+        raise DataError(f"{root}: {len(names)} class folder(s); a folder of images needs one "
+                        f"subfolder per class, at least two")
+    files = lists["train"] + (lists["test"] or [])
+    rel = [(str(f[0].relative_to(root)), f[1], f[2]) for f in files]
+    key = folder_cache.content_key(rel + [(p.name, 0, 0) for p, _ in skipped], convert)
+    cache = folder_cache.cache_file(Path(cache_dir or places.cache_dir()), root, convert,
+                                   key)
+    log = cache.with_suffix(".log")
+    cached = folder_cache.load(cache, max(1, len(files)))
+    if cached is not None:
+        *parts, names, line = cached
+        return Dataset(root.resolve().name, *parts, names, line)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(files), desc="convert", unit="img", leave=False)
+    done = [0]
+
+    def tick():
+        done[0] += 1
+        if bar is not None:
+            bar.update(1)
+        if on_progress is not None and (done[0] % PROGRESS_EVERY == 0 or done[0] == len(files)):
+            on_progress(done[0], len(files))
+    try:
+        train, test = lists["train"], lists["test"]
+        if test is None:
+            train, test = split_files(train, len(names))
+        parts = (*_convert_all(train, convert, skipped, tick),
+                 *_convert_all(test, convert, skipped, tick))
+    finally:
+        if bar is not None:
+            bar.close()
+    names, parts = _drop_empty(names, parts, skipped, root)
+    line = summary(skipped, log)
+    if skipped:
+        _write_log(log, skipped)
+    folder_cache.save(cache, *parts, names, line)
+    for a in parts:
+        a.flags.writeable = False
+    return Dataset(root.resolve().name, *parts, names, line)
