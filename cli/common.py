@@ -52,11 +52,19 @@ def float_range(lo: float, hi: float, lo_open: bool = False, hi_open: bool = Fal
 
 
 def data_spec(text: str) -> str:
-    """mini | mnist | fashion | an existing directory."""
+    """mini | mnist | fashion | an existing directory (IDX files, or class folders)."""
     if text in DATASET_NAMES or os.path.isdir(text):
         return text
     raise argparse.ArgumentTypeError(
         f"expected {', '.join(DATASET_NAMES)} or an existing directory, got {text!r}")
+
+
+def add_convert(parser: argparse.ArgumentParser) -> None:
+    """--convert, for a folder of class folders of images."""
+    parser.add_argument("--convert", choices=("mnist", "resize"), default=None,
+                        help="how pictures of a folder of class folders become 28x28: mnist "
+                        "(crop, scale to 20 px, centre the ink, as MNIST was made) or resize "
+                        "(the whole picture); default: the model's, else mnist")
 
 
 def size_spec(text: str) -> tuple[int, int]:

@@ -5,27 +5,30 @@ import argparse
 
 import numpy as np
 
-from convscope.cli.common import emit
+from convscope.cli.common import add_convert, emit
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "predict", help="classify image files with a saved model",
         description="Classify images: each is turned into a 28x28 MNIST-style digit (ink "
-        "bright on black, centred) and fed to the model. A blank image gives no prediction.")
+        "bright on black, centred; or resized whole, as the model's training pictures were) "
+        "and fed to the model. A blank image gives no prediction.")
     p.add_argument("--model", required=True, metavar="PATH", help="model file")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    add_convert(p)
     return p
 
 
 def run(args) -> int:
-    from convscope.engine.data.preprocess import load_image, preprocess_digit
-    from convscope.engine.files.checkpoint import load_model
+    from convscope.engine.data.folders import convert_image
+    from convscope.engine.files.checkpoint import load_model, model_class_names
     from convscope.engine.net.model import prepare_input
 
     model, _, extra = load_model(args.model)
-    names = (extra or {}).get("class_names") or [str(i) for i in range(10)]
-    digits = [preprocess_digit(load_image(path)) for path in args.images]  # all or nothing
+    names = model_class_names(model, extra)
+    convert = args.convert or extra.get("convert", "mnist")
+    digits = [convert_image(path, convert) for path in args.images]  # all or nothing
     predictions, lines = [], []
     for path, digit in zip(args.images, digits, strict=True):
         if digit is None:

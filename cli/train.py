@@ -10,6 +10,7 @@ import numpy as np
 from convscope.cli.common import (
     CommandError,
     UsageError,
+    add_convert,
     data_spec,
     emit,
     float_range,
@@ -51,7 +52,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "overrides that one setting. With --resume, options left out are taken from the "
         "saved run.")
     p.add_argument("--data", type=data_spec, default=None, metavar="{mini,mnist,fashion,DIR}",
-                   help="dataset name or a directory of IDX files (default mini)")
+                   help="dataset name, a directory of IDX files or a directory with one "
+                   "folder of images per class (default mini)")
+    add_convert(p)
     p.add_argument("--train-size", type=int_range(1), metavar="N",
                    help="use the first N training images (default all)")
     p.add_argument("--test-size", type=int_range(0), metavar="N",
@@ -100,7 +103,7 @@ def _resolve(args):
     """Model, trainer state and settings from the options and the preset's recipe, or from
     the file to resume."""
     from convscope.engine.data.augment import parse_kinds
-    from convscope.engine.net.model import Model, build_config
+    from convscope.engine.net.model import build_config
     from convscope.engine.recipes import recipe
 
     state, extra = None, {}
@@ -123,7 +126,7 @@ def _resolve(args):
             config = build_config(preset, filters, args.pool or DEFAULTS["pool"], args.relu)
         except ValueError as e:
             raise UsageError(str(e)) from None
-        model = Model(config, DEFAULTS["seed"] if args.seed is None else args.seed)
+        model = None  # made for the dataset's classes once it is loaded (``_for_classes``)
     meta = (state or {}).get("meta", {})
 
     def pick(name):
@@ -139,6 +142,8 @@ def _resolve(args):
         "train_size": args.train_size if args.train_size is not None
         else extra.get("train_size"),
         "test_size": args.test_size if args.test_size is not None else extra.get("test_size"),
+        "convert": args.convert or extra.get("convert", "mnist"),
+        "class_names": extra.get("class_names") if args.resume else None,
         **{k: pick(k) for k in ("lr", "batch_size", "momentum", "seed", "nesterov",
                                 "weight_decay", "augment")},
     }
@@ -148,6 +153,8 @@ def _resolve(args):
         raise UsageError(f"{args.resume}: {e}") from None
     if args.resume:
         _check_saved(args.resume, settings)
+    else:
+        settings["config"] = config
     settings["schedule"], settings["epochs"] = _schedule(args, meta, settings["lr"], defaults)
     return model, state, settings
 
@@ -159,7 +166,8 @@ def _check_saved(path: str, settings: dict) -> None:
     good = {"data": isinstance(settings["data"], str) and 0 < len(settings["data"]) < 4096
             and clean_text(settings["data"], 4096) == settings["data"],
             "train_size": whole(settings["train_size"], 1),
-            "test_size": whole(settings["test_size"], 0)}
+            "test_size": whole(settings["test_size"], 0),
+            "convert": settings["convert"] in ("mnist", "resize")}
     for name, ok in good.items():
         if not ok:
             raise CommandError(f"{path}: the saved {name.replace('_', ' ')} is not valid")
@@ -234,6 +242,7 @@ def _contents(model, trainer, settings, dataset, result) -> tuple[dict, dict]:
     from convscope.engine.files.facts import run_facts
     extra = run_facts(trainer, settings["data"], dataset.class_names, result["test_size"],
                       result["test_loss"], result["test_accuracy"])
+    extra["convert"] = settings["convert"]
     return trainer.get_state(), extra  # the state holds the trainer's schedule
 
 
@@ -251,6 +260,25 @@ def _trial_save(path, model, trainer, settings, dataset) -> None:
     save_model(path, model, *_contents(model, trainer, settings, dataset, result), trial=True)
 
 
+def _for_classes(args, model, settings, class_names):
+    """A new model made for the dataset's classes; a resumed one checked against them."""
+    from convscope.engine.files.checkpoint import check_classes, model_class_names
+    from convscope.engine.net.model import Model
+    if model is not None:
+        saved = {"class_names": settings["class_names"]}
+        check_classes(model_class_names(model, saved), class_names, args.resume)
+        return model
+    return Model(dict(settings["config"], classes=len(class_names),
+                      class_names=list(class_names),
+                      layers=_last_layer(settings["config"]["layers"], len(class_names))),
+                 settings["seed"])
+
+
+def _last_layer(layers: list, classes: int) -> list:
+    """The layers with one unit per class in the last (dense) layer."""
+    return [*layers[:-1], dict(layers[-1], units=classes)]
+
+
 def run(args) -> int:
     from convscope.engine.data.datasets import load_dataset
     from convscope.engine.net.train import DivergenceError, Trainer, evaluate
@@ -259,7 +287,11 @@ def run(args) -> int:
     if args.save is not None:
         _check_save(args.save)
     model, state, settings = _resolve(args)
-    dataset = load_dataset(settings["data"], progress=interactive())
+    dataset = load_dataset(settings["data"], progress=interactive(),
+                           convert=settings["convert"])
+    if dataset.skipped:
+        info(args, dataset.skipped)
+    model = _for_classes(args, model, settings, dataset.class_names)
     x_train, y_train = _first(dataset.x_train, dataset.y_train, settings["train_size"],
                               "train", settings["data"],
                               args.resume if args.train_size is None else None)
@@ -342,7 +374,7 @@ def run(args) -> int:
         "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"],
         "seconds": round(seconds, 3),
         "samples_per_sec": round(samples / train_seconds, 1) if train_seconds > 0 else None,
-        "saved": args.save, "resumed": args.resume,
+        "saved": args.save, "resumed": args.resume, "class_names": list(model.class_names),
     }
     lines = [f"done in {seconds:.1f} s ({payload['samples_per_sec']} images/s)"]
     if args.save:

@@ -1,11 +1,11 @@
 """The converted images of an image folder, kept in the cache folder so they are made once.
 
 One ``.npz`` per folder (plain arrays, never pickled objects): x_train, y_train, x_test,
-y_test (uint8), names (UTF-8 JSON: the class names and the line on skipped
-files) and digest (the sha256 of all of them). Its name is
-made of a hash of the folder's path, the conversion and a hash of what was converted: every file's relative
-path, size and modification time, and the conversion; a changed file gives a new name, and
-the older file of the same folder is removed. A cached file is read within bounds (the number
+y_test (uint8), names (UTF-8 JSON: the class names and the line on skipped files) and digest
+(the sha256 of all of them). Its name is made of a hash of the folder's path, the conversion
+and a hash of what was converted (every file's relative path, size and modification time):
+a changed file gives a new name, and the older file of the same folder and conversion is
+removed. A cached file is read within bounds (the number
 of images the folder holds) and its digest checked; anything wrong and it is made again.
 """
 from __future__ import annotations

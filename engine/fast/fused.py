@@ -155,7 +155,8 @@ class FusedNet:
             q2, s, c, dt = self.q * self.q, self.s, self.c, self.dtype
             bufs = {"conv": np.empty((n, q2, s, c), dt), "pooled": np.empty((n, s, c), dt),
                     "dconv": np.empty((n, q2, s, c), dt), "mask": np.empty((n, q2, s, c), bool),
-                    "dflat": np.empty((n, s * c), dt), "logits": np.empty((n, len(self.dense_b)), dt)}
+                    "dflat": np.empty((n, s * c), dt),
+                    "logits": np.empty((n, len(self.dense_b)), dt)}
             if self.relu:
                 bufs["act"] = np.empty((n, q2, s, c), dt)
                 bufs["positive"] = np.empty((n, q2, s, c), bool)

@@ -293,14 +293,14 @@ def load_model(path) -> tuple[Model, dict | None, dict]:
             raise CheckpointError(f"{path}: the class names are not a list of "
                                   f"{model.classes} names")
         extra["class_names"] = [clean_text(n, 40) for n in names]
+    if extra.get("convert", "mnist") not in ("mnist", "resize"):  # engine/data/folders.py
+        raise CheckpointError(f"{path}: the saved conversion of pictures is not mnist or resize")
     return model, state, extra
 
 
 def model_class_names(model: Model, extra: dict | None) -> list[str]:
-    """The classes a loaded model tells apart: its config's, else those its file's facts name
-    (files from before the config had them, e.g. Fashion-MNIST's), else the digits."""
-    if "class_names" in model.config:
-        return list(model.class_names)
+    """The classes a loaded model tells apart, as its file's facts name them (made plain by
+    ``load_model``), else as its config does (the digits for files from before classes)."""
     names = (extra or {}).get("class_names")
     return list(names) if names else list(model.class_names)
 

@@ -95,9 +95,13 @@ def config_shapes(config: dict) -> dict[str, tuple]:
             raise ValueError(f"layer {name} leaves an empty output {shape}")
         shapes.update({f"{name}.{k}": v for k, v in weights.items()})
     classes = config.get("classes", 10)
-    if shape != (classes,) or isinstance(classes, bool) or not 2 <= classes <= MAX_CLASSES:
-        raise ValueError(f"the network must end with one output per class ({classes!r}, "
-                         f"2 to {MAX_CLASSES}), not {shape}")
+    if not isinstance(classes, int) or isinstance(classes, bool) or not \
+            2 <= classes <= MAX_CLASSES:
+        raise ValueError(f"classes must be a whole number from 2 to {MAX_CLASSES}, "
+                         f"got {classes!r}")
+    if shape != (classes,):
+        raise ValueError(f"the network must end with {classes} outputs (one per class), "
+                         f"not {shape}")
     if "class_names" in config:
         problem = names_problem(config["class_names"], classes)
         if problem:
