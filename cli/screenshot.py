@@ -5,7 +5,14 @@ import argparse
 import os
 import sys
 
-from convscope.cli.common import CommandError, UsageError, emit, int_range, size_spec
+from convscope.cli.common import (
+    CommandError,
+    UsageError,
+    data_spec,
+    emit,
+    int_range,
+    size_spec,
+)
 
 
 def scale_spec(text: str) -> float:
@@ -23,7 +30,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "screenshot", help="save a picture of the app after some training",
         description="Start the main window (offscreen when there is no display), train N steps "
-        "on the embedded data and save the whole window as a PNG.")
+        "on a dataset (the embedded digits by default) and save the whole window as a PNG.")
     p.add_argument("--out", required=True, metavar="PATH", help="PNG file to write")
     p.add_argument("--steps", type=int_range(0, 1_000_000), default=300, metavar="N",
                    help="training steps before the picture (default 300)")
@@ -39,6 +46,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="central tab to show, e.g. Inspector or Evaluation (default: the first)")
     p.add_argument("--theme", choices=("system", "light", "dark"), default="system",
                    help="colour theme of the picture (default: system)")
+    p.add_argument("--data", type=data_spec, default="mini", metavar="{mini,mnist,fashion,DIR}",
+                   help="dataset to train on (default mini); --probe indexes its test split")
+    p.add_argument("--preset", default="seed", help="network (default seed)")
     return p
 
 
@@ -47,17 +57,20 @@ def headless() -> bool:
                 or sys.platform in ("win32", "darwin"))
 
 
-def check_probe(index: int) -> None:
-    """The probe must be a digit of the embedded test split, which the app trains on."""
+def check_probe(index: int, data: str = "mini") -> None:
+    """The probe must be an image of the test split the app trains on."""
     from convscope.engine.data.datasets import load_dataset
-    n = len(load_dataset("mini", progress=False).x_test)
+    n = len(load_dataset(data, progress=False).x_test)
     if index >= n:
-        raise UsageError(f"--probe {index} is out of range: the embedded test split has {n:,} "
-                         f"digits, so INDEX goes from 0 to {n - 1:,}")
+        raise UsageError(f"--probe {index} is out of range: the test split of {data} has "
+                         f"{n:,} images, so INDEX goes from 0 to {n - 1:,}")
 
 
 def run(args) -> int:
-    check_probe(args.probe)
+    from convscope.engine.net.model import PRESETS
+    if args.preset not in PRESETS:
+        raise UsageError(f"unknown preset {args.preset!r} (choose from {', '.join(PRESETS)})")
+    check_probe(args.probe, args.data)
     folder = os.path.dirname(os.path.abspath(args.out))
     if not os.path.isdir(folder):
         raise CommandError(f"cannot write {args.out}: folder {folder} does not exist")
@@ -69,7 +82,8 @@ def run(args) -> int:
         raise CommandError(f"the screenshot command needs visualizer.app.take_screenshot "
                            f"({e})") from None
     status = int(take_screenshot(args.out, args.steps, args.probe, args.size,
-                                 theme=args.theme, tab=args.tab, scale=args.scale) or 0)
+                                 theme=args.theme, tab=args.tab, scale=args.scale,
+                                 data=args.data, preset=args.preset) or 0)
     if status != 0:
         raise CommandError(f"the screenshot failed (status {status})")
     if not os.path.isfile(args.out):

@@ -107,8 +107,9 @@ def _fill_tab(window, name: str) -> None:
 
 
 def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
-                    theme: str = "system", tab: str | None = None, scale: float = 1.0) -> int:
-    """Train ``steps`` steps on the embedded data in the real main window (offscreen when
+                    theme: str = "system", tab: str | None = None, scale: float = 1.0,
+                    data: str = "mini", preset: str = "seed") -> int:
+    """Train ``steps`` steps of ``preset`` on ``data`` in the real main window (offscreen when
     there is no display), wait until every panel shows that state, and save the whole
     window as a PNG. ``size``: (width, height) or "WxH" in device pixels; ``scale``: the
     device pixel ratio (2: a 2560x1440 screen at 200%, the window laid out at 1280x720 and
@@ -122,8 +123,8 @@ def take_screenshot(out: str, steps: int = 300, probe: int = 0, size=None,
         os.environ["QT_SCALE_FACTOR"] = f"{scale:g}"
     app = make_app()
     from convscope.visualizer.main_window import MainWindow
-
-    window = MainWindow(theme=theme)
+    from convscope.visualizer.messages import RunSettings
+    window = MainWindow(RunSettings(preset, dataset=data), theme=theme)
     if isinstance(size, str):
         size = tuple(int(v) for v in size.lower().split("x"))
     width, height = size or (1600, 1000)

@@ -183,7 +183,7 @@ class ControlsPanel(QWidget):
         self.dataset_combo = QComboBox()
         for spec, text in DATASETS:
             self.dataset_combo.addItem(text, spec)
-        self.dataset_combo.addItem("Folder of IDX files…", "")
+        self.dataset_combo.addItem("Folder: IDX files or pictures…", "")
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Seeds the initial weights and the order of the samples: "
@@ -334,7 +334,8 @@ class ControlsPanel(QWidget):
     def _on_dataset(self, index: int) -> None:
         if self.dataset_combo.itemData(index):
             return
-        folder = QFileDialog.getExistingDirectory(self, "Folder holding the MNIST IDX files")
+        folder = QFileDialog.getExistingDirectory(
+            self, "Folder of IDX files, or of one folder of pictures per class")
         if folder:
             self._select_dataset(folder)
         else:

@@ -32,11 +32,11 @@ class EvaluationResult:
     """Everything the view shows, computed once. N test digits, 10 classes."""
     loss: float
     accuracy: float
-    probs: np.ndarray  # (N, 10) float32
+    probs: np.ndarray  # (N, classes) float32
     labels: np.ndarray  # (N,) intp
     predictions: np.ndarray  # (N,) intp
-    confusion: np.ndarray  # (10, 10) int64, row = true class, column = predicted
-    per_class: np.ndarray  # (10,) float64, NaN for a class without digits
+    confusion: np.ndarray  # (classes, classes) int64, row = true class, column = predicted
+    per_class: np.ndarray  # (classes,) float64, NaN for a class without digits
     step: int | None = None  # training step of the weights, when known
 
     @property
@@ -78,7 +78,7 @@ def evaluate_weights(config: dict, params: dict, images: np.ndarray, labels: np.
 
     loss, accuracy, probs = evaluate(model, images, labels, progress=report)
     predictions = probs.argmax(axis=1)
-    confusion = confusion_matrix(labels, predictions)
+    confusion = confusion_matrix(labels, predictions, model.classes)
     return EvaluationResult(loss, accuracy, probs, labels, predictions, confusion,
                             per_class_accuracy(confusion), step)
 
@@ -212,8 +212,9 @@ class EvaluationView(QtWidgets.QWidget):
         self.set_class_names(class_names or DIGITS)
         self.result = None
         self.gallery.clear()
-        self.confusion_plot.set_confusion(np.zeros((10, 10), np.int64))
-        self.per_class_plot.set_accuracy(np.full(10, np.nan))
+        n = len(self.class_names)
+        self.confusion_plot.set_confusion(np.zeros((n, n), np.int64))
+        self.per_class_plot.set_accuracy(np.full(n, np.nan))
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("not evaluated yet")
         self.summary_label.setText(f"Test split: {len(self.labels):,} {self.noun}. "
@@ -226,7 +227,7 @@ class EvaluationView(QtWidgets.QWidget):
         return f"Click {'a digit' if self.noun == 'digits' else 'an image'} to make it the probe."
 
     def set_class_names(self, names) -> None:
-        """The run's ten class names, on every plot and caption."""
+        """The run's class names, on every plot and caption."""
         self.class_names = [str(n) for n in names]
         self.noun = "digits" if self.class_names == [str(k) for k in range(10)] else "images"
         self.thumbnails.set_names(self.class_names)
@@ -359,7 +360,7 @@ class EvaluationView(QtWidgets.QWidget):
             item.setData(QtCore.Qt.UserRole, int(i))
             item.setToolTip(self._describe(int(i)))
             self.gallery.addItem(item)
-        self.probability_plot.set_probs(np.zeros(10), -1, -1)
+        self.probability_plot.set_probs(np.zeros(len(self.class_names)), -1, -1)
         self.detail_label.setText(self._click_hint())
 
     def _describe(self, i: int) -> str:

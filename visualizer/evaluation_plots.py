@@ -7,10 +7,16 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt5 import QtCore, QtGui, QtWidgets
 
+from convscope.visualizer.class_axis import (  # noqa: F401 (the names, from here too)
+    DIGITS,
+    MANY,
+    ClassAxis,
+    class_ticks,
+    long_names,
+    zoom_when_many,
+)
 from convscope.visualizer.probs import short_name
 from convscope.visualizer.theme import Theme, resolve
-
-DIGITS = [str(i) for i in range(10)]
 
 
 # ---- small helpers -----------------------------------------------------------------------
@@ -21,64 +27,6 @@ def digit_pixmap(image: np.ndarray, size: int = 56) -> QtGui.QPixmap:
                           QtGui.QImage.Format_Grayscale8).copy()
     return QtGui.QPixmap.fromImage(qimage.scaled(size, size, QtCore.Qt.KeepAspectRatio,
                                                  QtCore.Qt.FastTransformation))
-
-
-def class_ticks(names, offset: float = 0.0) -> list:
-    """Axis ticks for the classes at ``offset + k`` with their short names ("T-shirt/top" ->
-    "T-shirt"; digits stay digits)."""
-    return [[(offset + k, short_name(str(n))) for k, n in enumerate(names)]]
-
-
-def long_names(names) -> bool:
-    """Whether the short names are words (Fashion-MNIST) rather than digits."""
-    return max(len(short_name(str(n))) for n in names) > 2
-
-
-class ClassAxis(pg.AxisItem):
-    """A bottom axis of class names. Long names stand upright (read bottom to top, ending at
-    the axis), so they fit under narrow columns; digits stay level."""
-
-    def __init__(self):
-        super().__init__("bottom")
-        self.upright = False
-
-    def set_names(self, names, offset: float = 0.0) -> None:
-        ticks = class_ticks(names, offset)
-        self.upright = long_names(names)
-        # level text is measured for overlaps: upright names never reach past the axis ends
-        self.setStyle(hideOverlappingLabels=60 if self.upright else True)
-        self.setTicks(ticks)
-        self.setHeight(self._upright_height([t for _, t in ticks[0]]) if self.upright
-                       else None)
-
-    def _upright_height(self, labels) -> int:
-        fm = QtGui.QFontMetricsF(self.style["tickFont"] or QtGui.QFont())
-        text = max(fm.horizontalAdvance(t) for t in labels)
-        label = self.label.boundingRect().height() * 0.8 if self.label.isVisible() else 0
-        return int(text + max(0, self.style["tickLength"]) + self.style["tickTextOffset"][1]
-                   + label + 4)
-
-    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802 - pyqtgraph
-        if not self.upright:
-            super().drawPicture(p, axisSpec, tickSpecs, textSpecs)
-            return
-        super().drawPicture(p, axisSpec, tickSpecs, [])
-        p.setPen(self.textPen())
-        right = QtCore.Qt.AlignRight | QtCore.Qt.AlignVCenter
-        for rect, _, text in textSpecs:
-            p.save()
-            p.translate(rect.center().x(), rect.top())
-            p.rotate(-90)  # x now points up the screen, y to the right
-            width = p.fontMetrics().horizontalAdvance(text) + 2
-            height = p.fontMetrics().height()
-            p.drawText(QtCore.QRectF(-width, -height / 2, width, height), int(right), text)
-            p.restore()
-
-
-def _blend(a: QtGui.QColor, b: QtGui.QColor, t: float) -> QtGui.QColor:
-    """The colour a fraction ``t`` (0..1) of the way from ``a`` to ``b``."""
-    return QtGui.QColor(*(round(x + (y - x) * t)
-                          for x, y in zip(a.getRgb()[:3], b.getRgb()[:3], strict=True)))
 
 
 class _ThemedPlot(pg.PlotWidget):
@@ -109,33 +57,27 @@ class _ThemedPlot(pg.PlotWidget):
 
 
 class ConfusionPlot(_ThemedPlot):
-    """10x10 confusion matrix: counts as text, colour = share of the true class's row (sqrt
-    scale so small confusions show). Diagonal in the theme's "good" colour, confusions in its
-    "bad" colour. Clicking a cell emits ``cell_clicked(true, predicted)``."""
+    """n x n confusion matrix: counts as text (up to MANY classes), colour = share of the true
+    class's row (sqrt scale so small confusions show). Diagonal in the theme's "good" colour,
+    confusions in its "bad" colour. Clicking a cell emits ``cell_clicked(true, predicted)``;
+    hovering names it. More than MANY classes: the wheel zooms."""
     cell_clicked = QtCore.pyqtSignal(int, int)  # true, predicted
 
     def __init__(self, parent=None):
-        super().__init__(parent, axisItems={"bottom": ClassAxis()})
+        super().__init__(parent, axisItems={"bottom": ClassAxis(), "left": ClassAxis("left")})
         p = self.plotItem
         p.setTitle("Confusion matrix")
         p.setLabel("bottom", "predicted (colour: share of the true class)")
         p.setLabel("left", "true")
         p.invertY(True)
         self.image = pg.ImageItem(np.zeros((10, 10, 4), np.uint8), axisOrder="row-major")
-        self.image.setRect(QtCore.QRectF(0, 0, 10, 10))  # cell (r, c) covers [c, c+1] x [r, r+1]
         p.addItem(self.image)
-        p.setRange(xRange=(0, 10), yRange=(0, 10), padding=0.02)
         self.texts = []
-        for r in range(10):
-            for c in range(10):
-                t = pg.TextItem("", anchor=(0.5, 0.5))
-                t.setPos(c + 0.5, r + 0.5)
-                p.addItem(t)
-                self.texts.append(t)
         self.selection = QtWidgets.QGraphicsRectItem(0, 0, 1, 1)
         self.selection.setPen(pg.mkPen(width=3))
         self.selection.setVisible(False)
         p.addItem(self.selection)
+        self.n = 0
         self.confusion = np.zeros((10, 10), dtype=np.int64)
         self.set_class_names(DIGITS)
         self.scene().sigMouseClicked.connect(self._on_click)
@@ -143,31 +85,51 @@ class ConfusionPlot(_ThemedPlot):
         self.apply_theme(self.theme)
 
     def set_class_names(self, names) -> None:
-        """Ten class names: short ones on the axes, full ones in the tooltip."""
+        """The class names: short ones on the axes (as many as fit), full ones in the
+        tooltip. A new number of classes resizes the matrix."""
         self.class_names = [str(n) for n in names]
+        n = len(self.class_names)
         self.plotItem.getAxis("bottom").set_names(names, 0.5)
-        self.plotItem.getAxis("left").setTicks(class_ticks(names, 0.5))
+        self.plotItem.getAxis("left").set_names(names, 0.5)
+        if n == self.n:
+            return
+        self.n = n
+        zoom_when_many(self.plotItem, n, (0, n), (0, n))
+        for t in self.texts:
+            self.plotItem.removeItem(t)
+        self.texts = []
+        if n <= MANY:
+            for r in range(n):
+                for c in range(n):
+                    t = pg.TextItem("", anchor=(0.5, 0.5))
+                    t.setPos(c + 0.5, r + 0.5)
+                    self.plotItem.addItem(t)
+                    self.texts.append(t)
+        self.confusion = np.zeros((n, n), dtype=np.int64)
+        self.redraw()
 
     def set_confusion(self, confusion: np.ndarray) -> None:
-        """Counts (10, 10), row = true class."""
+        """Counts (n, n), row = true class."""
         self.confusion = np.asarray(confusion)
         self.redraw()
 
     def redraw(self) -> None:
+        n = len(self.confusion)
         rows = np.maximum(self.confusion.sum(axis=1, keepdims=True), 1)
-        share = np.sqrt(self.confusion / rows)  # (10, 10) in [0, 1]
-        base, good, bad = (QtGui.QColor(c) for c in (self.theme.plot_bg, self.theme.good,
-                                                       self.theme.bad))
-        rgba = np.zeros((10, 10, 4), dtype=np.uint8)
-        for r in range(10):
-            for c in range(10):
-                color = _blend(base, good if r == c else bad, share[r, c])
-                rgba[r, c] = color.getRgb()
-                count = int(self.confusion[r, c])
-                text = self.texts[r * 10 + c]
-                text.setText(str(count) if count else "")
-                text.setColor("w" if color.lightness() < 150 else "k")
+        share = np.sqrt(self.confusion / rows)[..., None]  # (n, n, 1) in [0, 1]
+        base, good, bad = (np.array(QtGui.QColor(c).getRgb()[:3], float) for c in (
+            self.theme.plot_bg, self.theme.good, self.theme.bad))
+        target = np.where(np.eye(n, dtype=bool)[..., None], good, bad)  # (n, n, 3)
+        rgb = np.round(base + (target - base) * share)
+        rgba = np.concatenate([rgb, np.full((n, n, 1), 255.0)], axis=2).astype(np.uint8)
+        light = (rgb.max(axis=2) + rgb.min(axis=2)) / 2 >= 150  # QColor's lightness
+        for k, text in enumerate(self.texts[:n * n]):
+            r, c = divmod(k, n)
+            count = int(self.confusion[r, c])
+            text.setText(str(count) if count else "")
+            text.setColor("k" if light[r, c] else "w")
         self.image.setImage(rgba, autoLevels=False)
+        self.image.setRect(QtCore.QRectF(0, 0, n, n))  # cell (r, c): [c, c+1] x [r, r+1]
         self.selection.setPen(pg.mkPen(self.theme.text, width=3))
 
     def select(self, cell: tuple[int, int] | None) -> None:
@@ -178,7 +140,7 @@ class ConfusionPlot(_ThemedPlot):
     def _cell_at(self, scene_pos) -> tuple[int, int] | None:
         pos = self.plotItem.vb.mapSceneToView(scene_pos)
         r, c = int(np.floor(pos.y())), int(np.floor(pos.x()))
-        return (r, c) if 0 <= r < 10 and 0 <= c < 10 else None
+        return (r, c) if 0 <= r < self.n and 0 <= c < self.n else None
 
     def _on_click(self, event) -> None:
         cell = self._cell_at(event.scenePos())
@@ -187,7 +149,7 @@ class ConfusionPlot(_ThemedPlot):
 
     def _on_move(self, scene_pos) -> None:
         cell = self._cell_at(scene_pos)
-        if cell is None:
+        if cell is None or self.confusion.shape != (self.n, self.n):
             self.setToolTip("")
             return
         r, c = cell
@@ -205,56 +167,78 @@ def _all_of(name: str) -> str:
 
 
 class PerClassPlot(_ThemedPlot):
-    """Horizontal bars: accuracy of each true class, with the percentage written at the end."""
+    """Horizontal bars: accuracy of each true class, with the percentage written at the end
+    (up to MANY classes; beyond, in the tooltip, and the wheel zooms)."""
 
     def __init__(self, parent=None):
-        super().__init__(parent)
+        super().__init__(parent, axisItems={"left": ClassAxis("left", short=False)})
         p = self.plotItem
         p.setTitle("Per-class accuracy")
         p.invertY(True)
-        p.setXRange(-0.02, 1.07, padding=0)  # room for the "100%" label at the end
-        p.setYRange(-0.6, 9.6, padding=0)
         p.getAxis("bottom").setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.5, 1)]])
         p.getAxis("bottom").setStyle(hideOverlappingLabels=False)  # 0% and 100% at the ends
         self.bars = pg.BarGraphItem(x0=np.zeros(10), y=np.arange(10), height=0.7,
                                     width=np.zeros(10), pen=None)
         p.addItem(self.bars)
-        self.texts = [pg.TextItem("", anchor=(0, 0.5)) for _ in range(10)]
-        for t in self.texts:
-            p.addItem(t)
+        self.texts: list = []
+        self.names: list = []
         self.accuracy = np.full(10, np.nan)
         self.set_class_names(DIGITS)
+        self.scene().sigMouseMoved.connect(self._on_move)
         self.apply_theme(self.theme)
 
     def set_class_names(self, names) -> None:
-        self.plotItem.getAxis("left").setTicks([[(i, str(n)) for i, n in enumerate(names)]])
+        self.names = [str(n) for n in names]
+        n = len(self.names)
+        self.plotItem.getAxis("left").set_names(names)
+        # room for the "100%" label at the end
+        zoom_when_many(self.plotItem, n, (-0.02, 1.07), (-0.6, n - 0.4))
+        self.plotItem.getViewBox().setMouseEnabled(x=False, y=n > MANY)
+        for t in self.texts:
+            self.plotItem.removeItem(t)
+        self.texts = [pg.TextItem("", anchor=(0, 0.5)) for _ in range(n if n <= MANY else 0)]
+        for t in self.texts:
+            self.plotItem.addItem(t)
+        if len(self.accuracy) != n:
+            self.accuracy = np.full(n, np.nan)
+        self.redraw()
 
     def set_accuracy(self, per_class: np.ndarray) -> None:
-        """Accuracy of each class (10,) in [0, 1], NaN for a class without digits."""
+        """Accuracy of each class (n,) in [0, 1], NaN for a class without digits."""
         self.accuracy = np.asarray(per_class, dtype=float)
         self.redraw()
 
     def redraw(self) -> None:
         acc = np.nan_to_num(self.accuracy, nan=0.0)
-        self.bars.setOpts(width=acc, brush=self.theme.accent)
-        for i, t in enumerate(self.texts):  # inside a long bar, after a short one
+        self.bars.setOpts(x0=np.zeros(len(acc)), y=np.arange(len(acc)), width=acc,
+                          brush=self.theme.accent)
+        for i, t in enumerate(self.texts[:len(acc)]):  # inside a long bar, after a short one
             t.setText("—" if np.isnan(self.accuracy[i]) else f"{100 * self.accuracy[i]:.1f}%")
             inside = acc[i] >= 0.4
             t.setAnchor((1, 0.5) if inside else (0, 0.5))
             t.setColor("#ffffff" if inside else self.theme.text)
             t.setPos(acc[i] - 0.01 if inside else acc[i] + 0.01, i)
 
+    def _on_move(self, scene_pos) -> None:
+        k = int(round(self.plotItem.vb.mapSceneToView(scene_pos).y()))
+        if not 0 <= k < min(len(self.names), len(self.accuracy)):
+            self.setToolTip("")
+            return
+        a = self.accuracy[k]
+        self.setToolTip(f"class {self.names[k]}: " + ("no test images" if np.isnan(a) else
+                                                      f"{100 * a:.1f}% right"))
+
 
 class ProbabilityPlot(_ThemedPlot):
     """Ten probability bars of one digit: the true class in "good", a wrong prediction in
-    "bad", the others neutral. Digits name every bar; long class names (ten would not fit)
-    name the coloured ones only: the true class, and the prediction a line lower."""
+    "bad", the others neutral. Up to ten short names name every bar; long class names or
+    more classes name the coloured ones only: the true class, and the prediction a line
+    lower."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         p = self.plotItem
         p.setYRange(0, 1.08, padding=0)
-        p.setXRange(-0.6, 9.6, padding=0)
         p.getAxis("bottom").setStyle(hideOverlappingLabels=40)  # a name under an outer bar
         p.getAxis("left").setTicks([[(v, f"{int(v * 100)}%") for v in (0, 0.5, 1)]])
         self.bars = pg.BarGraphItem(x=np.arange(10), height=np.zeros(10), width=0.7)
@@ -265,21 +249,26 @@ class ProbabilityPlot(_ThemedPlot):
 
     def set_class_names(self, names) -> None:
         self.names = [t for _, t in class_ticks(names)[0]]
+        self.few = not long_names(names) and len(names) <= 10  # a name under every bar
         lines = QtGui.QFontMetrics(QtGui.QFont()).lineSpacing() * 2 + 8
-        self.plotItem.getAxis("bottom").setHeight(lines if long_names(names) else None)
+        self.plotItem.getAxis("bottom").setHeight(None if self.few else lines)
+        self.plotItem.setXRange(-0.6, len(names) - 0.4, padding=0)
+        if len(self.probs) != len(names):
+            self.probs, self.true, self.predicted = np.zeros(len(names)), -1, -1
         self._label_bars()
+        self.redraw()
 
     def _label_bars(self) -> None:
         labels = list(self.names)
-        if long_names(self.names):
+        if not self.few:
             shown = {self.predicted: "\n" + labels[self.predicted]} if self.predicted >= 0 else {}
             if self.true >= 0:
                 shown[self.true] = labels[self.true]
-            labels = [shown.get(k, "") for k in range(10)]
+            labels = [shown.get(k, "") for k in range(len(labels))]
         self.plotItem.getAxis("bottom").setTicks([list(enumerate(labels))])
 
     def set_probs(self, probs: np.ndarray, true: int, predicted: int) -> None:
-        """probs (10,); -1 for no class."""
+        """probs (n,); -1 for no class."""
         self.probs, self.true, self.predicted = np.asarray(probs, dtype=float), true, predicted
         self._label_bars()
         self.redraw()
@@ -287,8 +276,9 @@ class ProbabilityPlot(_ThemedPlot):
     def redraw(self) -> None:
         t = self.theme
         brushes = [t.good if i == self.true else t.bad if i == self.predicted else t.bar
-                   for i in range(10)]
-        self.bars.setOpts(height=self.probs, brushes=brushes, pen=None)
+                   for i in range(len(self.probs))]
+        self.bars.setOpts(x=np.arange(len(self.probs)), height=self.probs, brushes=brushes,
+                          pen=None)
 
 
 class ThumbnailDelegate(QtWidgets.QStyledItemDelegate):

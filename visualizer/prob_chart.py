@@ -161,22 +161,44 @@ class ProbChart(QWidget):
         line = QFontMetricsF(self.small).height()
         two = self._label_rows() == 2
         p.setPen(self.text)
+        step = self._label_step(area)
         for k, name in enumerate(self.labels):
+            if k % step:
+                continue  # many classes: as many names as fit (hover a bar for its name)
             x, w = self._slot(area, k)
-            y = area.bottom() + 2 + (line if two and k % 2 else 0)
+            y = area.bottom() + 2 + (line if two and (k // step) % 2 else 0)
             p.drawText(QRectF(x - 40, y, 80, line), Qt.AlignHCenter | Qt.AlignTop, name)
+
+    def _label_step(self, area: QRectF) -> int:
+        """Name every ``step``-th bar, so that the names (on two rows if long) never touch."""
+        fm = QFontMetricsF(self.small)
+        widest = max(fm.horizontalAdvance(t) for t in self.labels) + 3
+        room = widest / self._label_rows()
+        return max(1, math.ceil(room / (area.width() / len(self.labels))))
 
     def _bars(self, p: QPainter, area: QRectF, data, low: float, high: float,
               labelled: bool) -> None:
         """One bar per class from the zero line; ``labelled``: its value as a percentage."""
         base = self._y(area, 0.0, low, high)
-        line = QFontMetricsF(self.small).height()
+        fm = QFontMetricsF(self.small)
+        line = fm.height()
         p.setFont(self.small)
+        slot = area.width() / max(1, len(data))
+        shown: set = set()  # no room for every value: the largest three that do not touch
+        apart = math.ceil((fm.horizontalAdvance("100%") + 2) / max(slot, 1e-6))
+        for k in np.argsort(data)[::-1][:3].tolist() if labelled and apart > 1 else ():
+            if all(abs(k - j) >= apart for j in shown):
+                shown.add(k)
         for k, v in enumerate(data):
             x, w = self._slot(area, k)
             top = self._y(area, float(np.clip(v, low, high)), low, high)
             p.fillRect(QRectF(x - w / 2, min(top, base), w, abs(base - top)), self.colours[k])
-            if labelled and v >= 0.005:
+            if labelled and v >= 0.005 and (slot >= fm.horizontalAdvance("100%") + 2
+                                            or k in shown):
+                if apart > 1 and v > 0.6:  # a tall narrow bar: its label beside its top
+                    p.setPen(self.text)
+                    p.drawText(QRectF(x + w / 2 + 2, top, 60, line), Qt.AlignLeft, f"{v:.0%}")
+                    continue
                 inside = v > 0.6  # tall bars carry their label inside, below the top
                 p.setPen(QColor("#ffffff") if inside else self.text)
                 y = top + 1 if inside else top - line

@@ -6,6 +6,8 @@ import threading
 
 import numpy as np
 
+from convscope.engine.data.idx import DataError
+from convscope.engine.files.checkpoint import CheckpointError, check_classes, model_class_names
 from convscope.engine.net.model import Model, build_config
 from convscope.engine.net.train import Trainer
 from convscope.visualizer.messages import Hyper, RunSettings
@@ -17,12 +19,16 @@ TIMELINE_STATES = 128
 TIMELINE_MAX_BYTES = 64 * 2**20
 
 
-def load_aside(loader, spec: str, give_up):
+def load_aside(loader, spec: str, give_up, tell=None):
     """``loader(spec)`` on a thread of its own; ``give_up()`` is asked every 50 ms and, when
-    true, raises InterruptedError (the loading thread is left to end by itself)."""
+    true, raises InterruptedError (the loading thread is left to end by itself). ``tell``
+    gets a line on the pictures of a folder converted so far (from the loading thread)."""
     if loader is None:
         from convscope.engine.data.datasets import load_dataset
-        loader = load_dataset
+
+        def loader(spec):
+            return load_dataset(spec, on_progress=tell and (lambda done, total: tell(
+                f"{spec}: {done:,} of {total:,} pictures converted")))
     result: dict = {}
 
     def target():
@@ -47,10 +53,15 @@ def build_trainer(settings: RunSettings, data, hyper: Hyper, loaded=None,
     """(trainer, config, note): new weights from ``settings``, or the weights and position of
     ``loaded`` (a ``model_files.LoadedModel``; ``note`` says what of it could not be used)."""
     if loaded is None:
-        config = build_config(settings.preset, settings.filters, settings.pool, settings.relu)
+        config = build_config(settings.preset, settings.filters, settings.pool, settings.relu,
+                              data.class_names)
         model = Model(config, settings.seed)
     else:
         model, config = loaded.model, loaded.model.config
+        try:  # a model tells apart the classes it was trained on, and no others
+            check_classes(model_class_names(model, loaded.extra), data.class_names, loaded.path)
+        except CheckpointError as e:
+            raise DataError(str(e)) from None
     for layer in model.layers:  # Trainer.probe_trace needs gradients to exist before step 1
         for k, v in layer.params.items():
             layer.grads.setdefault(k, np.zeros_like(v))

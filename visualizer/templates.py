@@ -1,4 +1,4 @@
-"""The output layer's weights as 10 class templates.
+"""The output layer's weights as class templates, one per class.
 
 For the seed net the dense layer sees the pooled maps (13x13x8): its weights (1352, 10) are,
 for each class, one 13x13 image per pooled channel showing where that channel's activity votes
@@ -30,8 +30,9 @@ def flatten_source_shape(trace: dict) -> tuple | None:
 
 
 def template_maps(w: np.ndarray, shape: tuple | None) -> tuple[np.ndarray, int]:
-    """Dense weights (n_in, 10) -> (maps, columns). Spatial input (H, W, C): maps
-    (C * 10, H, W), channel-major, 10 columns. Otherwise one map (1, 10, n_in)."""
+    """Dense weights (n_in, classes) -> (maps, columns). Spatial input (H, W, C): maps
+    (C * classes, H, W), channel-major, a column per class. Otherwise one map (1, classes,
+    n_in)."""
     n_in, n_out = w.shape
     if shape is not None and int(np.prod(shape)) == n_in:
         h, wd, c = shape
@@ -121,7 +122,7 @@ class TemplatesPanel(QWidget):
         value = float(self.section.last_maps[k, i, j])
         layer = (self.key or "").split(".")[0]
         if self.spatial_shape is not None:
-            c, cls = divmod(k, 10)
+            c, cls = divmod(k, len(self.class_names))
             text = (f"{layer}: class {self.class_names[cls]}, input map {c + 1}, "
                     f"pixel ({i}, {j}) weight = {value:+.5f}")
         else:

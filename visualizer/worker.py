@@ -314,7 +314,7 @@ class TrainWorker(QObject):
             self.loading.emit(spec)
             data = load_aside(self._loader, spec, lambda: (
                 self._stopping or QThread.currentThread().isInterruptionRequested()
-                or self._stop_queued()))
+                or self._stop_queued()), self.loading.emit)
             self._datasets = {spec: data}
         return self._datasets[spec]
 

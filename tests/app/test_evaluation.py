@@ -151,8 +151,15 @@ def test_view_draws_the_matrix(qtbot, make_view, trained):
 
 
 def axis_labels(plot, side: str = "bottom") -> list[str]:
-    """The tick strings of one axis of a pyqtgraph plot (staggering newlines dropped)."""
-    return [text.strip() for _, text in plot.plotItem.getAxis(side)._tickLevels[0]]
+    """The tick strings of one axis of a pyqtgraph plot as drawn at its size (staggering
+    newlines dropped)."""
+    axis = plot.plotItem.getAxis(side)
+    if axis._tickLevels is not None:
+        return [text.strip() for _, text in axis._tickLevels[0]]
+    lo, hi = axis.range
+    size = axis.geometry().width() if side == "bottom" else axis.geometry().height()
+    values = [v for _, level in axis.tickValues(min(lo, hi), max(lo, hi), size) for v in level]
+    return [t.strip() for t in axis.tickStrings(values, 1.0, 1.0)]
 
 
 def tooltip_at(plot, true: int, predicted: int) -> str:
