@@ -12,6 +12,8 @@ for a window of its own (``pop_out.py``).
 """
 from __future__ import annotations
 
+import html
+
 import numpy as np
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontDatabase
@@ -231,9 +233,12 @@ class InspectorView(QWidget):
         guess = int(np.argmax(probs))
         verdict = (f"<span style='color:{self.theme.good}'>right</span>" if guess == label else
                    f"<span style='color:{self.theme.bad}'>wrong</span>")
+        names = [html.escape(n) for n in self.model.class_names]  # "label 3 (D)" beyond digits
+        said, meant = (f" ({names[k]})" if names[k] != str(k) else "" for k in (guess, label))
         self.header_label.setText(
-            f"<b>Step {st.step}</b> &nbsp; one sample, label <b>{label}</b><br>"
-            f"network said <b>{guess}</b> (out[{guess}] = {probs[guess]:.3f}), {verdict}<br>"
+            f"<b>Step {st.step}</b> &nbsp; one sample, label <b>{label}</b>{meant}<br>"
+            f"network said <b>{guess}</b>{said} (out[{guess}] = {probs[guess]:.3f}), "
+            f"{verdict}<br>"
             f"loss L = {float(tr['loss'][0]):.4f} &nbsp; lr {st.lr:g}")
         self.gradcheck.set_step(st)
         key, index = self.selection

@@ -136,7 +136,7 @@ def build_stages(model: Model, st: StepTrace, n: int = 0) -> list[Stage]:
     tr, before = st.trace, st.params_before
     label = int(tr["labels"][n])
     classes = model.classes  # a strip of at most 13 cells a row; names when it is one row
-    width = classes if classes <= 13 else -(-classes // -(-classes // 13))
+    strip = classes if classes <= 13 else -(-classes // -(-classes // 13))
     digits = [short_name(c, 6) for c in model.class_names] if classes <= 13 else []
 
     def ex(key):
@@ -188,7 +188,7 @@ def build_stages(model: Model, st: StepTrace, n: int = 0) -> list[Stage]:
         elif layer.kind == "dense":
             title = f"logits t ({out.size})" if last else f"{layer.name} ({out.size})"
             stages.append(Stage("logits" if last else layer.name, "forward", title,
-                                "t = x . w + b", vector_layout(out, width if last else 32,
+                                "t = x . w + b", vector_layout(out, strip if last else 32,
                                                                digits if last else ()),
                                 ex(layer.name), ("logits", layer.name) if last else
                                 (layer.name,), cell=(56, 24) if last else (10, 10),
@@ -197,21 +197,21 @@ def build_stages(model: Model, st: StepTrace, n: int = 0) -> list[Stage]:
     vec = dict(cell=(56, 24), numbers=True)
     stages += [
         Stage("probs", "forward", f"softmax out ({classes})", "out[k] = exp(t[k]) / sum of "
-              "exp(t)", vector_layout(tr["probs"][n], width, digits), ex("probs"), ("probs",),
+              "exp(t)", vector_layout(tr["probs"][n], strip, digits), ex("probs"), ("probs",),
               **vec),
         Stage("loss", "forward", "loss", f"L = -log(out[{label}])",
               vector_layout(tr["loss"][n:n + 1], 1), lambda ix: explain(
                   model, tr, "loss", (), n, before), ("loss",), **vec),
         Stage("dL_dout", "backward", f"dL/dout ({classes})", f"only the label entry is "
-              f"non-zero: -1 / out[{label}]", vector_layout(tr["dL_dout"][n], width, digits),
+              f"non-zero: -1 / out[{label}]", vector_layout(tr["dL_dout"][n], strip, digits),
               ex("dL_dout"),
               ("dL_dout",), **vec),
         Stage("dout_dt", "backward", f"dout[{label}]/dt ({classes})", "out[c](1 - out[c]) at "
-              "the label, -out[c] out[k] elsewhere", vector_layout(tr["dout_dt"][n], width,
+              "the label, -out[c] out[k] elsewhere", vector_layout(tr["dout_dt"][n], strip,
                                                                    digits),
               ex("dout_dt"), ("dout_dt",), **vec),
         Stage("dL_dt", "backward", f"dL/dt ({classes})", "dL/dout * dout/dt = out - "
-              "onehot(label)", vector_layout(tr["dL_dt"][n], width, digits), ex("dL_dt"),
+              "onehot(label)", vector_layout(tr["dL_dt"][n], strip, digits), ex("dL_dt"),
               ("dL_dt",), **vec)]
     for pos in range(len(layers) - 1, -1, -1):
         stages += _backward_stages(model, tr, layers, pos, n, ex)
