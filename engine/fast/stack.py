@@ -22,38 +22,25 @@ asked for (tests/engine/test_stack.py holds it equal to the layers, float64 to 1
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from convscope.engine.fast import pair
 from convscope.engine.fast.fused import _REDUCE
-from convscope.engine.fast.kernels import ONE_THREAD_MNK, claim_first, packed
+from convscope.engine.fast.kernels import claim_first, packed
 from convscope.engine.fast.layers import softmax_cross_entropy
+from convscope.engine.fast.pair import one_blas_thread
 from convscope.engine.net.layers import out_size, softmax
 
 # Work arrays of one inference chunk stay under this many bytes (chunks of 8 to 256 images).
 PREDICT_BYTES = 24_000_000
-_CONTROLLER = []  # threadpoolctl's ThreadpoolController, made on first use
-
-
-def one_blas_thread(mnk: int):
-    """A context keeping OpenBLAS on one thread for products of up to ``mnk`` multiply-adds.
-    Above M*N*K = 524,288 OpenBLAS starts a second thread; when the other core is busy (the
-    app's GUI, other programs) each product then waits for it: a lenet step at batch 32 ran
-    3-30x slower than on one thread. Cutting products into row blocks small enough for one
-    thread (engine/fast/kernels.py) is 3x slower for these wide patches, so the thread count
-    is set instead (threadpoolctl) for the pass, and put back after it."""
-    if mnk < ONE_THREAD_MNK:
-        return contextlib.nullcontext()
-    if not _CONTROLLER:
-        try:
-            from threadpoolctl import ThreadpoolController
-            _CONTROLLER.append(ThreadpoolController())
-        except ImportError:  # then OpenBLAS decides
-            _CONTROLLER.append(None)
-    ctl = _CONTROLLER[0]
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+def _add_slabs(dxp: np.ndarray, dpatch: np.ndarray, b) -> None:
+    """dxp (N, Hp, Wp, C_in) = the sum of each kernel offset's share dpatch[i, j] (N, Ho, Wo,
+    C_in), added at its offset (i, j)."""
+    dxp.fill(0)
+    for i in range(b.k):
+        for j in range(b.k):
+            dxp[:, i:i + b.ho, j:j + b.wo] += dpatch[i, j]
 
 
 class Block:
@@ -238,7 +225,8 @@ class StackNet:
             q2 = b.q * b.q
             d = {"conv": np.empty((n, q2, b.hq, b.wq, b.c_out), dt),
                  "dconv": np.empty((n, q2, b.hq, b.wq, b.c_out), dt),
-                 "gradT": np.empty((b.c_out, b.width), dt)}  # the conv's gradient, turned
+                 "gradT": np.empty((b.c_out, b.width), dt),  # the conv's gradient, turned
+                 "spareT": np.empty((b.c_out, b.width), dt)}  # a half sum of it
             if b.mode != "avg":
                 d["mask"] = np.empty((n, q2, b.hq, b.wq, b.c_out), bool)
                 bits = packed(d["mask"].reshape(n, q2, b.s * b.c_out))
@@ -284,11 +272,14 @@ class StackNet:
         n = len(patches)
         for i, b in enumerate(self.blocks):
             d = bufs[i]
-            if i:
-                patches = self._gather(d["xp"], b, d["patches"])
+            if i:  # (both halves of the batch at once, on two threads: engine/fast/pair.py)
+                pair.halves(lambda s, e, d=d, b=b: self._gather(d["xp"][s:e], b,
+                                                                 d["patches"][s:e]),
+                            n, n * b.rows * b.width)
+                patches = d["patches"]
             pmat = d["P"] = patches.reshape(n * b.rows, b.width)
             conv = d["conv"]
-            np.dot(pmat, self.mats[b.conv][0], conv.reshape(n * b.rows, b.c_out))  # (+ bias)
+            pair.dot(pmat, self.mats[b.conv][0], conv.reshape(n * b.rows, b.c_out))  # (+ bias)
             if b.relu and b.mode != "max":
                 np.maximum(conv, 0, out=conv)  # ReLU before pooling; conv > 0 where it passed
             pooled = d["pooled"]  # (N, Hq, Wq, C): the next conv's padded input, or flat
@@ -359,7 +350,7 @@ class StackNet:
         drows = dconv.reshape(-1, b.c_out)
         # dL/dW and, last row, dL/db: patches^T dL/dconv, taken as (dL/dconv^T patches)^T,
         # the order OpenBLAS runs 1.7x faster for these tall, narrow matrices
-        np.dot(drows.T, d["P"], out=d["gradT"])
+        pair.dot_tn(drows, d["P"], d["gradT"], d["spareT"])
         np.copyto(self.mats[b.conv][1], d["gradT"].T)
         if not i:
             return None
@@ -370,13 +361,10 @@ class StackNet:
         np.copyto(d["dspatial"], dconv.reshape(n, b.q, b.q, b.hq, b.wq, b.c_out))
         w, _ = self.slots[(b.conv, "W")]
         wts = w.reshape(k * k, b.c_in, b.c_out).transpose(0, 2, 1)  # (k*k, C_out, C_in)
-        dpatch = np.matmul(d["dout"].reshape(1, -1, b.c_out), wts, out=d["dpatch"])
+        dpatch = pair.matmul(d["dout"].reshape(1, -1, b.c_out), wts, d["dpatch"])
         dpatch = dpatch.reshape(k, k, n, b.ho, b.wo, b.c_in)
-        dxp = d["dxp"]
-        dxp.fill(0)
-        for i in range(k):
-            for j in range(k):
-                dxp[:, i:i + b.ho, j:j + b.wo] += dpatch[i, j]
+        pair.halves(lambda s, e: _add_slabs(d["dxp"][s:e], dpatch[:, :, s:e], b), n,
+                    dpatch.size)
         return d["dx"]
 
     def _winners(self, conv, pooled, d) -> None:

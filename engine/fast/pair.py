@@ -1,0 +1,115 @@
+"""Two threads for the conv-stack pass's largest products (engine/fast/stack.py).
+
+OpenBLAS runs each product of the pass on one thread (one_blas_thread): its own second
+thread spin-waits for a core, and when the other core was busy a step ran 3-30x slower. Here
+the pass hands half of each large product to one helper thread of its own instead, which
+sleeps (no spinning) until there is work: this thread computes one half, the helper the
+other, each with one BLAS thread. NumPy lets go of the interpreter lock inside BLAS and large
+element-wise loops, so the halves run side by side on two cores.
+
+Each half is the same arithmetic on its own rows: results are identical, except the weight
+gradient, a sum over rows, which adds two partial sums (rounding differs in the last bits).
+PAIR_MNK: products smaller than this many multiply-adds stay on one thread (the hand-over
+costs about 20-50 us). ``enabled`` switches the helper off (``use_pair(False)``).
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from convscope.engine.fast.kernels import ONE_THREAD_MNK
+
+PAIR_MNK = 4_000_000  # a lenet batch of 32: its second conv's products are 80-200 million
+_STATE = {"enabled": True, "pool": None}
+_LOCK = threading.Lock()
+
+
+def use_pair(on: bool) -> None:
+    """Let the pass use its helper thread (True, the default) or keep to one thread."""
+    _STATE["enabled"] = bool(on)
+
+
+def _pool():
+    with _LOCK:
+        if _STATE["pool"] is None:
+            _STATE["pool"] = ThreadPoolExecutor(1, thread_name_prefix="convscope-pair")
+        return _STATE["pool"]
+
+
+def paired(mnk: int) -> bool:
+    return _STATE["enabled"] and mnk >= PAIR_MNK
+
+
+def dot(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out (M, N) = a (M, K) @ b (K, N), rows split between two threads when large."""
+    m = len(a)
+    if not paired(m * a.shape[1] * b.shape[1]) or m < 2:
+        return np.dot(a, b, out)
+    h = m // 2
+    other = _pool().submit(np.dot, a[h:], b, out[h:])
+    np.dot(a[:h], b, out[:h])
+    other.result()
+    return out
+
+
+def dot_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray, spare: np.ndarray) -> np.ndarray:
+    """out (N, K) = a (M, N)^T @ b (M, K): two half sums, the helper's into ``spare``
+    (shaped as out), then added."""
+    m = len(a)
+    if not paired(m * a.shape[1] * b.shape[1]) or m < 2:
+        return np.dot(a.T, b, out)
+    h = m // 2
+    other = _pool().submit(np.dot, a[h:].T, b[h:], spare)
+    np.dot(a[:h].T, b[:h], out)
+    other.result()
+    out += spare
+    return out
+
+
+def matmul(a: np.ndarray, w: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out (G, M, N) = a (1, M, K) @ w (G, K, N), the G products split between two threads."""
+    g = len(w)
+    if not paired(g * a.shape[1] * a.shape[2] * w.shape[2]) or g < 2:
+        return np.matmul(a, w, out=out)
+    h = g // 2
+    other = _pool().submit(np.matmul, a, w[h:], out=out[h:])
+    np.matmul(a, w[:h], out=out[:h])
+    other.result()
+    return out
+
+
+def halves(fn, n: int, work: int) -> None:
+    """fn(start, stop) over [0, n) in two halves on two threads when ``work`` (multiply-adds or
+    values touched) is large, else fn(0, n)."""
+    if not paired(work) or n < 2:
+        fn(0, n)
+        return
+    h = n // 2
+    other = _pool().submit(fn, h, n)
+    fn(0, h)
+    other.result()
+
+
+_CONTROLLER = []  # threadpoolctl's ThreadpoolController, made on first use
+
+
+def one_blas_thread(mnk: int):
+    """A context keeping OpenBLAS on one thread for products of up to ``mnk`` multiply-adds.
+    Above M*N*K = 524,288 OpenBLAS starts a second thread; when the other core is busy (the
+    app's GUI, other programs) each product then waits for it: a lenet step at batch 32 ran
+    3-30x slower than on one thread. Cutting products into row blocks small enough for one
+    thread (engine/fast/kernels.py) is 3x slower for these wide patches, so the thread count
+    is set instead (threadpoolctl) for the pass, and put back after it."""
+    if mnk < ONE_THREAD_MNK:
+        return contextlib.nullcontext()
+    if not _CONTROLLER:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _CONTROLLER.append(ThreadpoolController())
+        except ImportError:  # then OpenBLAS decides
+            _CONTROLLER.append(None)
+    ctl = _CONTROLLER[0]
+    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")

@@ -1,0 +1,65 @@
+"""The conv-stack pass with its helper thread (engine/fast/pair.py) against the layers:
+every product split in two, the same losses, probabilities and gradients (float64, 1e-10)."""
+import threading
+
+import numpy as np
+import pytest
+from test_model import assert_same, digit_like
+from test_stack import CONFIGS, layered, with_biases
+
+from convscope.engine.fast import pair
+from convscope.engine.net.model import Model, prepare_input
+
+F64 = np.float64
+
+
+@pytest.fixture
+def every_product_paired(monkeypatch):
+    monkeypatch.setattr(pair, "PAIR_MNK", 0)
+    calls = []
+    real = pair._pool
+
+    def counting_pool():
+        calls.append(threading.current_thread().name)
+        return real()
+
+    monkeypatch.setattr(pair, "_pool", counting_pool)
+    return calls
+
+
+@pytest.mark.parametrize("name", ["lenet-max-relu", "deep-avg", "three-blocks-no-bias",
+                                  "uncovered-rows-pool3", "pad-less-than-k-1"])
+def test_split_pass_equals_the_layers_in_float64(name, every_product_paired):
+    model = with_biases(Model(CONFIGS[name], seed=4, dtype=F64))
+    x = prepare_input(digit_like(5, seed=2)).astype(F64)  # odd: halves of 2 and 3
+    labels = np.random.default_rng(2).integers(0, 10, 5)
+    want_losses, want_probs, want_grads = layered(model, x, labels)
+    losses, probs = model.loss_and_grads(x, labels)
+    assert every_product_paired, "the helper thread was never asked"
+    assert_same(losses, want_losses)
+    assert_same(probs, want_probs)
+    for key, g in want_grads.items():
+        assert_same(model.grads()[key], g)
+
+
+def test_split_and_single_thread_give_the_same_step(every_product_paired):
+    model = with_biases(Model(CONFIGS["lenet-max-relu"], seed=1, dtype=F64))
+    x = prepare_input(digit_like(8, seed=3)).astype(F64)
+    labels = np.arange(8) % 10
+    model.loss_and_grads(x, labels)
+    split = {k: g.copy() for k, g in model.grads().items()}
+    asked = len(every_product_paired)
+    pair.use_pair(False)
+    try:
+        model.loss_and_grads(x, labels)
+    finally:
+        pair.use_pair(True)
+    assert len(every_product_paired) == asked  # switched off: the helper is not asked
+    for key, g in split.items():
+        assert_same(model.grads()[key], g)
+
+
+def test_small_products_stay_on_one_thread(monkeypatch):
+    monkeypatch.setattr(pair, "_pool", lambda: pytest.fail("small products were split"))
+    a, b = np.ones((4, 3)), np.ones((3, 2))
+    assert pair.dot(a, b, np.empty((4, 2))).tolist() == [[3.0, 3.0]] * 4
