@@ -61,9 +61,17 @@ def check_probe(index: int, data: str = "mini") -> None:
     """The probe must be an image of the test split the app trains on."""
     from convscope.engine.data.datasets import load_dataset
     n = len(load_dataset(data, progress=False).x_test)
+    split = "the embedded test split" if data == "mini" else f"the test split of {data}"
     if index >= n:
-        raise UsageError(f"--probe {index} is out of range: the test split of {data} has "
-                         f"{n:,} images, so INDEX goes from 0 to {n - 1:,}")
+        raise UsageError(f"--probe {index} is out of range: {split} has {n:,} "
+                         f"{'digits' if data == 'mini' else 'images'}, so INDEX goes from 0 "
+                         f"to {n - 1:,}")
+
+
+def _run_options(args) -> dict:
+    """The dataset and network to train, when they are not the default ones."""
+    given = {"data": args.data, "preset": args.preset}
+    return {} if given == {"data": "mini", "preset": "seed"} else given
 
 
 def run(args) -> int:
@@ -83,7 +91,7 @@ def run(args) -> int:
                            f"({e})") from None
     status = int(take_screenshot(args.out, args.steps, args.probe, args.size,
                                  theme=args.theme, tab=args.tab, scale=args.scale,
-                                 data=args.data, preset=args.preset) or 0)
+                                 **_run_options(args)) or 0)
     if status != 0:
         raise CommandError(f"the screenshot failed (status {status})")
     if not os.path.isfile(args.out):
