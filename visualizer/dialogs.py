@@ -22,6 +22,11 @@ def ask_save_path(parent: QWidget | None, title: str, start: str, filters: str) 
     return path or None
 
 
+def ask_folder(parent: QWidget | None, title: str) -> str | None:
+    """A folder chosen, or None when cancelled."""
+    return QFileDialog.getExistingDirectory(parent, title) or None
+
+
 def show_error(parent: QWidget | None, title: str, message: str) -> None:
     QMessageBox.critical(parent, title, message)
 

@@ -121,6 +121,7 @@ class DrawPanel(QWidget):
         left.addWidget(self.source_label)
         left.addWidget(self.error_label)
         left.addStretch(1)
+        self.tools = left  # more rows under the canvas: add_tool
 
         right = QVBoxLayout()
         right.addWidget(self.verdict)
@@ -177,6 +178,10 @@ class DrawPanel(QWidget):
         if self._stale:
             self._stale = False
             self._predict()
+
+    def add_tool(self, widget: QWidget) -> None:
+        """A row under the canvas's buttons (e.g. "Add to my digits")."""
+        self.tools.insertWidget(self.tools.count() - 2, widget)
 
     def set_test_digits(self, images: np.ndarray, labels: np.ndarray | None = None) -> None:
         """Where "Test digit" picks from: uint8 (N, 28, 28) and labels (N,)."""

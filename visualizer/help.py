@@ -79,6 +79,14 @@ PANELS = {
         "<p>The whole test split through the current weights: the confusion matrix (rows: true "
         "class, columns: answer), the accuracy of each class and the digits it got most "
         "wrong.</p>"),
+    "My digits": (
+        "<p>Your own digits, drawn in the Draw tab and added with <b>Add to my digits</b>, "
+        "kept as PNG files in one folder per class (shown below the gallery). One in five, "
+        "marked <i>test</i>, is held back: the network never trains on it.</p>"
+        "<p><b>Train on my digits</b> goes on training the live network on your digits mixed "
+        "with the dataset's (the share is yours to set), then compares the held-back digits "
+        "and the test set before and after. Its steps join the curves, marked "
+        "<i>my digits</i>, and the Timeline.</p>"),
 }
 
 BOTTOM = {"Probe digit", "Inspector"}  # panels whose top row is full: their "?" sits bottom-right

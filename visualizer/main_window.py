@@ -3,11 +3,10 @@
 Only this module connects the worker's signals. The other parts of the app (``file_actions``,
 the draw panel, ``app``) listen to the window's own signals: ``snapshot_shown`` (the snapshot
 just painted, at most ~30 per second), ``run_started`` (a RunInfo after each Reset),
-``evaluated`` (an EvalReport), ``epoch_ended`` (an EpochReport) and ``state_ready`` (the
-answer to ``worker.save_state()``); they give the worker commands through its methods. The
-worker's signals are cheap to receive: step reports go into bounded histories, a snapshot just
-replaces ``self.latest``; the panels are redrawn from the timer (``repaint.py`` says when), and
-only the ones on screen.
+``evaluated``, ``epoch_ended``, ``state_ready`` (the answer to ``worker.save_state()``) and
+``job_done``; they give the worker commands through its methods. The worker's signals are
+cheap to receive: step reports go into bounded histories, a snapshot replaces ``self.latest``;
+the panels are redrawn from the timer (``repaint.py`` says when), and only those on screen.
 
 Adding a view takes one call: ``window.add_panel("Inspector", widget, "tab")`` (a tab next to
 the feature maps) or ``add_panel(name, widget, "left" | "right" | "top" | "bottom",
@@ -33,6 +32,7 @@ from convscope.visualizer.inspector import InspectorView
 from convscope.visualizer.menus import Menus
 from convscope.visualizer.messages import Hyper, RunInfo, RunSettings, finite_snapshot
 from convscope.visualizer.moments import Moments
+from convscope.visualizer.my_digits_tab import attach as attach_my_digits
 from convscope.visualizer.probe import ProbePanel
 from convscope.visualizer.probe_choice import ProbeChoice
 from convscope.visualizer.probs import ProbsPanel
@@ -54,6 +54,7 @@ class MainWindow(QMainWindow):
     evaluated = pyqtSignal(object)  # EvalReport of a test evaluation
     epoch_ended = pyqtSignal(object)  # engine EpochReport
     state_ready = pyqtSignal(object)  # model_files.SavedRun (or None), after save_state()
+    job_done = pyqtSignal(object)  # what a worker.run_job job returned (e.g. a FineTuneReport)
 
     def __init__(self, settings: RunSettings | None = None, hyper: Hyper | None = None,
                  theme: str = "system", loader=None, parent=None):
@@ -139,6 +140,7 @@ class MainWindow(QMainWindow):
         w.probe_test(0)
         w.reset(settings)
         self.file_actions = attach_file_actions(self)  # Evaluation tab, File > Open/Save/Export
+        self.my_digits = attach_my_digits(self)  # the learner's own digits, fine-tuning on them
         self.inspector_note = watch_inspector(self)  # says when the Inspector shows the past
         self.unsaved = UnsavedGuard(self)  # closing asks to save a network trained since
 
@@ -164,6 +166,7 @@ class MainWindow(QMainWindow):
         w.resumed.connect(self.moments.resumed)
         w.busy.connect(self.moments.busy)
         w.state_ready.connect(self.state_ready)
+        w.job_done.connect(self.job_done)
 
     # ---- extension points ------------------------------------------------------------------
     def add_panel(self, name: str, widget: QWidget, area: str = "right",

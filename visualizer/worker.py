@@ -1,19 +1,13 @@
 """The training worker: a QObject living on a QThread that owns the engine's Trainer.
 
 Architecture invariant: the worker never touches a widget and the GUI thread never runs a
-training step. The GUI calls the worker's command methods (``train()``, ``pause()``,
-``steps(n)``, ``reset(settings)`` ...): each only queues the command, thread-safely; the worker
-carries it out between two steps, so pause and step take effect at the next sample. The
-worker talks back through signals carrying copies (the message classes of ``messages.py``):
-
-- ``progress(StepBatch)``: every step's loss and accuracy, batched, at most ~30 per second;
-- ``snapshot(Snapshot)``: weights and the probe digit's trace, at most ~30 per second;
-- ``epoch_ended(EpochReport)``, ``evaluated(EvalReport)``, ``state_changed(bool running)``,
-  ``run_started(RunInfo)`` after every Reset, ``error(str)`` for anything that went wrong
-  (``DivergenceError`` pauses training and goes back to the last good Timeline state from
-  before the blow-up, announced by ``resumed``); ``busy(str)`` while "1 epoch" runs ("" after).
-
-Its thread: ``commands.start_worker`` and ``commands.stop_worker``.
+training step. The GUI calls its command methods (``train()``, ``steps(n)``, ``reset(s)``...),
+which only queue the command; the worker carries it out between two steps. It talks back by
+signals carrying copies (``messages.py``): ``progress(StepBatch)`` and ``snapshot`` at most ~30
+per second; ``epoch_ended``, ``evaluated``, ``state_changed(running)``, ``run_started(RunInfo)``
+after a Reset, ``error(str)`` (``DivergenceError`` pauses and goes back to the last good
+Timeline state: ``resumed``), ``busy(str)`` while "1 epoch" or a job runs ("" after). Its
+thread: ``commands.start_worker`` and ``commands.stop_worker``.
 """
 from __future__ import annotations
 
@@ -28,6 +22,7 @@ from convscope.engine.data.idx import DataError
 from convscope.engine.net.train import DivergenceError, Trainer, evaluate
 from convscope.engine.tools.explain import traced_step
 from convscope.engine.tools.timeline import Timeline
+from convscope.visualizer import jobs
 from convscope.visualizer.commands import CommandQueue
 from convscope.visualizer.messages import EvalReport, Hyper, Resumed, RunInfo, RunSettings
 from convscope.visualizer.model_files import saved_run_of
@@ -61,6 +56,7 @@ class TrainWorker(QObject):
     resumed = pyqtSignal(object)  # Resumed: training went back (a resume or a rollback)
     busy = pyqtSignal(str)  # a discrete run under way ("1 epoch"), "" when it ended
     state_ready = pyqtSignal(object)  # model_files.SavedRun (or None) after "save_state"
+    job_done = pyqtSignal(object)  # what a job of run_job returned (None: given up)
 
     def __init__(self, loader=None, hyper: Hyper | None = None):
         super().__init__()
@@ -139,6 +135,10 @@ class TrainWorker(QObject):
     def save_state(self) -> None:
         """A copy of the run between two steps, answered by ``state_ready``."""
         self._commands.put(self._do_save_state)
+
+    def run_job(self, job) -> None:
+        """Pause, then ``job(trainer, should_stop)`` between two steps (``jobs.run_job``)."""
+        self._commands.put(jobs.run_job, self, job)
 
     def stop(self) -> None:
         self._stopping = True

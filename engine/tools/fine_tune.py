@@ -3,7 +3,8 @@
 The run's own Trainer takes the steps, so they count as steps of the run like any others: for
 each of ``epochs`` epochs its training data is replaced by a mixed epoch (every own training
 digit once, dataset digits for the rest, ``mixed``); afterwards the run's data, order and place
-in its epoch are put back. Before and after, the network is measured on the held-back own
+in its epoch are put back. A mixed epoch is not one of the run's epochs: the epoch count stays
+and no epoch report is made. Before and after, the network is measured on the held-back own
 digits and on the test split.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from convscope.engine.net.train import Trainer, evaluate
 @dataclass(frozen=True)
 class FineTuneReport:
     epochs: int  # epochs done (fewer than asked when stopped)
+    samples_before: int  # samples the run had seen when fine-tuning began
     steps: int  # training steps taken
     n_train: int  # own digits trained on
     n_held: int  # own digits held back for testing
@@ -55,18 +57,26 @@ def fine_tune(trainer: Trainer, own: Digits, class_names: list[str], own_share: 
     test_before = _accuracy(model, trainer.x_test, trainer.y_test)
     saved = (trainer.x_train, trainer.y_train, trainer.order, trainer.cursor,
              trainer.epoch_loss_sum, trainer.epoch_correct, trainer.epoch_seen)
-    first_step, done = trainer.step_count, 0
+    # a mixed epoch is not an epoch of the run: it neither counts nor reports as one
+    epoch, x_test, on_epoch_end = trainer.epoch, trainer.x_test, trainer.on_epoch_end
+    last_report = trainer.last_epoch_report
+    trainer.x_test, trainer.on_epoch_end = None, None
+    first_step, first_samples, done = trainer.step_count, trainer.samples_seen, 0
     try:
         for _ in range(epochs):
             trainer.x_train, trainer.y_train = mixed(saved[0], saved[1], x_own, y_own,
                                                      own_share, trainer.rng)
             trainer._new_epoch()
-            if trainer.run_epoch(should_stop) is None:
+            finished = trainer.run_epoch(should_stop) is not None
+            trainer.epoch = epoch
+            if not finished:
                 break
             done += 1
     finally:
         (trainer.x_train, trainer.y_train, trainer.order, trainer.cursor,
          trainer.epoch_loss_sum, trainer.epoch_correct, trainer.epoch_seen) = saved
-    return FineTuneReport(done, trainer.step_count - first_step, len(x_own), len(x_held),
-                          skipped, held_before, _accuracy(model, x_held, y_held), test_before,
-                          _accuracy(model, trainer.x_test, trainer.y_test))
+        trainer.epoch, trainer.x_test, trainer.on_epoch_end = epoch, x_test, on_epoch_end
+        trainer._last_epoch_report = last_report
+    return FineTuneReport(done, first_samples, trainer.step_count - first_step, len(x_own),
+                          len(x_held), skipped, held_before, _accuracy(model, x_held, y_held),
+                          test_before, _accuracy(model, trainer.x_test, trainer.y_test))

@@ -62,6 +62,9 @@ class Timeline:
         self.first_every = int(every)
         self.max_bytes = int(max_bytes)
         self.max_branches = int(max_branches)
+        # True while the Trainer's data is not the run's own (fine-tuning on a mixed set): the
+        # losses are recorded, states are not (a resume would need that data)
+        self.holding = False
         self._lock = threading.Lock()
         self.clear()
 
@@ -91,7 +94,7 @@ class Timeline:
         every ``every`` steps, the state. Inside ``on_step`` of an epoch's last step the epoch
         has not been closed yet, so that snapshot waits for the next step."""
         self.record(report.step, report.loss, report.lr, report.batch_size)
-        if self.wants(report.step) or self._owed:
+        if (self.wants(report.step) or self._owed) and not self.holding:
             self._owed = trainer.cursor >= len(trainer.order)
             if not self._owed:
                 self.add(trainer.get_state())

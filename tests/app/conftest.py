@@ -69,6 +69,7 @@ def make_window(qtbot, tmp_path, monkeypatch):
     from convscope.visualizer.messages import Hyper
 
     monkeypatch.setenv("CONVSCOPE_SETTINGS", str(tmp_path / "window.ini"))
+    monkeypatch.setenv("CONVSCOPE_DATA", str(tmp_path / "data"))  # the learner's own digits
     made: list = []
 
     def make(hyper=None, theme: str = "light", size=None):

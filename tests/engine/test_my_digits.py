@@ -144,11 +144,16 @@ def test_fine_tuning_on_own_digits_teaches_them_and_the_run_goes_on(tmp_path):
         store.add(img[:, ::-1], str(int(label)))
     own = store.load()
     order, cursor, steps = trainer.order, trainer.cursor, trainer.step_count
+    epoch, samples, ends = trainer.epoch, trainer.samples_seen, []
+    trainer.on_epoch_end = ends.append
     report = fine_tune(trainer, own, [str(i) for i in range(10)], own_share=0.5, epochs=4)
     assert report.epochs == 4 and report.steps == trainer.step_count - steps > 0
     assert report.n_held + report.n_train == 300 and report.skipped == 0
     assert report.held_after > report.held_before + 0.15
     assert report.test_after > 0.7  # the dataset's digits are not forgotten
     assert trainer.order is order and trainer.cursor == cursor and len(trainer.x_train) == 2000
+    # its epochs are not the run's: no epoch report, the count stays; its samples count
+    assert trainer.epoch == epoch and ends == [] and trainer.on_epoch_end is not None
+    assert trainer.samples_seen > samples and report.samples_before == samples
     trainer.step()  # the run goes on with its own data
     assert evaluate(trainer.model, data.x_test[:500], data.y_test[:500])[1] > 0.7
