@@ -21,6 +21,7 @@ from PyQt5.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -104,6 +105,9 @@ class MyDigitsView(QWidget):
         self.folder_label = QLabel(f"Kept in {self.store.root}")
         self.folder_label.setStyleSheet("color: gray;")
         self.folder_label.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.folder_label.setToolTip(str(self.store.root))
+        # a long path is cut at the panel's edge rather than widening the tab
+        self.folder_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
 
         top = QHBoxLayout()
         top.addWidget(QLabel("Show"))
