@@ -4,9 +4,9 @@
 
 exactly as the network sees a digit (the drawing after MNIST-style preprocessing). The folder
 is itself a dataset of one subfolder per class, so it can be copied, edited by hand, exported
-and imported. Which digits are held back for testing depends only on each file's name (a
-hash), so the split stays the same as the set grows, with at least one held-back digit in
-every class that has two or more.
+and imported. Which digits are held back for testing depends only on the file names (a hash,
+and each class's first file), so a digit held back stays held back as the set grows, and every
+class of two or more digits has one.
 
 Reading is bounded: at most MAX_DIGITS files, each a regular file of at most MAX_PNG_BYTES that
 decodes to 28x28; anything else is skipped and counted, never an error.
@@ -196,15 +196,17 @@ def _converted(path) -> np.ndarray | None:
 
 def held_back(paths: list[Path], labels: list[str]) -> np.ndarray:
     """True for the digits kept for testing: one in HOLD_BACK by the hash of the file name,
-    and in every class of two or more digits at least one (the lowest hash)."""
-    hashes = np.array([zlib.crc32(p.name.encode()) for p in paths], dtype=np.int64)
-    out = hashes % HOLD_BACK == 0
-    for name in set(labels):
-        members = [i for i, lab in enumerate(labels) if lab == name]
-        if len(members) >= 2 and not out[members].any():
-            out[min(members, key=lambda i: hashes[i])] = True
-        if len(members) == 1:
-            out[members] = False  # a lone digit is for training
+    and in every class of two or more digits its first file by name (the oldest: names start
+    with the time they were added). Adding digits never moves one from testing to training."""
+    out = np.array([zlib.crc32(p.name.encode()) % HOLD_BACK == 0 for p in paths], dtype=bool)
+    members: dict[str, list[int]] = {}
+    for i, name in enumerate(labels):
+        members.setdefault(name, []).append(i)
+    for rows in members.values():
+        if len(rows) == 1:
+            out[rows[0]] = False  # a lone digit is for training
+        else:
+            out[min(rows, key=lambda i: paths[i].name)] = True
     return out
 
 
