@@ -101,8 +101,10 @@ def run_steps(qtbot):
         start = window.latest.step
         window.progress_seen.clear()
         window.worker.steps(n)
-        qtbot.waitUntil(lambda: window.latest is not None and window.latest.step == start + n,
-                        timeout=30000)
+        # the snapshot of the last step may arrive before the progress report of that step
+        qtbot.waitUntil(lambda: window.latest is not None and window.latest.step == start + n
+                        and any(len(b.step) and b.step[-1] >= start + n
+                                for b in window.progress_seen), timeout=30000)
         losses = {int(s): float(v) for b in window.progress_seen
                   for s, v in zip(b.step, b.loss, strict=True)}
         return [losses[s] for s in range(start + 1, start + n + 1)]
