@@ -272,3 +272,23 @@ def test_old_model_files_are_digits_and_bad_names_are_refused(tmp_path):
     bad = dict(config, classes=26)
     with pytest.raises(ValueError, match="must end with 26 outputs"):
         Model(bad)
+
+
+@pytest.mark.parametrize("preset", ["seed", "deep", "lenet"])
+def test_fast_passes_equal_the_layers_with_26_classes(preset):
+    """The speed paths (engine/fast) sized to the classes: the same losses, probabilities
+    and gradients as the plain layers, in float64."""
+    config = build_config(preset, filters=4, class_names=glyphs.LETTERS)
+    fast = Model(config, seed=3, dtype=np.float64)
+    plain = fast.copy(fast=False)
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-0.5, 0.5, (7, 28, 28))
+    y = rng.integers(0, 26, 7)
+    lf, pf = fast.loss_and_grads(x, y)
+    lp, pp = plain.loss_and_grads(x, y)
+    assert pf.shape == (7, 26)
+    np.testing.assert_allclose(lf, lp, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(pf, pp, rtol=0, atol=1e-10)
+    for key, g in plain.grads().items():
+        np.testing.assert_allclose(fast.grads()[key], g, rtol=0, atol=1e-10, err_msg=key)
+    np.testing.assert_allclose(fast.predict_proba(x), pp, rtol=0, atol=1e-10)
