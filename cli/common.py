@@ -112,7 +112,7 @@ def emit(args, payload: dict, lines=()) -> None:
         print(json.dumps(plain(payload), allow_nan=False), flush=True)
     else:
         for line in lines:
-            print(one_line(line))
+            print(one_line(line) if line else "")  # a blank line stays blank
         sys.stdout.flush()
 
 

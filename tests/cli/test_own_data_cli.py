@@ -95,3 +95,14 @@ def test_a_folder_of_one_class_is_refused_with_one_line(capsys, tmp_path, cache)
     code, _, err = call(capsys, "train", "--data", root)
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and "at least two" in lines[0], err
+
+
+def test_eval_prints_its_table_under_a_blank_line(capsys, tmp_path, cache):
+    model = tmp_path / "m.npz"
+    code, _, err = call(capsys, "train", "--train-size", "32", "--test-size", "0", "--save",
+                        model)
+    assert code == 0, err
+    code, out, err = call(capsys, "eval", "--model", model, "--test-size", "20")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("20 test images") and lines[1] == ""
+    assert "failed" not in out and lines[2].startswith("class")
