@@ -89,7 +89,7 @@ class DockLayout:
         pages = [self.tabs.widget(i) for i in range(self.tabs.count())]
         widths = [(p.widget() if hasattr(p, "widget") else p).minimumSizeHint().width()
                   for p in pages]
-        return max(widths, default=0) + 24  # the scroll area's frame and vertical bar
+        return max(widths, default=0) + 36  # the scroll area's frame, vertical bar, dock margins
 
     def _size_docks(self) -> None:
         """Default layout: the controls at their natural height, the big views share the rest."""

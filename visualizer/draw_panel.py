@@ -130,8 +130,10 @@ class DrawPanel(QWidget):
         right.addWidget(self.views, 0, Qt.AlignLeft)
         right.addStretch(1)
 
-        top = QHBoxLayout(self)
-        top.setContentsMargins(6, 6, 6, 6)
+        self.header = QVBoxLayout(self)  # a main window puts the network selector on top
+        self.header.setContentsMargins(6, 6, 6, 6)
+        top = QHBoxLayout()
+        self.header.addLayout(top)
         top.addLayout(left)
         top.addSpacing(6)
         top.addLayout(right)
@@ -360,29 +362,34 @@ class DrawPanel(QWidget):
 
 
 def attach(window, name: str = "Draw a digit") -> DrawPanel:
-    """Add a DrawPanel to a visualizer MainWindow as a tab and wire it both ways: the weights
-    the window has just painted -> the panel's private model; the settled drawing, with the
-    trace it was classified with and the weights of that trace -> the window's probe digit (an
-    empty canvas gives the probe back to the chosen test digit)."""
+    """Add a DrawPanel to a visualizer MainWindow as a tab and wire it both ways: the network
+    chosen in its selector (``draw_networks``: the shipped one, or the weights the window has
+    just painted) -> the panel's private model; the settled drawing, with the trace it was
+    classified with and the weights of that trace -> the window's probe digit (an empty
+    canvas gives the probe back to the chosen test digit)."""
+    from convscope.visualizer.draw_networks import NetworkChoice
     panel = DrawPanel()
+    panel.networks = NetworkChoice(panel)
+    panel.header.insertWidget(0, panel.networks)
     window.add_panel(name, panel, "tab")
 
     def on_run(info) -> None:
         panel.set_test_digits(info.x_test, info.y_test)
-        panel.set_class_names(info.class_names)
+        panel.networks.new_run(info.class_names)
 
     def on_snapshot(snapshot) -> None:
         if window.info is not None:
-            panel.set_model(snapshot.params, window.info.config)
+            panel.networks.set_live(snapshot.params, window.info.config, snapshot.step)
 
     def on_probe(image) -> None:
         if image is None:
             window.set_probe_index(window.probe_panel.index_spin.value())
-        else:
-            window.set_probe(image, panel.probe_label, panel.probe_source,
-                             traced=(panel.trace, panel.weights))
+        else:  # a trace made by the shipped network is not the live network's
+            traced = None if panel.networks.using_shipped() else (panel.trace, panel.weights)
+            window.set_probe(image, panel.probe_label, panel.probe_source, traced=traced)
 
     window.run_started.connect(on_run)
     window.snapshot_shown.connect(on_snapshot)
+    window.evaluated.connect(lambda report: panel.networks.live_scored(report.test_accuracy))
     panel.probe_changed.connect(on_probe)
     return panel

@@ -199,10 +199,11 @@ class ProbChart(QWidget):
                     p.setPen(self.text)
                     p.drawText(QRectF(x + w / 2 + 2, top, 60, line), Qt.AlignLeft, f"{v:.0%}")
                     continue
-                inside = v > 0.6  # tall bars carry their label inside, below the top
+                text = f"{v:.0%}"  # tall bars carry it inside, below the top, when it fits
+                inside = v > 0.6 and fm.horizontalAdvance(text) <= w
                 p.setPen(QColor("#ffffff") if inside else self.text)
                 y = top + 1 if inside else top - line
-                p.drawText(QRectF(x - 30, y, 60, line), Qt.AlignHCenter, f"{v:.0%}")
+                p.drawText(QRectF(x - 30, y, 60, line), Qt.AlignHCenter, text)
 
     # ---- the mouse -------------------------------------------------------------------------
     def mouseMoveEvent(self, event) -> None:  # noqa: N802 - Qt override

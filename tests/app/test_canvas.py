@@ -1,5 +1,6 @@
 """The drawing canvas and the draw panel, driven by synthetic mouse and key events."""
 import math
+import re
 from types import SimpleNamespace
 
 import numpy as np
@@ -263,6 +264,7 @@ class FakeWindow(QObject):
     """The parts of visualizer.main_window.MainWindow that ``attach`` uses."""
     run_started = pyqtSignal(object)
     snapshot_shown = pyqtSignal(object)
+    evaluated = pyqtSignal(object)
 
     def __init__(self):
         super().__init__()
@@ -292,6 +294,7 @@ def test_attach_wires_weights_and_probe(qtbot, trained_model, mini):
                                   y_test=data.y_test, class_names=list(data.class_names))
     window.run_started.emit(window.info)
     assert panel.test_images is data.x_test
+    panel.networks.choose("live")
     params = {k: v.copy() for k, v in trained_model.params().items()}
     window.snapshot_shown.emit(Snapshot(step=1, epoch=0, params=params))
     assert panel.model is not None and panel.model.config == trained_model.config
@@ -338,6 +341,75 @@ def test_class_names_of_the_run_name_the_saliency_classes_and_test_digits(qtbot,
     assert [combo.itemText(i) for i in range(1, 11)] == DIGIT_NAMES
     panel.load_test_digit(3)
     assert panel.source_label.text() == f"test digit #3, labelled {label}"
+
+
+def attached(qtbot, model, data, names=DIGIT_NAMES):
+    """A Draw tab attached to a FakeWindow whose run has begun, with ``model`` as the live
+    weights shown at step 7."""
+    window = FakeWindow()
+    panel = attach(window)
+    qtbot.addWidget(panel)
+    panel.show()
+    window.info = SimpleNamespace(config=model.config, x_test=data.x_test, y_test=data.y_test,
+                                  class_names=list(names))
+    window.run_started.emit(window.info)
+    params = {k: v.copy() for k, v in model.params().items()}
+    window.snapshot_shown.emit(Snapshot(step=7, epoch=0, params=params))
+    return window, panel
+
+
+@pytest.mark.slow
+def test_the_shipped_network_reads_a_drawing_while_the_live_one_is_untrained(qtbot, mini):
+    untrained = Model(build_config("seed"), seed=0)
+    window, panel = attached(qtbot, untrained, mini)
+    combo = panel.networks.combo
+    assert panel.networks.using_shipped() and panel.model.config["preset"] == "best"
+    assert re.fullmatch(r"Shipped best network \(99\.\d%, trained beforehand\)",
+                        combo.itemText(0))
+    assert combo.itemText(1) == "Live network (step 7)"
+    stroke(panel.canvas, one_points())
+    assert panel.prediction()[0] == 1 and panel.prediction()[1] > 0.9
+    assert window.probes[-1][0] == "drawing"
+    panel.clear_button.click()
+    stroke(panel.canvas, zero_points())
+    assert panel.prediction()[0] == 0
+    shipped_probs = panel.probs.copy()
+
+    panel.networks.choose("live")  # the untrained network reads the same zero its own way
+    assert panel.model.config == untrained.config
+    x = prepare_input(panel.digit[None])
+    expected = np.exp(untrained.forward(x)[0] - untrained.forward(x)[0].max())
+    np.testing.assert_allclose(panel.probs, expected / expected.sum(), rtol=1e-5)
+    assert not np.allclose(panel.probs, shipped_probs)
+    panel.networks.choose("shipped")
+    np.testing.assert_allclose(panel.probs, shipped_probs)
+
+
+@pytest.mark.slow
+def test_the_live_network_reads_once_it_has_learnt_unless_the_learner_chose(qtbot, mini):
+    window, panel = attached(qtbot, Model(build_config("seed"), seed=0), mini)
+    networks = panel.networks
+    window.evaluated.emit(SimpleNamespace(test_accuracy=0.42))
+    assert networks.using_shipped()
+    window.evaluated.emit(SimpleNamespace(test_accuracy=0.97))
+    assert not networks.using_shipped() and panel.model.config["preset"] == "seed"
+    window.run_started.emit(window.info)  # a new run is young again
+    assert networks.using_shipped()
+    networks.choose("live")
+    window.evaluated.emit(SimpleNamespace(test_accuracy=0.1))
+    window.run_started.emit(window.info)
+    assert not networks.using_shipped()  # the learner's choice is kept
+    networks.choose("shipped")
+    window.evaluated.emit(SimpleNamespace(test_accuracy=0.99))
+    assert networks.using_shipped()
+
+
+@pytest.mark.slow
+def test_clothes_are_read_by_the_live_network(qtbot, trained_model, mini):
+    _, panel = attached(qtbot, trained_model, mini, FASHION_NAMES)
+    assert not panel.networks.using_shipped()
+    assert panel.model.config == trained_model.config
+    assert panel.prob_chart.labels[:1] != ["0"]
 
 
 def test_pen_tablet_pressure_sets_the_width(qtbot):
@@ -390,6 +462,7 @@ def test_a_drawing_in_the_window_is_classified_once_and_traced_in_every_view(qtb
     names = [window.tabs.tabText(i) for i in range(window.tabs.count())]
     window.tabs.setCurrentIndex(names.index("Draw a digit"))
     panel = window.draw_panel
+    panel.networks.choose("live")
     qtbot.waitUntil(lambda: panel.weights is not None and panel.weights is window.latest.params)
     calls = {"gui": 0, "worker": 0, "saliency": 0}
     forward, saliency = Model.forward, draw_module.saliency
