@@ -177,17 +177,19 @@ def _schedule(args, meta: dict, lr: float, defaults: dict) -> tuple[dict, int]:
     """(learning-rate schedule, epochs to run). A resumed cosine or onecycle schedule goes on
     when --lr-schedule is left out; otherwise a new schedule starts here, over this run's
     epochs."""
+    from convscope.engine.schedules import make_schedule
     saved = meta.get("lr_schedule")
     if args.lr_schedule is None and saved and saved["name"] != "constant":
         return saved, _epochs_left(args, meta, saved)
     epochs = args.epochs or defaults["epochs"]
-    return {"name": args.lr_schedule or defaults["lr_schedule"], "base_lr": lr,
-            "start_epoch": int(meta.get("epoch", 0)), "epochs": epochs}, epochs
+    return make_schedule(args.lr_schedule or defaults["lr_schedule"], lr, epochs,
+                         int(meta.get("epoch", 0))), epochs
 
 
 def _epochs_left(args, meta: dict, schedule: dict) -> int:
     """Epochs to run on a resumed cosine schedule: those it has left, or fewer."""
-    left = schedule["start_epoch"] + schedule["epochs"] - int(meta["epoch"])
+    from convscope.engine.schedules import schedule_end
+    left = schedule_end(schedule) - int(meta["epoch"])
     what = (f"the resumed {schedule['name']} schedule (lr {schedule['base_lr']:g} over "
             f"{schedule['epochs']} epochs)")
     if args.lr is not None:

@@ -36,3 +36,24 @@ def schedule_lr(schedule: dict, epoch: float) -> float:
     end = low / ONECYCLE_FINAL_DIV
     u = (t - ONECYCLE_WARMUP) / (1 - ONECYCLE_WARMUP)
     return end + (base - end) * 0.5 * (1 + math.cos(math.pi * u))
+
+
+def make_schedule(name: str, base_lr: float, epochs: int, start_epoch: int = 0) -> dict:
+    """A schedule starting at ``start_epoch`` and running ``epochs`` epochs from ``base_lr``
+    (a recipe's lr, lr_schedule and epochs; the Trainer takes it as ``schedule=``)."""
+    if name not in LR_SCHEDULES:
+        raise ValueError(f"no learning-rate schedule {name!r} (choose from "
+                         f"{', '.join(LR_SCHEDULES)})")
+    return {"name": name, "base_lr": float(base_lr), "start_epoch": int(start_epoch),
+            "epochs": int(epochs)}
+
+
+def schedule_end(schedule: dict) -> int:
+    """The epoch count at which the schedule's epochs are done."""
+    return int(schedule["start_epoch"]) + int(schedule["epochs"])
+
+
+def final_lr(schedule: dict) -> float:
+    """The learning rate of the schedule's last step (where training may go on from)."""
+    just_before = 1e-6  # of an epoch: onecycle's last value, cosine's last epoch
+    return schedule_lr(schedule, schedule_end(schedule) - just_before)

@@ -1,5 +1,6 @@
 """How the GUI drives the worker: its thread (``start_worker``, ``stop_worker``) and its
-command queue, thread-safe, read by the worker between two training steps.
+command queue, thread-safe, read by the worker between two training steps, and the commands
+the worker takes (``WorkerCommands``).
 
 A command is a method of the worker and its arguments, queued by any thread and called on the
 worker thread. An urgent command (pause, reset, stop ...) makes a long step or evaluation give
@@ -11,7 +12,11 @@ import queue
 import sys
 import threading
 
+import numpy as np
 from PyQt5.QtCore import QThread
+
+from convscope.visualizer import jobs
+from convscope.visualizer.messages import Hyper, RunSettings
 
 
 class CommandQueue:
@@ -64,6 +69,79 @@ class CommandQueue:
         for item in kept:
             self._items.put(item)
         return any(item[0] == method for item in kept)
+
+
+class WorkerCommands:
+    """The worker's commands: called from any thread, each queues a method of the worker
+    (``self._commands``, a CommandQueue) carried out on its thread between two steps. An
+    urgent command abandons a long step (or evaluation) between two of its chunks."""
+
+    def train(self) -> None:
+        self._commands.put(self._do_run, True, urgent=True)
+
+    def pause(self) -> None:
+        self._commands.put(self._do_run, False, urgent=True)
+
+    def toggle(self) -> None:
+        self._commands.put(self._do_run, None, urgent=True)
+
+    def step_samples(self, n: int = 1) -> None:
+        """Pause, then train ``n`` single-sample steps (one traced for the inspector)."""
+        self._commands.put(self._start_pending, ("steps", int(n), 1))
+
+    def step_batch(self) -> None:
+        self._commands.put(self._start_pending, ("steps", 1, None))
+
+    def steps(self, n: int) -> None:
+        """Pause, then train ``n`` steps of the current batch size."""
+        self._commands.put(self._start_pending, ("steps", int(n), None))
+
+    def step_epoch(self) -> None:
+        self._commands.put(self._start_pending, ("epoch",))
+
+    def evaluate(self) -> None:
+        """Evaluate on the test split now (answered by ``evaluated``)."""
+        self._commands.put(self._evaluate_now)
+
+    def reset(self, settings: RunSettings, hyper: Hyper | None = None) -> None:
+        """New weights: the architecture, data, seed and recipe of ``settings``; ``hyper``:
+        the learning rate, batch size and momentum to start with (default: the live ones)."""
+        self._commands.put(self._reset, settings, None, hyper, urgent=True)
+
+    def load(self, settings: RunSettings, loaded) -> None:
+        """A validated model file (``model_files.LoadedModel``): its weights and position."""
+        self._commands.put(self._reset, settings, loaded, urgent=True)
+
+    def resume(self, step: int) -> None:
+        """Back to the Timeline's snapshot at ``step`` (answered by ``resumed``)."""
+        self._commands.put(self._do_resume, int(step), urgent=True)
+
+    def set_hyper(self, hyper: Hyper) -> None:
+        self._commands.put(self._do_hyper, hyper)
+
+    def set_speed(self, steps_per_s: float) -> None:
+        """Steps per second while training runs; 0 = full speed."""
+        self._commands.put(setattr, self, "steps_per_s", float(steps_per_s))
+
+    def probe(self, image: np.ndarray, label: int | None = None, quiet: bool = False) -> None:
+        """Trace this digit (uint8 (28, 28)) in every snapshot; ``quiet``: from the next on."""
+        self._commands.put(self._do_probe, ("image", np.array(image, np.uint8), label), quiet)
+
+    def probe_test(self, index: int) -> None:
+        """Trace test digit ``index`` of the current dataset in every snapshot."""
+        self._commands.put(self._do_probe, ("test", int(index)), False)
+
+    def save_state(self) -> None:
+        """A copy of the run between two steps, answered by ``state_ready``."""
+        self._commands.put(self._do_save_state)
+
+    def run_job(self, job) -> None:
+        """Pause, then ``job(trainer, should_stop)`` between two steps (``jobs.run_job``)."""
+        self._commands.put(jobs.run_job, self, job)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._commands.put(self._do_stop, urgent=True)
 
 
 # How long a thread may hold the interpreter lock while another waits for it (Python's

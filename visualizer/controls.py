@@ -26,7 +26,8 @@ from PyQt5.QtWidgets import (
 from convscope.engine.net.model import PRESETS
 from convscope.engine.recipes import RECIPES
 from convscope.visualizer.limits import LimitHints
-from convscope.visualizer.messages import Hyper, RunSettings
+from convscope.visualizer.messages import RECIPE_FIELDS, Hyper, RunSettings
+from convscope.visualizer.recipe_box import RecipeBox
 
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 0]  # steps per second; 0 = as fast as possible
 DATASETS = [("mini", "mini MNIST (embedded, 9k + 1k)"),
@@ -95,6 +96,7 @@ class ControlsPanel(QWidget):
     def __init__(self, settings: RunSettings, hyper: Hyper, parent=None):
         super().__init__(parent)
         self.applied = settings
+        self.live = hyper  # the hyperparameters the run uses (the boxes may hold the next's)
         self._running = False
 
         # ---- run ------------------------------------------------------------------------
@@ -199,7 +201,10 @@ class ControlsPanel(QWidget):
         self.reset_button.clicked.connect(lambda: self.reset_requested.emit(self.settings()))
         self.pending_label = QLabel("Changes apply on Reset.")
         self.pending_label.setObjectName("pending")
+        self.pending_label.setWordWrap(True)
         self.pending_label.setVisible(False)
+        self.recipe_box = RecipeBox()
+        self.recipe_box.changed.connect(self._update_pending)
         self.preset_combo.currentIndexChanged.connect(self._on_preset)
         self.dataset_combo.activated.connect(self._on_dataset)
         for w in (self.filters_spin, self.seed_spin):
@@ -218,16 +223,17 @@ class ControlsPanel(QWidget):
         g.addWidget(QLabel("Pooling"), 1, 0)
         g.addWidget(self.pool_combo, 1, 1)
         g.addWidget(self.relu_box, 1, 2, 1, 2)
-        g.addWidget(QLabel("Data"), 2, 0)
-        g.addWidget(self.dataset_combo, 2, 1, 1, 3)
-        g.addWidget(QLabel("Seed"), 3, 0)
+        g.addWidget(self.recipe_box, 2, 0, 1, 4)
+        g.addWidget(QLabel("Data"), 3, 0)
+        g.addWidget(self.dataset_combo, 3, 1, 1, 3)
+        g.addWidget(QLabel("Seed"), 4, 0)
         seed_row = QHBoxLayout()
         seed_row.setSpacing(2)
         seed_row.addWidget(self.seed_spin, 1)
         seed_row.addWidget(self.dice_button)
-        g.addLayout(seed_row, 3, 1)
-        g.addWidget(self.reset_button, 3, 2, 1, 2)
-        g.addWidget(self.pending_label, 4, 0, 1, 4)
+        g.addLayout(seed_row, 4, 1)
+        g.addWidget(self.reset_button, 4, 2, 1, 2)
+        g.addWidget(self.pending_label, 5, 0, 1, 4)
         g.setColumnStretch(1, 1)
         g.setColumnStretch(3, 1)
 
@@ -280,7 +286,8 @@ class ControlsPanel(QWidget):
         self.relu_box.setChecked(relu if settings.relu is None else settings.relu)
         self._select_dataset(settings.dataset)
         self.seed_spin.setValue(settings.seed)
-        self._update_pending()
+        full = settings.filled()
+        self.recipe_box.set_recipe({k: getattr(full, k) for k in RECIPE_FIELDS})
 
     def show_dataset(self, spec: str) -> None:
         """Show ``spec`` in the Data box (the data in use, after another could not load)."""
@@ -290,14 +297,17 @@ class ControlsPanel(QWidget):
         self._update_pending()
 
     def set_applied(self, settings: RunSettings, n_train: int) -> None:
+        """A run has started with ``settings`` and the hyperparameters in the boxes."""
         self.applied = settings
+        self.live = self.hyper()
         self.batch_spin.setMaximum(max(1, n_train))
         self._update_pending()
 
     def settings(self) -> RunSettings:
         return RunSettings(self.preset_combo.currentData(), self.filters_spin.value(),
                            self.pool_combo.currentData(), self.relu_box.isChecked(),
-                           self.dataset_combo.currentData() or "mini", self.seed_spin.value())
+                           self.dataset_combo.currentData() or "mini", self.seed_spin.value(),
+                           **self.recipe_box.recipe())
 
     def hyper(self) -> Hyper:
         return Hyper(self.lr_spin.value(), self.batch_spin.value(), self.momentum_spin.value())
@@ -310,13 +320,24 @@ class ControlsPanel(QWidget):
         self.speed_label.setText(speed_text(SPEEDS[index]))
         self.speed_changed.emit(float(SPEEDS[index]))
 
+    def show_lr(self, lr: float) -> None:
+        """The run goes on at ``lr`` (the end of its recipe): shown, not sent back."""
+        self.lr_spin.blockSignals(True)
+        self.lr_spin.setValue(lr)
+        self.lr_spin.blockSignals(False)
+        self.live = Hyper(lr, self.live.batch_size, self.live.momentum)
+        self._update_pending()
+
     def _on_hyper(self, *_) -> None:
         if math.isfinite(self.lr_spin.value()):
-            self.hyper_changed.emit(self.hyper())
+            self.live = self.hyper()
+            self._update_pending()
+            self.hyper_changed.emit(self.live)
 
     def _on_preset(self, *_) -> None:
-        """A preset brings its recipe (engine/recipes.py): its width now (applied on Reset),
-        its learning rate, batch size and momentum in the boxes (still editable)."""
+        """A preset brings its whole recipe (engine/recipes.py), shown and still editable:
+        its width, learning rate, batch size, momentum, epochs, schedule, weight decay,
+        Nesterov and augmentation, all applied on Reset (an edit of a live box applies it)."""
         preset = self.preset_combo.currentData()
         _, filters, relu, _ = PRESETS[preset]
         r = RECIPES.get(preset, {})
@@ -328,7 +349,7 @@ class ControlsPanel(QWidget):
                 spin.blockSignals(True)
                 spin.setValue(r[key])
                 spin.blockSignals(False)
-            self._on_hyper()  # one change, not three
+            self.recipe_box.set_recipe(r)
         self._update_pending()
 
     def _on_dataset(self, index: int) -> None:
@@ -350,10 +371,14 @@ class ControlsPanel(QWidget):
         self.dataset_combo.setCurrentIndex(i)
 
     def _update_pending(self, *_) -> None:
-        current = self.settings()
-        applied = self.applied
-        _, filters, relu, _ = PRESETS[applied.preset]
-        applied_full = RunSettings(applied.preset, applied.filters or filters, applied.pool,
-                                   relu if applied.relu is None else applied.relu,
-                                   applied.dataset, applied.seed)
-        self.pending_label.setVisible(current != applied_full)
+        """Name what the boxes hold that the run does not use yet (applied on Reset)."""
+        current, applied = self.settings(), self.applied.filled()
+        names = [n for n in ("preset", "filters", "pool", "relu", "dataset", "seed",
+                             *RECIPE_FIELDS) if getattr(current, n) != getattr(applied, n)]
+        names += [n for n in ("lr", "batch_size", "momentum")
+                  if not math.isclose(getattr(self.hyper(), n), getattr(self.live, n))]
+        words = {"lr": "learning rate", "lr_schedule": "schedule", "relu": "ReLU",
+                 "dataset": "data", "pool": "pooling", "batch_size": "batch size"}
+        shown = [words.get(n, n.replace("_", " ")) for n in names]
+        self.pending_label.setText(f"Applies on Reset: {', '.join(shown)}.")
+        self.pending_label.setVisible(bool(names))

@@ -1,17 +1,13 @@
 """The main window: wires the training worker to the panels and repaints on a ~30 Hz timer.
 
-Only this module connects the worker's signals. The other parts of the app (``file_actions``,
-the draw panel, ``app``) listen to the window's own signals: ``snapshot_shown`` (the snapshot
-just painted, at most ~30 per second), ``run_started`` (a RunInfo after each Reset),
-``evaluated``, ``epoch_ended``, ``state_ready`` (the answer to ``worker.save_state()``) and
-``job_done``; they give the worker commands through its methods. The worker's signals are
-cheap to receive: step reports go into bounded histories, a snapshot replaces ``self.latest``;
-the panels are redrawn from the timer (``repaint.py`` says when), and only those on screen.
+Only this module connects the worker's signals; the other parts (``file_actions``, the draw
+panel, ``app``) listen to the window's (``snapshot_shown`` at most ~30 a second, ``run_started``
+with a RunInfo, ``evaluated``, ``epoch_ended``, ``state_ready``, ``job_done``) and command the
+worker through its methods. Receiving is cheap (bounded histories, ``self.latest`` replaced);
+the panels on screen are redrawn from the timer (``repaint.py`` says when).
 
-Adding a view takes one call: ``window.add_panel("Inspector", widget, "tab")`` (a tab next to
-the feature maps) or ``add_panel(name, widget, "left" | "right" | "top" | "bottom",
-tab_with="Filters")`` (a dock, listed in View > Panels). A widget with ``apply_theme(theme)``
-follows the theme.
+Adding a view: ``window.add_panel(name, widget, area)``, area "tab" (beside the feature maps) or
+a dock's side "left" ... "bottom" (``tab_with``; View > Panels); ``apply_theme`` is followed.
 """
 from __future__ import annotations
 
@@ -167,6 +163,7 @@ class MainWindow(QMainWindow):
         w.busy.connect(self.moments.busy)
         w.state_ready.connect(self.state_ready)
         w.job_done.connect(self.job_done)
+        w.recipe_done.connect(self._on_recipe_done)
 
     # ---- extension points ------------------------------------------------------------------
     def add_panel(self, name: str, widget: QWidget, area: str = "right",
@@ -195,8 +192,8 @@ class MainWindow(QMainWindow):
         self.probe.set_index(index)
 
     def reset(self, settings: RunSettings | None = None) -> None:
-        """New weights from the seed, with the given (or the controls') architecture and data."""
-        self.worker.reset(settings or self.controls.settings())
+        """New weights: the given (or the controls') settings, the controls' hyperparameters."""
+        self.worker.reset(settings or self.controls.settings(), self.controls.hyper())
 
     @property
     def moment(self):
@@ -218,6 +215,10 @@ class MainWindow(QMainWindow):
                 self.controls.show_dataset(self.info.settings.dataset)
             self.status.set_values(state="paused" if self.info else "no data")
         self.show_error(message)
+
+    def _on_recipe_done(self, done) -> None:
+        self.controls.show_lr(done.lr)
+        self.show_error(done.text())
 
     def _on_run_started(self, info: RunInfo) -> None:
         self._loading = None

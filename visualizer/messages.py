@@ -16,13 +16,34 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RunSettings:
-    """What Reset builds: architecture, data and seed (hyperparameters live in Hyper)."""
+    """What Reset builds: architecture, data, seed and the rest of the preset's recipe
+    (engine/recipes.py; the learning rate, batch size and momentum live in Hyper)."""
     preset: str = "seed"
     filters: int | None = None  # None: the preset's default
     pool: str = "max"
     relu: bool | None = None  # None: the preset's default
     dataset: str = "mini"
     seed: int = 0
+    epochs: int | None = None  # these five None: the preset's recipe
+    lr_schedule: str | None = None
+    weight_decay: float | None = None
+    nesterov: bool | None = None
+    augment: tuple | None = None
+
+    def filled(self) -> RunSettings:
+        """These settings with every None replaced by the preset's default or recipe."""
+        from convscope.engine.net.model import PRESETS
+        from convscope.engine.recipes import RECIPES
+        _, filters, relu, _ = PRESETS[self.preset]
+        recipe = RECIPES.get(self.preset, RECIPES["seed"])
+        given = {k: getattr(self, k) for k in RECIPE_FIELDS}
+        values = {k: recipe[k] if v is None else v for k, v in given.items()}
+        values["augment"] = tuple(values["augment"])
+        return dataclasses.replace(self, filters=self.filters or filters,
+                                   relu=relu if self.relu is None else self.relu, **values)
+
+
+RECIPE_FIELDS = ("epochs", "lr_schedule", "weight_decay", "nesterov", "augment")
 
 
 @dataclass(frozen=True)
@@ -68,6 +89,21 @@ class Resumed:
     epoch: int
     lr: float
     why: str  # "resume" or "rollback"
+
+
+@dataclass(frozen=True)
+class RecipeDone:
+    """The recipe's epochs are done: training paused, its schedule is off, and Train goes on
+    at ``lr`` (the schedule's last learning rate)."""
+    epochs: int
+    test_accuracy: float | None
+    lr: float
+
+    def text(self) -> str:
+        score = "" if self.test_accuracy is None else \
+            f", test accuracy {self.test_accuracy:.1%}"
+        return (f"Recipe done: {self.epochs} epoch{'' if self.epochs == 1 else 's'}{score}. "
+                f"Train continues at lr {self.lr:g}.")
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,15 @@ from convscope.engine.data.idx import DataError
 from convscope.engine.files.checkpoint import CheckpointError, check_classes, model_class_names
 from convscope.engine.net.model import Model, build_config
 from convscope.engine.net.train import Trainer
-from convscope.visualizer.messages import Hyper, RunSettings
+from convscope.engine.schedules import final_lr, make_schedule, schedule_end
+from convscope.visualizer.messages import Hyper, RecipeDone, RunSettings
 from convscope.visualizer.model_files import restore_position
 
 # the Timeline keeps about this many training states (at most TIMELINE_MAX_BYTES): the seed
 # net at batch 1 fills it within its first two epochs, and memory stays flat from then on
 TIMELINE_STATES = 128
 TIMELINE_MAX_BYTES = 64 * 2**20
+LR_MIN = 1e-5  # the smallest learning rate the controls take
 
 
 def load_aside(loader, spec: str, give_up, tell=None):
@@ -65,12 +67,51 @@ def build_trainer(settings: RunSettings, data, hyper: Hyper, loaded=None,
     for layer in model.layers:  # Trainer.probe_trace needs gradients to exist before step 1
         for k, v in layer.params.items():
             layer.grads.setdefault(k, np.zeros_like(v))
+    full = settings.filled()  # a model file brings its own recipe (restore_position)
+    schedule = None if loaded else make_schedule(full.lr_schedule, hyper.lr, full.epochs)
     trainer = Trainer(model, data.x_train, data.y_train, data.x_test, data.y_test,
                       lr=hyper.lr, batch_size=clamp_batch(hyper.batch_size, len(data.x_train)),
-                      momentum=hyper.momentum, seed=settings.seed,
-                      snapshot_interval=snapshot_interval)
-    note = None if loaded is None else restore_position(trainer, loaded.trainer_state)
+                      momentum=hyper.momentum, seed=settings.seed, augment=full.augment,
+                      nesterov=full.nesterov, weight_decay=full.weight_decay,
+                      schedule=schedule, snapshot_interval=snapshot_interval)
+    if loaded is None:
+        return trainer, config, None
+    note = restore_position(trainer, loaded.trainer_state)
+    done = finish_recipe(trainer)  # a file saved at the end of its recipe trains on
+    if done is not None:
+        note = " ".join(m for m in (note, f"Its recipe's {done.epochs} epochs are done: "
+                                          f"Train continues at lr {done.lr:g}.") if m)
     return trainer, config, note
+
+
+def finish_recipe(trainer) -> RecipeDone | None:
+    """When the epochs of ``trainer``'s schedule are done: the schedule off, the learning rate
+    at its last value (at least LR_MIN, as the learning-rate box shows it), and what to say."""
+    schedule = trainer.schedule
+    if schedule is None or trainer.epoch < schedule_end(schedule):
+        return None
+    trainer.schedule = None
+    trainer.lr = max(round(final_lr(schedule), 6), LR_MIN)
+    report = trainer.last_epoch_report
+    return RecipeDone(schedule["epochs"], report and report.test_accuracy, trainer.lr)
+
+
+def apply_hyper(trainer, hyper: Hyper, before: Hyper) -> str | None:
+    """The live hyperparameters on ``trainer``. A new learning rate replaces a cosine or
+    onecycle schedule by a constant one (its epochs still end the recipe): what to say."""
+    trainer.momentum = hyper.momentum
+    trainer.batch_size = clamp_batch(hyper.batch_size, len(trainer.x_train))
+    schedule = trainer.schedule
+    if hyper.lr == before.lr and schedule is not None:
+        return None
+    trainer.lr = hyper.lr
+    if schedule is None:
+        return None
+    trainer.schedule = {**schedule, "name": "constant", "base_lr": hyper.lr}
+    if schedule["name"] == "constant":
+        return None
+    return (f"Learning rate {hyper.lr:g} from now on: the {schedule['name']} schedule is off "
+            f"for the rest of this run.")
 
 
 def probe_digit(trainer: Trainer | None, probe: tuple | None):

@@ -6,8 +6,9 @@ which only queue the command; the worker carries it out between two steps. It ta
 signals carrying copies (``messages.py``): ``progress(StepBatch)`` and ``snapshot`` at most ~30
 per second; ``epoch_ended``, ``evaluated``, ``state_changed(running)``, ``run_started(RunInfo)``
 after a Reset, ``error(str)`` (``DivergenceError`` pauses and goes back to the last good
-Timeline state: ``resumed``), ``busy(str)`` while "1 epoch" or a job runs ("" after). Its
-thread: ``commands.start_worker`` and ``commands.stop_worker``.
+Timeline state: ``resumed``), ``busy(str)`` while "1 epoch" or a job runs ("" after),
+``recipe_done(RecipeDone)`` when the recipe's epochs are done (paused). Its thread:
+``commands.start_worker`` and ``commands.stop_worker``.
 """
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ from convscope.engine.data.idx import DataError
 from convscope.engine.net.train import DivergenceError, Trainer, evaluate
 from convscope.engine.tools.explain import traced_step
 from convscope.engine.tools.timeline import Timeline
-from convscope.visualizer import jobs
-from convscope.visualizer.commands import CommandQueue
+from convscope.visualizer.commands import CommandQueue, WorkerCommands
 from convscope.visualizer.messages import EvalReport, Hyper, Resumed, RunInfo, RunSettings
 from convscope.visualizer.model_files import saved_run_of
 from convscope.visualizer.reports import EvalPacing, StepReports
 from convscope.visualizer.run_setup import (
+    apply_hyper,
     build_trainer,
-    clamp_batch,
+    finish_recipe,
     load_aside,
     probe_digit,
     read_only,
@@ -40,8 +41,9 @@ from convscope.visualizer.run_setup import (
 EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
 
 
-class TrainWorker(QObject):
-    """Owns the Trainer. Create it, move it to a QThread, connect thread.started to run()."""
+class TrainWorker(WorkerCommands, QObject):
+    """Owns the Trainer. Create it, move it to a QThread, connect thread.started to run().
+    Its command methods (``commands.WorkerCommands``) queue what the loop below carries out."""
 
     progress = pyqtSignal(object)  # StepBatch
     snapshot = pyqtSignal(object)  # engine.train.Snapshot
@@ -55,6 +57,7 @@ class TrainWorker(QObject):
     traced = pyqtSignal(object)  # engine.explain.StepTrace of a single-sample step
     resumed = pyqtSignal(object)  # Resumed: training went back (a resume or a rollback)
     busy = pyqtSignal(str)  # a discrete run under way ("1 epoch"), "" when it ended
+    recipe_done = pyqtSignal(object)  # RecipeDone: paused at the end of the recipe's epochs
     state_ready = pyqtSignal(object)  # model_files.SavedRun (or None) after "save_state"
     job_done = pyqtSignal(object)  # what a job of run_job returned (None: given up)
 
@@ -76,74 +79,6 @@ class TrainWorker(QObject):
         self._reports = StepReports()
         self.timeline = Timeline()  # states to scrub back to and resume from
 
-    # ---- commands: called from any thread, carried out on the worker thread ----------------
-    # An urgent command abandons a long step (or evaluation) between two of its chunks.
-    def train(self) -> None:
-        self._commands.put(self._do_run, True, urgent=True)
-
-    def pause(self) -> None:
-        self._commands.put(self._do_run, False, urgent=True)
-
-    def toggle(self) -> None:
-        self._commands.put(self._do_run, None, urgent=True)
-
-    def step_samples(self, n: int = 1) -> None:
-        """Pause, then train ``n`` single-sample steps (one traced for the inspector)."""
-        self._commands.put(self._start_pending, ("steps", int(n), 1))
-
-    def step_batch(self) -> None:
-        self._commands.put(self._start_pending, ("steps", 1, None))
-
-    def steps(self, n: int) -> None:
-        """Pause, then train ``n`` steps of the current batch size."""
-        self._commands.put(self._start_pending, ("steps", int(n), None))
-
-    def step_epoch(self) -> None:
-        self._commands.put(self._start_pending, ("epoch",))
-
-    def evaluate(self) -> None:
-        """Evaluate on the test split now (answered by ``evaluated``)."""
-        self._commands.put(self._evaluate_now)
-
-    def reset(self, settings: RunSettings) -> None:
-        """New weights: the architecture, data and seed of ``settings``."""
-        self._commands.put(self._reset, settings, None, urgent=True)
-
-    def load(self, settings: RunSettings, loaded) -> None:
-        """A validated model file (``model_files.LoadedModel``): its weights and position."""
-        self._commands.put(self._reset, settings, loaded, urgent=True)
-
-    def resume(self, step: int) -> None:
-        """Back to the Timeline's snapshot at ``step`` (answered by ``resumed``)."""
-        self._commands.put(self._do_resume, int(step), urgent=True)
-
-    def set_hyper(self, hyper: Hyper) -> None:
-        self._commands.put(self._do_hyper, hyper)
-
-    def set_speed(self, steps_per_s: float) -> None:
-        """Steps per second while training runs; 0 = full speed."""
-        self._commands.put(setattr, self, "steps_per_s", float(steps_per_s))
-
-    def probe(self, image: np.ndarray, label: int | None = None, quiet: bool = False) -> None:
-        """Trace this digit (uint8 (28, 28)) in every snapshot; ``quiet``: from the next on."""
-        self._commands.put(self._do_probe, ("image", np.array(image, np.uint8), label), quiet)
-
-    def probe_test(self, index: int) -> None:
-        """Trace test digit ``index`` of the current dataset in every snapshot."""
-        self._commands.put(self._do_probe, ("test", int(index)), False)
-
-    def save_state(self) -> None:
-        """A copy of the run between two steps, answered by ``state_ready``."""
-        self._commands.put(self._do_save_state)
-
-    def run_job(self, job) -> None:
-        """Pause, then ``job(trainer, should_stop)`` between two steps (``jobs.run_job``)."""
-        self._commands.put(jobs.run_job, self, job)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._commands.put(self._do_stop, urgent=True)
-
     # ---- the loop (worker thread) --------------------------------------------------------
     def run(self) -> None:
         # divergence is detected by the Trainer (DivergenceError), not by numpy warnings
@@ -162,6 +97,7 @@ class TrainWorker(QObject):
                     method(*args)
                 elif self._busy():
                     self._work()
+                    self._recipe_check()
             except InterruptedError:  # a long step given up between chunks: nothing changed
                 pass
             except DivergenceError as e:  # back to the last good state (run_setup.roll_back)
@@ -211,10 +147,18 @@ class TrainWorker(QObject):
         self._flush()
 
     def _do_hyper(self, hyper: Hyper) -> None:
-        self.hyper = hyper
-        if self.trainer is not None:
-            self.trainer.lr, self.trainer.momentum = hyper.lr, hyper.momentum
-            self.trainer.batch_size = clamp_batch(hyper.batch_size, len(self.trainer.x_train))
+        before, self.hyper = self.hyper, hyper
+        note = self.trainer and apply_hyper(self.trainer, hyper, before)
+        if note:
+            self.error.emit(note)
+
+    def _recipe_check(self) -> None:
+        """Paused when the recipe's epochs are done; Train goes on at the schedule's last lr."""
+        done = finish_recipe(self.trainer)
+        if done is not None:
+            self._halt()
+            self.hyper = replace(self.hyper, lr=done.lr)
+            self.recipe_done.emit(done)
 
     def _do_save_state(self) -> None:
         self.state_ready.emit(self.trainer and saved_run_of(
@@ -323,8 +267,9 @@ class TrainWorker(QObject):
             self._stopping = True
         return self._stopping
 
-    def _reset(self, settings: RunSettings, loaded=None) -> None:
+    def _reset(self, settings: RunSettings, loaded=None, hyper: Hyper | None = None) -> None:
         self._halt()
+        self.hyper = hyper or self.hyper
         fallback = None
         try:
             data = self._dataset(settings.dataset)
