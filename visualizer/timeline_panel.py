@@ -10,7 +10,7 @@ it forks and both runs' curves stay visible.
 
 The y range ignores outliers (a 700-loss spike before a divergence does not flatten the rest),
 the wheel zooms both axes, "log scale" shows small and huge losses together; the legend sits
-on an opaque box, every marker is named there and has a tooltip.
+on a see-through box (the curve shows under it), every marker is named there and has a tooltip.
 """
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ class TimelinePanel(QWidget):
         vb.setMouseEnabled(x=True, y=True)  # the wheel zooms both axes
         vb.sigRangeChangedManually.connect(self._on_manual_range)
         self.auto_y = True  # the y range follows the curves until the user zooms
-        self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        # top right, left of the panel's "?" button, on a see-through box
+        self.legend = self.plot.addLegend(offset=(-30, 4), labelTextSize="8pt")
         self.raw_curve = self.plot.plot(name="this run, each step")
         self.raw_curve.setZValue(-10)
         self.curve = self.plot.plot(name="this run (smoothed)")
@@ -386,7 +387,9 @@ class TimelinePanel(QWidget):
         self.snapshot_marks.setPen(pg.mkPen(None))
         self.best_mark.setBrush(pg.mkBrush(theme.good))
         self.best_mark.setPen(pg.mkPen(theme.plot_bg))
-        self.legend.setBrush(pg.mkBrush(theme.plot_bg))  # opaque: curves never drown it
+        see_through = pg.mkColor(theme.plot_bg)
+        see_through.setAlpha(205)  # readable over a curve, which still shows through
+        self.legend.setBrush(pg.mkBrush(see_through))
         self.legend.setPen(pg.mkPen(theme.muted))
         self.legend.setLabelTextColor(theme.text)
         self.setStyleSheet(f"QLabel#muted {{ color: {theme.muted}; }}")

@@ -205,6 +205,32 @@ def test_conv_arithmetic_fits_its_column_with_whole_matrix_rows(qtbot, view, siz
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("size", [SIZES["1280x800"], SIZES["narrowest beside"]])
+def test_the_arithmetic_scroll_bar_spans_exactly_its_text(qtbot, view, size):
+    """Scrolled to the end, the last line shows in full; the bar's range is the lines that do
+    not fit; a short text after a long one has no bar and starts at its first line."""
+    fit(qtbot, view, size)
+    text = view.arithmetic_text
+    bar = text.verticalScrollBar()
+    view.select("logits", (3,))
+    qtbot.wait(20)
+    lines = text.document().blockCount()
+    line_height = text.blockBoundingRect(text.document().firstBlock()).height()
+    room = text.viewport().height() - text.document().documentMargin()
+    shown = int(room // line_height)  # whole lines in view
+    assert lines > shown and bar.isVisible()
+    assert (bar.maximum(), bar.pageStep()) == (lines - shown, shown)
+    bar.setValue(bar.maximum())
+    last = text.blockBoundingGeometry(text.document().lastBlock()).translated(
+        text.contentOffset())
+    assert last.top() >= 0 and last.bottom() <= text.viewport().height()
+    view.select("dL_dt", (3,))
+    qtbot.wait(20)
+    assert text.document().blockCount() <= shown
+    assert bar.maximum() == 0 and not bar.isVisible() and bar.value() == 0
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["seed", "lenet"])
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_the_stages_fit_without_a_horizontal_scroll_bar(qtbot, view, size, preset):
