@@ -18,8 +18,12 @@ PANELS = {
         "step moves the weights; the batch is how many images one step averages over; "
         "momentum keeps part of the previous step's direction.</p>"
         "<p><b>Network and data</b> apply on <b>Reset</b>, which builds new weights from the "
-        "seed. Choosing a preset fills in its recipe (learning rate, batch, epochs); you can "
-        "still change them.</p>"),
+        "seed. Choosing a preset fills in its whole recipe: learning rate, batch and momentum "
+        "above, and under <b>Recipe</b> (the arrow opens it) the epochs, the learning-rate "
+        "schedule, weight decay, Nesterov momentum and augmentation. You can still change "
+        "them; all apply on Reset. When the recipe's epochs are done, training pauses; "
+        "<b>Train</b> goes on at the schedule's last learning rate. Changing the learning "
+        "rate during a run turns a cosine or onecycle schedule off.</p>"),
     "Probe digit": (
         "<p>The one test digit traced through the network: the feature maps, the prediction "
         "and the Inspector all show what happens to this digit. Pick another by its index, "
