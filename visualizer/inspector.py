@@ -169,6 +169,7 @@ class InspectorView(QWidget):
         side below the stages): the arithmetic on the left, the step and buttons beside it."""
         self.header_label.parentWidget().layout().removeWidget(self.header_label)
         (self.reading if wide else self.checking).layout().insertWidget(0, self.header_label)
+        self.header_label.show()
         self.side_layout.setDirection(QBoxLayout.TopToBottom if wide else
                                       QBoxLayout.LeftToRight)
 
@@ -305,8 +306,9 @@ class InspectorView(QWidget):
             row.layout().insertWidget(row.layout().count() - 1, card, 0, Qt.AlignTop)
             card.show()
             used += 8 + width
-        for w in self._rows:
+        for w in self._rows:  # shown now, not when the layout gets round to it: never blank
             self.content_layout.addWidget(w)
+            w.show()
         self.content_layout.addStretch(1)
 
     # ---- selection ----------------------------------------------------------------------

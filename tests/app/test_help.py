@@ -162,7 +162,10 @@ def test_choosing_a_preset_fills_in_its_recipe_still_editable(qtbot):
     panel.hyper_changed.connect(sent.append)
     panel.preset_combo.setCurrentIndex(panel.preset_combo.findData("deep"))
     deep = RECIPES["deep"]
-    assert sent == [Hyper(deep["lr"], deep["batch_size"], deep["momentum"])]  # one change
+    assert sent == []  # shown, applied on Reset
+    assert panel.hyper() == Hyper(deep["lr"], deep["batch_size"], deep["momentum"])
     assert panel.filters_spin.value() == deep["filters"]
-    panel.lr_spin.setValue(0.02)  # still editable
+    assert panel.pending_label.text().startswith("Applies on Reset: preset, filters, ReLU")
+    panel.lr_spin.setValue(0.02)  # still editable, and a live box applies at once
     assert panel.hyper().lr == 0.02
+    assert sent == [Hyper(0.02, deep["batch_size"], deep["momentum"])]

@@ -51,7 +51,7 @@ TIMEOUT = 30_000  # ms
 
 # what the app may say about the bad input it is given on purpose
 EXPECTED_WORKER = ("Training diverged", "Cannot use this dataset", "Cannot use the dataset",
-                   "Opened the weights only")
+                   "Opened the weights only", "Learning rate ")  # the last: a schedule off
 EXPECTED_EVALUATION = ("there are no weights to evaluate yet",
                        "this dataset has no test split")
 

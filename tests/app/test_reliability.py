@@ -322,7 +322,7 @@ def test_garbage_settings_give_a_working_window_with_defaults(qtbot, tmp_path, m
         persist(w, settings)
         w.show()
         qtbot.waitUntil(lambda: w.info is not None, timeout=TIMEOUT)
-        assert w.controls.settings() == RunSettings(filters=8, relu=False)
+        assert w.controls.settings() == RunSettings(filters=8, relu=False).filled()
         assert w.controls.hyper() == Hyper()
         assert w.theme_choice == "system"
     finally:
