@@ -97,6 +97,7 @@ def _fill_tab(window, name: str) -> None:
     if name == "Inspector":
         window.worker.step_samples(1)
         wait_until(lambda: window.inspector.step_trace is not None, 60)
+        wait_until(lambda: not window.inspector.settling(), 10)
     elif name.startswith("Draw"):
         _draw_a_two(window.draw_panel.canvas)
         wait_until(lambda: window.draw_panel.prediction() is not None, 10)

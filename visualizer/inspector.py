@@ -306,10 +306,15 @@ class InspectorView(QWidget):
             row.layout().insertWidget(row.layout().count() - 1, card, 0, Qt.AlignTop)
             card.show()
             used += 8 + width
-        for w in self._rows:  # shown now, not when the layout gets round to it: never blank
-            self.content_layout.addWidget(w)
+        for w in self._rows:  # shown and laid out now, not when the event loop gets round
+            self.content_layout.addWidget(w)  # to it: never blank in between
             w.show()
         self.content_layout.addStretch(1)
+        self.content_layout.activate()
+
+    def settling(self) -> bool:
+        """Is a new layout for a new size still to come (the deferred fit)?"""
+        return self._fit_timer.isActive()
 
     # ---- selection ----------------------------------------------------------------------
     def _on_click(self, key: str, k: int, i: int, j: int) -> None:
