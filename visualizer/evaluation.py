@@ -157,6 +157,7 @@ class EvaluationView(QtWidgets.QWidget):
         charts.setStretchFactor(1, 2)
 
         self.gallery_label = QtWidgets.QLabel("Mistakes")
+        self.gallery_label.setWordWrap(True)  # a narrow tab: two lines, never cut off
         self.gallery_label.setSizePolicy(QtWidgets.QSizePolicy.Ignored,
                                          QtWidgets.QSizePolicy.Preferred)
         self.mistakes_button = QtWidgets.QPushButton("Show all mistakes")
