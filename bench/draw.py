@@ -56,15 +56,18 @@ SEVEN = [(70 + t, 70) for t in range(0, 141, 5)] + [
 
 
 def open_window():
-    """The main window on its draw tab, the seed network training at full speed."""
+    """The main window on its draw tab, the seed network training at full speed and reading
+    the drawings (the live network, not the shipped one)."""
     from convscope.visualizer.app import wait_until
     from convscope.visualizer.main_window import MainWindow
-    window = MainWindow()
+    from convscope.visualizer.messages import RunSettings
+    window = MainWindow(settings=RunSettings(epochs=1000))  # no pause at the recipe's end
     window.resize(1280, 800)
     window.show()
     if not wait_until(lambda: window.info is not None, 30):
         raise SystemExit("the main window did not start a run")
     panel = window.draw_panel
+    panel.networks.choose("live")
     tabs = window.tabs
     tabs.setCurrentIndex(next(i for i in range(tabs.count())  # the draw tab
                               if tabs.widget(i) is panel or tabs.widget(i).isAncestorOf(panel)))

@@ -95,10 +95,12 @@ class LiveApp:
 
         from convscope.visualizer.app import make_app, wait_until
         from convscope.visualizer.main_window import MainWindow
-        from convscope.visualizer.messages import Hyper
+        from convscope.visualizer.messages import Hyper, RunSettings
 
         self.app, self.wait_until = make_app(), wait_until
-        self.window = w = MainWindow(hyper=Hyper(lr=lr, batch_size=batch), theme="dark")
+        # a recipe longer than any measurement (the seed's one epoch would pause it)
+        self.window = w = MainWindow(settings=RunSettings(epochs=1000),
+                                     hyper=Hyper(lr=lr, batch_size=batch), theme="dark")
         w.resize(*size)
         w.show()
         wait_until(lambda: w.info is not None and w.latest is not None, 60)

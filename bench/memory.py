@@ -57,7 +57,7 @@ def live(epochs: int, batch: int, max_seconds: float, dataset: str = "mini") -> 
 
     app = make_app()
     start_rss = status_mb("VmRSS")
-    window = MainWindow(settings=RunSettings(dataset=dataset),
+    window = MainWindow(settings=RunSettings(dataset=dataset, epochs=epochs),  # none paused
                         hyper=Hyper(lr=0.01, batch_size=batch), theme="dark")
     window.resize(1600, 1000)
     window.show()
