@@ -249,11 +249,17 @@ class AddDrawing(QWidget):
         row.addWidget(self.label_combo)
         row.addWidget(self.note, 1)
         self.add_button.clicked.connect(self.add)
+        draw_panel.prediction_changed.connect(self.follow)
         self.set_class_names(view.class_names)
 
     def set_class_names(self, names: list[str]) -> None:
         self.label_combo.clear()
         self.label_combo.addItems(names)
+
+    def follow(self, probs) -> None:
+        """The label offered is what the network reads (the learner corrects it if wrong)."""
+        if probs is not None and len(probs) == self.label_combo.count():
+            self.label_combo.setCurrentIndex(int(np.argmax(probs)))
 
     def add(self) -> None:
         digit = self.draw_panel.digit

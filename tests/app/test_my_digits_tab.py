@@ -10,7 +10,9 @@ TIMEOUT = 60_000
 def test_a_drawing_added_in_the_draw_tab_is_kept_and_shown(qtbot, window, tmp_path):
     tab, draw = window.my_digits, window.draw_panel
     draw.load_test_digit(3)
-    qtbot.waitUntil(lambda: draw.digit is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: draw.digit is not None and draw.probs is not None, timeout=TIMEOUT)
+    # the label offered is the network's reading
+    assert tab.adder.label_combo.currentIndex() == int(np.argmax(draw.probs))
     tab.adder.label_combo.setCurrentText("7")
     tab.adder.add_button.click()
     files = list((tmp_path / "data" / "my-digits" / "7").glob("*.png"))
