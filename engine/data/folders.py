@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -50,8 +51,9 @@ def _subfolders(folder: Path) -> list[Path]:
                   key=lambda p: natural_key(p.name))
 
 
-def _files(folder: Path, skipped: list) -> list[tuple[Path, int, int]]:
-    """(path, size, mtime_ns) of the regular files of a class folder; the rest skipped."""
+def _files(folder: Path, skipped: list) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of the regular files of a class folder; the rest skipped. The
+    path is a plain string: a Path object would double the memory of a large folder's list."""
     out = []
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.startswith("."):
@@ -62,7 +64,7 @@ def _files(folder: Path, skipped: list) -> list[tuple[Path, int, int]]:
             skipped.append((Path(entry.path), "unreadable"))
             continue
         if stat.S_ISREG(info.st_mode):
-            out.append((Path(entry.path), info.st_size, info.st_mtime_ns))
+            out.append((entry.path, info.st_size, info.st_mtime_ns))
         else:
             skipped.append((Path(entry.path), "not a regular file"))
     return out
@@ -133,11 +135,11 @@ def _convert_all(files, convert, skipped, tick):
         try:
             image = convert_image(path, convert)
         except DataError as e:
-            skipped.append((path, _reason(e)))
+            skipped.append((Path(path), _reason(e)))
             image = None
         else:
             if image is None:
-                skipped.append((path, "blank"))
+                skipped.append((Path(path), "blank"))
         if image is not None:
             x[n], y[n] = image, label
             n += 1
@@ -212,8 +214,9 @@ def load_image_folder(path, convert: str = "mnist", cache_dir=None, on_progress=
         raise DataError(f"{root}: {len(names)} class folder(s); a folder of images needs one "
                         f"subfolder per class, at least two")
     files = lists["train"] + (lists["test"] or [])
-    rel = [(str(f[0].relative_to(root)), f[1], f[2]) for f in files]
-    key = folder_cache.content_key(rel + [(p.name, 0, 0) for p, _ in skipped], convert)
+    prefix = "" if str(root) == "." else os.path.join(str(root), "")
+    rel = ((f[0][len(prefix):], f[1], f[2]) for f in files)  # as relative_to(root) gives
+    key = folder_cache.content_key(chain(rel, ((p.name, 0, 0) for p, _ in skipped)), convert)
     cache = folder_cache.cache_file(Path(cache_dir or places.cache_dir()), root, convert,
                                    key)
     log = cache.with_suffix(".log")

@@ -146,11 +146,19 @@ class Archive:
         if declared != f.tell() + nbytes:
             self._fail(f"member {name!r}: its size in the archive ({declared:,} bytes) "
                        f"does not match its shape {shape} of {dtype}")
-        data = f.read(nbytes)
-        if len(data) != nbytes or f.read(1):
+        array = np.empty(shape[::-1] if fortran else shape, dtype=dtype)
+        into = memoryview(array.reshape(-1).view(np.uint8))  # filled a chunk at a time: the
+        for at in range(0, nbytes, READ_CHUNK):  # array and one chunk, never a second copy
+            chunk = f.read(min(READ_CHUNK, nbytes - at))
+            if len(chunk) != min(READ_CHUNK, nbytes - at):
+                self._fail(f"member {name!r} is truncated")
+            into[at:at + len(chunk)] = chunk
+        if f.read(1):
             self._fail(f"member {name!r} is truncated")
-        array = np.frombuffer(data, dtype=dtype)
-        return array.reshape(shape[::-1]).T.copy() if fortran else array.reshape(shape).copy()
+        return array.T.copy() if fortran else array
+
+
+READ_CHUNK = 1 << 20  # bytes read from a member at a time
 
 
 def _short(e: BaseException) -> str:
