@@ -266,9 +266,9 @@ class AddDrawing(QWidget):
         if digit is None:
             self.note.setText("draw a digit first")
             return
-        self.view.add(digit, self.label_combo.currentText())
-        n = self.view.store.count()
-        self.note.setText(f"added ({n:,} in your set)")
+        label = self.label_combo.currentText()
+        self.view.add(digit, label)  # the tab's gallery and count follow
+        self.note.setText(f"added as {label}")
 
 
 def attach(window, name: str = "My digits") -> MyDigitsView:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_run import call, last_json
 from PIL import Image
 
 from convscope import cli
@@ -24,19 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 QUICK = ["--train-size", "500", "--test-size", "200", "--epochs", "1"]
 TRAIN_KEYS = {"dataset", "train_size", "test_size", "preset", "epochs", "batch_size", "lr",
               "seed", "train_loss", "test_loss", "test_accuracy", "seconds", "samples_per_sec"}
-
-
-def call(capsys, *argv):
-    """(exit status, stdout, stderr) of an in-process run."""
-    code = cli.run([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_json(out: str) -> dict:
-    lines = out.splitlines()
-    assert len(lines) == 1, f"--json must print only the JSON line, got {lines}"
-    return json.loads(lines[-1])
 
 
 def one_error_line(err: str, *words) -> str:

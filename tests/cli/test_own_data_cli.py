@@ -2,25 +2,10 @@
 refused with one line."""
 from __future__ import annotations
 
-import json
-
 import glyphs
 import numpy as np
 import pytest
-
-from convscope import cli
-
-
-def call(capsys, *argv):
-    code = cli.run([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def last_json(out: str) -> dict:
-    lines = out.splitlines()
-    assert len(lines) == 1, lines
-    return json.loads(lines[0])
+from cli_run import call, last_json
 
 
 @pytest.fixture
