@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from convscope.engine.files.atomic import atomic_path
 from convscope.engine.files.limits import names_problem
 
 VERSION = 1  # of the conversion: a new version makes every cached folder again
+WRITE_CHUNK = 1 << 20  # bytes written at a time
 ARRAYS = ("x_train", "y_train", "x_test", "y_test", "names")
 
 
@@ -51,6 +53,20 @@ def _digest(arrays: dict) -> np.ndarray:
     return np.frombuffer(h.digest(), np.uint8)
 
 
+def _write_npz(path, arrays: dict) -> None:
+    """What ``np.savez`` writes (stored .npy members), each array written from its own
+    memory a chunk at a time: savez copies up to 16 MB of it into bytes at once."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, a in arrays.items():
+            a = np.ascontiguousarray(a)
+            with archive.open(name + ".npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_1_0(
+                    f, np.lib.format.header_data_from_array_1_0(a))
+                flat = memoryview(a).cast("B")
+                for start in range(0, len(flat), WRITE_CHUNK):
+                    f.write(flat[start:start + WRITE_CHUNK])
+
+
 def save(path: Path, x_train, y_train, x_test, y_test, names, skipped: str = "") -> None:
     """Write the converted set atomically; remove older files of the same folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,8 +75,7 @@ def save(path: Path, x_train, y_train, x_test, y_test, names, skipped: str = "")
                                    .encode("utf-8"), np.uint8)}
     arrays["digest"] = _digest(arrays)
     with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+        _write_npz(tmp, arrays)
     prefix = path.name.rsplit("-", 1)[0] + "-"  # the same folder and conversion
     for old in [*path.parent.glob(prefix + "*.npz"), *path.parent.glob(prefix + "*.log")]:
         if old.stem != path.stem:

@@ -15,13 +15,11 @@ the test split (at least one picture of each class with two or more).
 Pictures that cannot be read, are not regular files, are larger than the pixel budget or are
 blank, and class folders left empty, are skipped, counted in one line and listed in a log
 beside the cache; fewer than two classes is refused. Memory: the uint8 result (allocated once
-for every file found) and one picture at a time.
+for every file found), the compact list of the files (engine/data/folder_scan.py: about 26
+bytes a file beside its name) and one picture at a time.
 """
 from __future__ import annotations
 
-import os
-import re
-import stat
 from itertools import chain
 from pathlib import Path
 
@@ -29,75 +27,15 @@ import numpy as np
 from PIL import Image
 
 from convscope.engine.data import folder_cache
-from convscope.engine.data.idx import MAX_IMAGES, DataError
+from convscope.engine.data.folder_scan import FileList, scan
+from convscope.engine.data.idx import DataError
 from convscope.engine.data.preprocess import load_image, preprocess_digit
 from convscope.engine.files import places
-from convscope.engine.files.limits import MAX_CLASSES, names_problem
 
 CONVERSIONS = ("mnist", "resize")
 TEST_SHARE = 1 / 6  # of each class, when the folder has no train/test pair
 SPLIT_SEED = 0
 PROGRESS_EVERY = 64  # pictures between two progress calls
-
-
-def natural_key(name: str):
-    """"a2" before "a10": runs of digits compare as numbers."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t.lower())
-            for t in re.split(r"(\d+)", name) if t] + [(2, 0, name)]
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if not p.name.startswith(".") and p.is_dir()),
-                  key=lambda p: natural_key(p.name))
-
-
-def _files(folder: Path, skipped: list) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) of the regular files of a class folder; the rest skipped. The
-    path is a plain string: a Path object would double the memory of a large folder's list."""
-    out = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.name.startswith("."):
-            continue
-        try:
-            info = entry.stat()  # follows a symlink
-        except OSError:
-            skipped.append((Path(entry.path), "unreadable"))
-            continue
-        if stat.S_ISREG(info.st_mode):
-            out.append((entry.path, info.st_size, info.st_mtime_ns))
-        else:
-            skipped.append((Path(entry.path), "not a regular file"))
-    return out
-
-
-def scan(root: Path):
-    """(class names, {"train": [(path, size, mtime, class)], "test": [...] or None},
-    skipped [(path, reason)]) of an image folder, nothing read yet."""
-    skipped: list = []
-    train, test = root / "train", root / "test"
-    paired = train.is_dir() and test.is_dir() and _subfolders(train) and _subfolders(test)
-    tops = {"train": train, "test": test} if paired else {"train": root}
-    names = [p.name for p in _subfolders(tops["train"])]
-    if paired:
-        extra = [p.name for p in _subfolders(test) if p.name not in names]
-        if extra:
-            raise DataError(f"{test}: class folder {extra[0]!r} has no folder in {train}")
-    if len(names) > MAX_CLASSES:
-        raise DataError(f"{root}: {len(names)} class folders is more than the {MAX_CLASSES} "
-                        f"a dataset may have")
-    problem = names_problem(names) if len(names) >= 2 else None
-    if problem:
-        raise DataError(f"{root}: {problem}")
-    lists: dict = {"train": [], "test": [] if paired else None}
-    for split, top in tops.items():
-        for index, name in enumerate(names):
-            if (top / name).is_dir():
-                lists[split] += [(*f, index) for f in _files(top / name, skipped)]
-    total = len(lists["train"]) + len(lists["test"] or [])
-    if total > MAX_IMAGES:
-        raise DataError(f"{root}: {total:,} files is more than the {MAX_IMAGES:,} images a "
-                        f"dataset may have")
-    return names, lists, skipped
 
 
 def convert_image(path, convert: str) -> np.ndarray | None:
@@ -126,12 +64,14 @@ def _reason(error: DataError) -> str:
     return "unreadable"
 
 
-def _convert_all(files, convert, skipped, tick):
-    """(images (n, 28, 28), labels (n,)) of the files that convert; the rest skipped."""
-    x = np.empty((len(files), 28, 28), np.uint8)  # the result, allocated once
-    y = np.empty(len(files), np.uint8)
-    n = 0
-    for path, _, _, label in files:
+def _convert_all(files: FileList, which: np.ndarray, convert, skipped, tick):
+    """(images (n, 28, 28), labels (n,)) of the files ``which`` (indices into ``files``)
+    that convert; the rest skipped."""
+    x = np.empty((len(which), 28, 28), np.uint8)  # the result, allocated once
+    y = np.empty(len(which), np.uint8)
+    labels, n = files.labels, 0
+    for i in which.tolist():
+        path = files.path(i)
         try:
             image = convert_image(path, convert)
         except DataError as e:
@@ -141,25 +81,24 @@ def _convert_all(files, convert, skipped, tick):
             if image is None:
                 skipped.append((Path(path), "blank"))
         if image is not None:
-            x[n], y[n] = image, label
+            x[n], y[n] = image, labels[i]
             n += 1
         tick()
     return x[:n], y[:n]
 
 
-def split_files(files, classes: int):
-    """Seeded split of one folder's files: about TEST_SHARE of each class to the test set
-    (decided before converting, so each split is written once into its own array)."""
+def test_mask(labels: np.ndarray, classes: int) -> np.ndarray:
+    """Seeded split of one folder's files (``labels`` (n,), in listing order): True for
+    about TEST_SHARE of each class, the test set (decided before converting, so each split
+    is written once into its own array)."""
     rng = np.random.default_rng(SPLIT_SEED)
-    labels = np.array([f[3] for f in files], dtype=np.intp)
-    test = np.zeros(len(files), bool)
+    test = np.zeros(len(labels), bool)
     for c in range(classes):
         where = np.flatnonzero(labels == c)
         if len(where) >= 2:
             k = max(1, round(len(where) * TEST_SHARE))
             test[rng.permutation(where)[:k]] = True
-    return ([f for f, t in zip(files, test, strict=True) if not t],
-            [f for f, t in zip(files, test, strict=True) if t])
+    return test
 
 
 def _drop_empty(names, parts, skipped, root):
@@ -209,14 +148,13 @@ def load_image_folder(path, convert: str = "mnist", cache_dir=None, on_progress=
         raise DataError(f"unknown conversion {convert!r} (mnist or resize)")
     if not root.is_dir():
         raise DataError(f"{root}: not a folder")
-    names, lists, skipped = scan(root)
+    names, files, paired, skipped = scan(root)
     if len(names) < 2:
         raise DataError(f"{root}: {len(names)} class folder(s); a folder of images needs one "
                         f"subfolder per class, at least two")
-    files = lists["train"] + (lists["test"] or [])
-    prefix = "" if str(root) == "." else os.path.join(str(root), "")
-    rel = ((f[0][len(prefix):], f[1], f[2]) for f in files)  # as relative_to(root) gives
-    key = folder_cache.content_key(chain(rel, ((p.name, 0, 0) for p, _ in skipped)), convert)
+    entries = files.entries(str(root))  # as relative_to(root) gives
+    key = folder_cache.content_key(chain(entries, ((p.name, 0, 0) for p, _ in skipped)),
+                                   convert)
     cache = folder_cache.cache_file(Path(cache_dir or places.cache_dir()), root, convert,
                                    key)
     log = cache.with_suffix(".log")
@@ -237,11 +175,9 @@ def load_image_folder(path, convert: str = "mnist", cache_dir=None, on_progress=
         if on_progress is not None and (done[0] % PROGRESS_EVERY == 0 or done[0] == len(files)):
             on_progress(done[0], len(files))
     try:
-        train, test = lists["train"], lists["test"]
-        if test is None:
-            train, test = split_files(train, len(names))
-        parts = (*_convert_all(train, convert, skipped, tick),
-                 *_convert_all(test, convert, skipped, tick))
+        test = (files.split == 1) if paired else test_mask(files.labels, len(names))
+        parts = (*_convert_all(files, np.flatnonzero(~test), convert, skipped, tick),
+                 *_convert_all(files, np.flatnonzero(test), convert, skipped, tick))
     finally:
         if bar is not None:
             bar.close()
