@@ -30,10 +30,10 @@ from convscope.engine.fast.fused import _REDUCE
 from convscope.engine.fast.kernels import claim_first, packed
 from convscope.engine.fast.layers import softmax_cross_entropy
 from convscope.engine.fast.pair import one_blas_thread
-from convscope.engine.net.layers import out_size, softmax
+from convscope.engine.fast.predict import Predictor
+from convscope.engine.net.layers import out_size
 
-# Work arrays of one inference chunk stay under this many bytes (chunks of 8 to 256 images).
-PREDICT_BYTES = 24_000_000
+
 def _add_slabs(dxp: np.ndarray, dpatch: np.ndarray, b) -> None:
     """dxp (N, Hp, Wp, C_in) = the sum of each kernel offset's share dpatch[i, j] (N, Ho, Wo,
     C_in), added at its offset (i, j)."""
@@ -130,7 +130,7 @@ class StackNet:
         self._layout()
         self._bufs: dict = {}
         per_sample = self._bytes_per_sample()
-        self.predict_chunk = int(min(256, max(8, PREDICT_BYTES // per_sample)))
+        self.predictor = Predictor(self)
         # a batch whose work arrays would pass 96 MB runs through the layers in chunks
         self.max_batch = int(max(1, 96_000_000 // per_sample))
         # multiply-adds of the largest product per sample (conv: rows x patch x filters)
@@ -201,12 +201,13 @@ class StackNet:
     prepare = patches  # what Model.prepare hands over
 
     @staticmethod
-    def _gather(xp: np.ndarray, b: Block, out: np.ndarray) -> np.ndarray:
-        """Patches of the padded input ``xp`` into ``out`` (N, q*q*S, width), window order."""
+    def _gather(xp: np.ndarray, b: Block, out: np.ndarray, ones: bool = True) -> np.ndarray:
+        """Patches of the padded input ``xp`` into ``out`` (N, q*q*S, width), window order
+        (``ones=False``: the bias column of ``out`` already holds its 1s)."""
         n = len(xp)
         np.copyto(out[:, :, :b.kk].reshape(n, b.q, b.q, b.hq, b.wq, b.k, b.k, b.c_in),
                   _windows(xp, b.k, b.q, b.hq, b.wq))
-        if b.bias:
+        if b.bias and ones:
             out[:, :, b.kk] = 1
         return out
 
@@ -269,27 +270,40 @@ class StackNet:
     # ---- the pass ---------------------------------------------------------------------
     def _forward(self, patches: np.ndarray, bufs: list) -> np.ndarray:
         """Logits (N, 10) from the first conv's ``patches``; keeps what backward needs."""
-        n = len(patches)
-        for i, b in enumerate(self.blocks):
-            d = bufs[i]
-            if i:  # (both halves of the batch at once, on two threads: engine/fast/pair.py)
+        self._blocks(patches, bufs)
+        return self._dense(bufs[-1]["x"])
+
+    def _blocks(self, patches, bufs: list, alone: bool = False, first: int = 0) -> None:
+        """The conv blocks from block ``first`` on (``patches``: that block's, for the first
+        block only), each pool writing into ``bufs[i]["pooled"]``. ``alone``: on this thread
+        only (else large gathers and products on two, engine/fast/pair.py)."""
+        for i in range(first, len(self.blocks)):
+            b, d = self.blocks[i], bufs[i]
+            n = len(d["pooled"])
+            if i and alone:
+                self._gather(d["xp"], b, d["patches"], ones=False)
+            elif i:  # (both halves of the batch at once, on two threads)
                 pair.halves(lambda s, e, d=d, b=b: self._gather(d["xp"][s:e], b,
                                                                  d["patches"][s:e]),
                             n, n * b.rows * b.width)
-                patches = d["patches"]
+            patches = d["patches"] if i else patches
             pmat = d["P"] = patches.reshape(n * b.rows, b.width)
-            conv = d["conv"]
-            pair.dot(pmat, self.mats[b.conv][0], conv.reshape(n * b.rows, b.c_out))  # (+ bias)
-            if b.relu and b.mode != "max":
+            conv, mat = d["conv"], self.mats[b.conv][0]
+            (np.dot if alone else pair.dot)(pmat, mat, conv.reshape(n * b.rows, b.c_out))
+            if b.relu and b.mode != "max":  # (the product added the bias)
                 np.maximum(conv, 0, out=conv)  # ReLU before pooling; conv > 0 where it passed
             pooled = d["pooled"]  # (N, Hq, Wq, C): the next conv's padded input, or flat
             b.reduce(conv, axis=1, out=pooled)
-            if b.mode == "avg":
-                pooled *= self.dtype.type(1 / (b.q * b.q))
-            elif b.relu:
-                np.maximum(pooled, 0, out=pooled)  # ReLU after max-pooling: the same values
-        dense = bufs[-1]
-        xs = dense["x"]
+            self._after_pool(b, pooled)
+
+    def _after_pool(self, b: Block, pooled: np.ndarray) -> None:
+        if b.mode == "avg":
+            pooled *= self.dtype.type(1 / (b.q * b.q))
+        elif b.relu:
+            np.maximum(pooled, 0, out=pooled)  # ReLU after max-pooling: the same values
+
+    def _dense(self, xs: list) -> np.ndarray:
+        """The dense layers: xs[0] (N, features) in, each layer's output into xs[j + 1]."""
         for j, (layer, relu) in enumerate(self.dense):
             w, _ = self.slots[(layer, "W")]
             out = xs[j + 1]
@@ -374,11 +388,6 @@ class StackNet:
         claim_first(d["offsets"], d["claimed"])
 
     def probs(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities (N, 10) of float input (N, 28, 28), in chunks of bounded memory."""
-        out = np.empty((len(x), self.dense[-1][0].params["W"].shape[1]), self.dtype)
-        with one_blas_thread(self.mnk * min(len(x), self.predict_chunk)):
-            for i in range(0, len(x), self.predict_chunk):
-                part = x[i:i + self.predict_chunk]
-                out[i:i + len(part)] = softmax(self._forward(self.patches(part),
-                                                             self._buffers(len(part))))
-        return out
+        """Probabilities (N, 10) of float input (N, 28, 28): chunks on two threads
+        (engine/fast/predict.py)."""
+        return self.predictor.probs(x)

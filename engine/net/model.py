@@ -59,6 +59,8 @@ class Model:
         self.chunk = max(1, int(CHUNK_MACS // max(1, limits.macs_per_sample(self.config))))
         # the same arithmetic in fewer NumPy calls for passes without a trace, or None
         self.fast_pass = plan(self) if self.fast else None
+        # images per predict_proba call in evaluate (a fast pass bounds its own memory)
+        self.predict_chunk = 256 if hasattr(self.fast_pass, "probs") else min(256, self.chunk)
         self._ones = None
         self._flat_grads = False  # True while the fast pass's flat gradient is the latest
         self._weights = [(f"{layer.name}.{k}", layer, k)

@@ -66,10 +66,10 @@ class Snapshot:
 def evaluate(model: Model, images: np.ndarray, labels: np.ndarray, chunk: int | None = None,
              progress: Callable[[int, int], None] | None = None):
     """Mean loss, accuracy and probabilities (N, 10) of ``model`` on uint8 ``images``.
-    ``chunk``: images per pass (default 256, fewer for large networks); ``progress(done,
-    total)`` is called after each chunk (raising in it stops the evaluation)."""
+    ``chunk``: images per pass (default ``model.predict_chunk``); ``progress(done, total)``
+    is called after each chunk (raising in it stops the evaluation)."""
     n = len(images)
-    chunk = chunk or min(256, model.chunk)
+    chunk = chunk or model.predict_chunk
     probs = np.empty((n, model.classes), dtype=np.float32)
     for i in range(0, n, chunk):
         probs[i:i + chunk] = model.predict_proba(prepare_input(images[i:i + chunk]), chunk)

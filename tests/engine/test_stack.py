@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from test_model import assert_same, digit_like
 
-from convscope.engine.fast import stack
+from convscope.engine.fast import predict, stack
+from convscope.engine.fast.predict import Predictor
 from convscope.engine.net.model import Model, build_config, prepare_input
 from convscope.engine.net.train import Trainer
 
@@ -83,16 +84,27 @@ def test_stack_pass_equals_the_layers_in_float64(name, n):
     want = model.predict_proba(x)
     model.fast_pass = saved
     assert_same(model.predict_proba(x), want)
-
-
-def test_predictions_in_chunks_equal_the_layers():
-    model = with_biases(Model(build_config("lenet", 2), seed=1, dtype=F64))
-    model.fast_pass.predict_chunk = 8
-    x = prepare_input(digit_like(21, seed=5)).astype(F64)
-    saved, model.fast_pass = model.fast_pass, None
-    want = model.predict_proba(x)
-    model.fast_pass = saved
+    saved.predictor = Predictor(saved, chunk=1, group=2)  # one image per conv pass, 2 threads
     assert_same(model.predict_proba(x), want)
+
+
+@pytest.mark.parametrize("helper", [True, False])
+@pytest.mark.parametrize("chunk", [1, 4, 64])
+def test_predictions_in_chunks_equal_the_layers(chunk, helper):
+    """Chunks on two threads (or one), a shorter last chunk, arrays reused between calls."""
+    model = with_biases(Model(build_config("lenet", 2), seed=1, dtype=F64))
+    model.fast_pass.predictor = Predictor(model.fast_pass, chunk=chunk)
+    saved, model.fast_pass = model.fast_pass, None
+    xs = [prepare_input(digit_like(n, seed=n)).astype(F64) for n in (21, 3, 21)]
+    wants = [model.predict_proba(x) for x in xs]
+    model.fast_pass = saved
+    predict.use_helper(helper)
+    try:
+        for x, want in zip(xs, wants, strict=True):
+            assert_same(model.predict_proba(x), want)
+    finally:
+        predict.use_helper(True)
+    assert len(model.predict_proba(xs[0][:0])) == 0
 
 
 def test_a_constant_image_sends_each_window_gradient_to_its_first_pixel():
