@@ -47,9 +47,11 @@ PANELS = {
         "add the pixel under them, blue ones subtract it; a filter with red above and blue "
         "below finds horizontal edges. They change slowly while the network learns.</p>"),
     "Class templates": (
-        "<p>The dense layer's weights, one row per class, cut into the shapes of the pooled "
-        "maps they multiply. Red: ink there raises that class's score; blue: it lowers it. "
-        "After some training the rows look like blurred digits.</p>"),
+        "<p>The dense layer's weights, one column per class, cut into the shapes of the "
+        "pooled maps they multiply (one row per map). Red: ink there raises that class's "
+        "score; blue: it lowers it. After some training the columns look like blurred "
+        "digits. With many classes (letters) they come in groups, one under the other: "
+        "scroll with the wheel or the bar beside them.</p>"),
     "Loss": (
         "<p>How wrong the network is (cross-entropy; ln 10 = 2.3 is chance for ten classes), "
         "against the number of training images seen. Faint: each step; bold: its moving "

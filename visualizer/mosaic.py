@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt5.QtCore import QPointF
+from PyQt5.QtCore import QPointF, pyqtSignal
 from PyQt5.QtGui import QFont
 
 from convscope.visualizer.theme import cached
@@ -189,15 +189,21 @@ class MosaicView(pg.ViewBox):
 
     Titles and labels keep a fixed size on screen: ``arrange`` reserves room for them in
     display pixels and picks the column count that makes the tiles largest (or uses
-    ``fixed_cols``). It runs again whenever the view is resized."""
+    ``fixed_cols``). It runs again whenever the view is resized. With ``fit_width`` the
+    tiles take the whole width and what is taller than the view scrolls (the wheel, or
+    ``scroll_to``); ``scrolled`` tells (offset, largest offset, page) in display pixels."""
 
     TITLE_PX, LABEL_PX, MARGIN_PX = 18, 12, 4
+    scrolled = pyqtSignal(int, int, int)
 
     def __init__(self, max_cols: int = 16, fixed_cols: int | None = None):
         super().__init__(lockAspect=True, invertY=True, enableMouse=False, enableMenu=False,
                          defaultPadding=0.0)
         self.sections: list[Section] = []
         self.max_cols, self.fixed_cols = max_cols, fixed_cols
+        self.fit_width = False
+        self.scroll_px = 0  # display pixels scrolled down (fit_width only)
+        self.scale = 1.0  # display pixels per mosaic pixel, as last arranged
         self.text_color = "#cccccc"
         self.label_color = "#999999"
         self.sigResized.connect(self.arrange)
@@ -248,10 +254,12 @@ class MosaicView(pg.ViewBox):
             1, min(n_max, self.max_cols) + 1)
         best = None
         for cols in options:
-            scale, band = self._layout(shown, cols, width_px, height_px)
+            scale, band = self._layout(shown, cols, width_px,
+                                       math.inf if self.fit_width else height_px)
             if best is None or scale > best[1] * 1.0001:
                 best = (cols, scale, band)
         cols, scale, band = best
+        self.scale = scale
         y, width = 0.0, 0
         for s in shown:
             lead, top = s.bands(band)
@@ -265,7 +273,29 @@ class MosaicView(pg.ViewBox):
             y += h + 2 / scale
             width = max(width, w)
         m = self.MARGIN_PX / scale
-        self.setRange(xRange=(-m, width + m), yRange=(-m, y + m), padding=0)
+        if not self.fit_width:
+            self.setRange(xRange=(-m, width + m), yRange=(-m, y + m), padding=0)
+            return
+        page = int(rect.height())
+        last = max(0, math.ceil((y + 2 * m) * scale) - page)
+        self.scroll_px = min(max(0, self.scroll_px), last)
+        top = -m + self.scroll_px / scale
+        self.setRange(xRange=(-m, width + m), yRange=(top, top + rect.height() / scale),
+                      padding=0)
+        self.scrolled.emit(self.scroll_px, last, page)
+
+    def scroll_to(self, px: int) -> None:
+        """Show the mosaic from ``px`` display pixels down (fit_width; clamped)."""
+        if self.fit_width and int(px) != self.scroll_px:
+            self.scroll_px = int(px)
+            self.arrange()
+
+    def wheelEvent(self, ev, axis=None):  # noqa: N802 - Qt override
+        if not self.fit_width:
+            ev.ignore()
+            return
+        self.scroll_to(self.scroll_px - ev.delta() // 2)  # 60 px a notch
+        ev.accept()
 
     def pixel_at(self, scene_pos: QPointF):
         """Scene position -> (section, k, i, j) or None."""

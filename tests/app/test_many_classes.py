@@ -116,3 +116,46 @@ def test_loading_a_picture_folder_tells_its_progress(tmp_path, monkeypatch):
     data = load_aside(None, str(root), lambda: False, told.append)
     assert data.class_names == ["a", "b"]
     assert told[-1] == f"{root}: 80 of 80 pictures converted" and len(told) >= 2
+
+
+@pytest.mark.parametrize("names", [list("0123456789"), glyphs.LETTERS, BYCLASS])
+def test_class_templates_stay_legible_and_every_class_is_reachable(qtbot, widgets, names):
+    """At 26 or 62 classes the template columns would be a few pixels wide: the classes come
+    in groups one under the other, tiles at least MIN_TILE_PX, and the panel scrolls."""
+    from PyQt5.QtCore import QPointF
+
+    from convscope.visualizer.mosaic import GAP
+    from convscope.visualizer.templates import MIN_TILE_PX, TemplatesPanel
+
+    n = len(names)
+    panel = TemplatesPanel()
+    widgets.append(panel)
+    panel.resize(300, 260)  # the dock's size in a 1280x720 window
+    panel.show()
+    qtbot.waitExposed(panel)
+    params = Model(build_config("seed", class_names=names), 0).params()
+    trace = {"conv1": np.zeros((1, 26, 26, 8)), "pool1": np.zeros((1, 13, 13, 8)),
+             "flatten": np.zeros((1, 1352))}
+    panel.set_classes(names)
+    panel.set_weights(params, trace)
+    view = panel.view
+
+    def tile_px():  # display pixels across one 13x13 map, once the layout has settled
+        return 13 * view.sections[0].factor / view.viewPixelSize()[0]
+    qtbot.waitUntil(lambda: tile_px() >= MIN_TILE_PX, timeout=5000)
+    sections = view.sections
+    shown = [item.toPlainText() for s in sections for item in s.labels if item.toPlainText()]
+    assert shown == names  # every class named once, in order
+    if n == 10:
+        assert len(sections) == 1 and not panel.scroll_bar.isVisible()
+        return
+    assert len(sections) > 1 and panel.scroll_bar.isVisible()
+    assert panel.scroll_bar.maximum() > 0
+    panel.scroll_bar.setValue(panel.scroll_bar.maximum())  # down to the last group
+    last = sections[-1]
+    col = (n - 1) % panel.per_group
+    w = 13 * last.factor
+    point = QPointF(last.x0 + col * (w + GAP) + w / 2, last.y0 + last.top + w / 2)
+    assert view.viewRect().contains(point)  # scrolled into view
+    panel._on_mouse(view.mapViewToScene(point))
+    assert panel.hover_label.text().startswith(f"dense1: class {names[-1]}, input map 1,")
