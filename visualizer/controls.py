@@ -25,16 +25,12 @@ from PyQt5.QtWidgets import (
 
 from convscope.engine.net.model import PRESETS
 from convscope.engine.recipes import RECIPES
+from convscope.visualizer.data_choice import DATASETS, conversion_combo, picture_folder
 from convscope.visualizer.limits import LimitHints
 from convscope.visualizer.messages import RECIPE_FIELDS, Hyper, RunSettings
 from convscope.visualizer.recipe_box import RecipeBox
 
 SPEEDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 0]  # steps per second; 0 = as fast as possible
-DATASETS = [("mini", "mini MNIST (embedded, 9k + 1k)"),
-            ("mnist", "MNIST (60k + 10k, download)"),
-            ("fashion", "Fashion-MNIST (download)")]
-
-
 def speed_text(speed: float) -> str:
     return "full speed" if speed <= 0 else f"{speed:g} step{'' if speed == 1 else 's'}/s"
 
@@ -186,6 +182,9 @@ class ControlsPanel(QWidget):
         for spec, text in DATASETS:
             self.dataset_combo.addItem(text, spec)
         self.dataset_combo.addItem("Folder: IDX files or pictures…", "")
+        self.convert_combo = conversion_combo()
+        self.convert_label = QLabel("Pictures")
+        self._pictures = False  # the Data box holds a folder of pictures
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 2**31 - 1)
         self.seed_spin.setToolTip("Seeds the initial weights and the order of the samples: "
@@ -209,7 +208,8 @@ class ControlsPanel(QWidget):
         self.dataset_combo.activated.connect(self._on_dataset)
         for w in (self.filters_spin, self.seed_spin):
             w.valueChanged.connect(self._update_pending)
-        for w in (self.pool_combo, self.dataset_combo):
+        self.dataset_combo.currentIndexChanged.connect(self._show_convert)
+        for w in (self.pool_combo, self.dataset_combo, self.convert_combo):
             w.currentIndexChanged.connect(self._update_pending)
         self.relu_box.toggled.connect(self._update_pending)
         net_box = QGroupBox("Network and data (applied on Reset)")
@@ -226,14 +226,16 @@ class ControlsPanel(QWidget):
         g.addWidget(self.recipe_box, 2, 0, 1, 4)
         g.addWidget(QLabel("Data"), 3, 0)
         g.addWidget(self.dataset_combo, 3, 1, 1, 3)
-        g.addWidget(QLabel("Seed"), 4, 0)
+        g.addWidget(self.convert_label, 4, 0)
+        g.addWidget(self.convert_combo, 4, 1, 1, 3)
+        g.addWidget(QLabel("Seed"), 5, 0)
         seed_row = QHBoxLayout()
         seed_row.setSpacing(2)
         seed_row.addWidget(self.seed_spin, 1)
         seed_row.addWidget(self.dice_button)
-        g.addLayout(seed_row, 4, 1)
-        g.addWidget(self.reset_button, 4, 2, 1, 2)
-        g.addWidget(self.pending_label, 5, 0, 1, 4)
+        g.addLayout(seed_row, 5, 1)
+        g.addWidget(self.reset_button, 5, 2, 1, 2)
+        g.addWidget(self.pending_label, 6, 0, 1, 4)
         g.setColumnStretch(1, 1)
         g.setColumnStretch(3, 1)
 
@@ -245,6 +247,7 @@ class ControlsPanel(QWidget):
         layout.addWidget(net_box)
         layout.addStretch(1)
         self.set_settings(settings)
+        self._show_convert()
         self.limits = LimitHints(self)  # out-of-range input is answered with the reason
         for spin, what, why in (
                 (self.lr_spin, "Learning rate", "at 1 the seed net soon blows up"),
@@ -285,6 +288,7 @@ class ControlsPanel(QWidget):
         self.pool_combo.setCurrentIndex(max(0, self.pool_combo.findData(settings.pool)))
         self.relu_box.setChecked(relu if settings.relu is None else settings.relu)
         self._select_dataset(settings.dataset)
+        self.convert_combo.setCurrentIndex(max(0, self.convert_combo.findData(settings.convert)))
         self.seed_spin.setValue(settings.seed)
         full = settings.filled()
         self.recipe_box.set_recipe({k: getattr(full, k) for k in RECIPE_FIELDS})
@@ -294,6 +298,7 @@ class ControlsPanel(QWidget):
         self.dataset_combo.blockSignals(True)
         self._select_dataset(spec)
         self.dataset_combo.blockSignals(False)
+        self._show_convert()
         self._update_pending()
 
     def set_applied(self, settings: RunSettings, n_train: int) -> None:
@@ -307,7 +312,7 @@ class ControlsPanel(QWidget):
         return RunSettings(self.preset_combo.currentData(), self.filters_spin.value(),
                            self.pool_combo.currentData(), self.relu_box.isChecked(),
                            self.dataset_combo.currentData() or "mini", self.seed_spin.value(),
-                           **self.recipe_box.recipe())
+                           **self.recipe_box.recipe(), convert=self.convert_combo.currentData())
 
     def hyper(self) -> Hyper:
         return Hyper(self.lr_spin.value(), self.batch_spin.value(), self.momentum_spin.value())
@@ -362,6 +367,12 @@ class ControlsPanel(QWidget):
         else:
             self._select_dataset(self.applied.dataset)
 
+    def _show_convert(self, *_) -> None:
+        """The conversion is offered while the Data box holds a folder of pictures."""
+        self._pictures = picture_folder(self.dataset_combo.currentData() or "")
+        for w in (self.convert_label, self.convert_combo):
+            w.setVisible(self._pictures)
+
     def _select_dataset(self, spec: str) -> None:
         i = self.dataset_combo.findData(spec)
         if i < 0:
@@ -374,11 +385,14 @@ class ControlsPanel(QWidget):
         """Name what the boxes hold that the run does not use yet (applied on Reset)."""
         current, applied = self.settings(), self.applied.filled()
         names = [n for n in ("preset", "filters", "pool", "relu", "dataset", "seed",
-                             *RECIPE_FIELDS) if getattr(current, n) != getattr(applied, n)]
+                             *RECIPE_FIELDS, "convert")
+                 if getattr(current, n) != getattr(applied, n)
+                 and (n != "convert" or self._pictures)]
         names += [n for n in ("lr", "batch_size", "momentum")
                   if not math.isclose(getattr(self.hyper(), n), getattr(self.live, n))]
         words = {"lr": "learning rate", "lr_schedule": "schedule", "relu": "ReLU",
-                 "dataset": "data", "pool": "pooling", "batch_size": "batch size"}
+                 "dataset": "data", "pool": "pooling", "batch_size": "batch size",
+                 "convert": "picture conversion"}
         shown = [words.get(n, n.replace("_", " ")) for n in names]
         self.pending_label.setText(f"Applies on Reset: {', '.join(shown)}.")
         self.pending_label.setVisible(bool(names))

@@ -208,7 +208,7 @@ class _Keeper(QObject):
         s.set_theme(w.theme_choice)
         r = w.controls.settings()
         s.set_run_settings(preset=r.preset, filters=r.filters, pool=r.pool, relu=r.relu,
-                           dataset=r.dataset, seed=r.seed)
+                           dataset=r.dataset, seed=r.seed, convert=r.convert)
         h = w.controls.hyper()
         s.set_hyperparameters(lr=h.lr, batch_size=h.batch_size, momentum=h.momentum)
         s.sync()

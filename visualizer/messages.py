@@ -29,6 +29,7 @@ class RunSettings:
     weight_decay: float | None = None
     nesterov: bool | None = None
     augment: tuple | None = None
+    convert: str = "mnist"  # how a folder's pictures become digits (engine/data/folders.py)
 
     def filled(self) -> RunSettings:
         """These settings with every None replaced by the preset's default or recipe."""

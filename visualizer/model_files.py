@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from PyQt5.QtCore import QObject, pyqtSignal
 from PyQt5.QtWidgets import QAction, QMenu
 
+from convscope.engine.data.folders import CONVERSIONS
 from convscope.engine.files.checkpoint import CheckpointError, load_model, save_model
 from convscope.engine.files.facts import run_facts
 from convscope.engine.net.model import Model
@@ -41,10 +42,12 @@ class LoadedModel:
     def run_settings(self) -> dict:
         """Keyword arguments of ``worker.RunSettings`` that rebuild this run."""
         cfg, meta = self.model.config, (self.trainer_state or {}).get("meta", {})
+        convert = self.extra.get("convert")  # a folder's conversion: the model's, else mnist
         return {"preset": cfg.get("preset", "seed"), "filters": cfg.get("filters"),
                 "pool": cfg.get("pool", "max"), "relu": cfg.get("relu"),
                 "dataset": str(self.extra.get("dataset", "mini")),
-                "seed": int(meta.get("seed", self.model.seed))}
+                "seed": int(meta.get("seed", self.model.seed)),
+                "convert": convert if convert in CONVERSIONS else "mnist"}
 
     def hyperparameters(self) -> dict | None:
         """Keyword arguments of ``worker.Hyper`` saved with the trainer state, or None."""
@@ -67,11 +70,13 @@ def read_model_file(path: str) -> LoadedModel:
     return LoadedModel(model, state, extra, os.path.abspath(path))
 
 
-def saved_run_of(trainer, dataset_spec: str, data=None) -> SavedRun:
+def saved_run_of(trainer, dataset_spec: str, data=None, convert: str = "mnist") -> SavedRun:
     """A copy of ``trainer``'s run to save (called on the worker thread, between steps).
-    ``data``: the engine Dataset it trains on, for its class names (digits if None)."""
+    ``data``: the engine Dataset it trains on, for its class names (digits if None);
+    ``convert``: how a folder's pictures were converted (kept as the train command keeps it)."""
     names = data.class_names if data is not None else range(10)
     extra = run_facts(trainer, dataset_spec, names)
+    extra["convert"] = convert
     return SavedRun(trainer.model.copy(), trainer.get_state(), extra)
 
 

@@ -21,16 +21,18 @@ TIMELINE_MAX_BYTES = 64 * 2**20
 LR_MIN = 1e-5  # the smallest learning rate the controls take
 
 
-def load_aside(loader, spec: str, give_up, tell=None):
+def load_aside(loader, spec: str, give_up, tell=None, convert: str = "mnist"):
     """``loader(spec)`` on a thread of its own; ``give_up()`` is asked every 50 ms and, when
     true, raises InterruptedError (the loading thread is left to end by itself). ``tell``
-    gets a line on the pictures of a folder converted so far (from the loading thread)."""
+    gets a line on the pictures of a folder converted so far (from the loading thread);
+    without a ``loader``, a folder of pictures is converted with ``convert``."""
     if loader is None:
         from convscope.engine.data.datasets import load_dataset
 
         def loader(spec):
-            return load_dataset(spec, on_progress=tell and (lambda done, total: tell(
-                f"{spec}: {done:,} of {total:,} pictures converted")))
+            return load_dataset(spec, convert=convert, on_progress=tell and (
+                lambda done, total: tell(f"{spec}: {done:,} of {total:,} pictures "
+                                         f"converted")))
     result: dict = {}
 
     def target():

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PyQt5.QtCore import QByteArray, QSettings
 
+from convscope.engine.data.folders import CONVERSIONS
 from convscope.engine.files import places
 from convscope.engine.files.atomic import atomic_path
 from convscope.engine.files.guard import open_regular, special_file
@@ -41,6 +42,7 @@ RUN = {
     "relu": ("opt_bool", None, lambda v: True),
     "dataset": (str, "mini", lambda v: 0 < len(v) < 4096),
     "seed": (int, 0, lambda v: 0 <= v < 2 ** 32),
+    "convert": (str, "mnist", lambda v: v in CONVERSIONS),  # a folder of pictures' conversion
 }
 HYPER = {
     "lr": (float, 0.005, _positive_finite),
@@ -176,7 +178,8 @@ class Settings:
 
     # ---- run settings and hyperparameters ---------------------------------------------
     def run_settings(self) -> dict:
-        """{preset, filters, pool, relu, dataset, seed} (keyword arguments of RunSettings)."""
+        """{preset, filters, pool, relu, dataset, seed, convert} (keyword arguments of
+        RunSettings)."""
         return self._group("run", RUN)
 
     def set_run_settings(self, **values) -> None:

@@ -161,8 +161,9 @@ class TrainWorker(WorkerCommands, QObject):
             self.recipe_done.emit(done)
 
     def _do_save_state(self) -> None:
+        s = self.settings
         self.state_ready.emit(self.trainer and saved_run_of(
-            self.trainer, self.settings.dataset, self._datasets.get(self.settings.dataset)))
+            self.trainer, s.dataset, self._datasets.get((s.dataset, s.convert)), s.convert))
 
     def _do_probe(self, probe: tuple, quiet: bool) -> None:
         self._probe = probe
@@ -252,15 +253,16 @@ class TrainWorker(WorkerCommands, QObject):
         self._set_running(False)
 
     # ---- reset ---------------------------------------------------------------------------
-    def _dataset(self, spec: str):
-        """The dataset ``spec`` (the one kept: full MNIST is 47 MB), loaded aside if new."""
-        if spec not in self._datasets:
+    def _dataset(self, spec: str, convert: str = "mnist"):
+        """The dataset ``spec`` (the one kept: full MNIST is 47 MB), loaded aside if new; a
+        folder of pictures converted with ``convert``."""
+        if (spec, convert) not in self._datasets:
             self.loading.emit(spec)
             data = load_aside(self._loader, spec, lambda: (
                 self._stopping or QThread.currentThread().isInterruptionRequested()
-                or self._stop_queued()), self.loading.emit)
-            self._datasets = {spec: data}
-        return self._datasets[spec]
+                or self._stop_queued()), self.loading.emit, convert)
+            self._datasets = {(spec, convert): data}
+        return self._datasets[(spec, convert)]
 
     def _stop_queued(self) -> bool:
         if self._commands.holds(self._do_stop):
@@ -272,7 +274,7 @@ class TrainWorker(WorkerCommands, QObject):
         self.hyper = hyper or self.hyper
         fallback = None
         try:
-            data = self._dataset(settings.dataset)
+            data = self._dataset(settings.dataset, settings.convert)
         except InterruptedError:
             return
         except DataError as e:  # keep the current run; with none yet (or for a model file)
@@ -280,7 +282,7 @@ class TrainWorker(WorkerCommands, QObject):
                 raise
             fallback = (f"Cannot use the dataset {settings.dataset}: {e}. Using the embedded "
                         f"mini MNIST instead.")
-            settings = replace(settings, dataset="mini")
+            settings = replace(settings, dataset="mini", convert="mnist")
             data = self._dataset("mini")
         trainer, config, note = build_trainer(settings, data, self.hyper, loaded, EMIT_INTERVAL)
         model = trainer.model

@@ -58,7 +58,8 @@ def test_save_open_round_trip_predicts_and_resumes_identically(qtbot, tmp_path, 
     loaded: LoadedModel = opened[-1]
     assert loaded.path == path and loaded.extra["dataset"] == "mini"
     assert loaded.run_settings() == {"preset": "seed", "filters": 8, "pool": "max",
-                                     "relu": False, "dataset": "mini", "seed": 3}
+                                     "relu": False, "dataset": "mini", "seed": 3,
+                                     "convert": "mnist"}
     assert loaded.hyperparameters() == {"lr": 0.01, "batch_size": 8, "momentum": 0.9}
     x = prepare_input(data.x_test[:300])
     np.testing.assert_array_equal(loaded.model.predict_proba(x), a.model.predict_proba(x))

@@ -23,13 +23,14 @@ def settings_at(path) -> Settings:
 def test_values_survive_a_restart(tmp_path):
     s = settings_at(tmp_path / "s.ini")
     s.set_run_settings(preset="deep", filters=12, pool="avg", relu=None, dataset="fashion",
-                       seed=42)
+                       seed=42, convert="resize")
     s.set_hyperparameters(lr=0.25, batch_size=32, momentum=0.9)
     s.set_theme("dark")
     s.sync()
     again = settings_at(tmp_path / "s.ini")
     assert again.run_settings() == {"preset": "deep", "filters": 12, "pool": "avg",
-                                    "relu": None, "dataset": "fashion", "seed": 42}
+                                    "relu": None, "dataset": "fashion", "seed": 42,
+                                    "convert": "resize"}
     assert again.hyperparameters() == {"lr": 0.25, "batch_size": 32, "momentum": 0.9}
     assert again.theme() == "dark"
 
