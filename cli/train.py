@@ -93,6 +93,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    f"(default: the recipe's; --augment alone shifts by up to 2 pixels)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=(),
                    help="the same as --augment none")
+    p.add_argument("--plain-epochs", type=int_range(0, MAX_EPOCHS), metavar="N",
+                   help="train the last N epochs on the digits as they are, without "
+                   "augmentation (default: the recipe's, in proportion when --epochs "
+                   "changes it)")
     p.add_argument("--save", metavar="PATH",
                    help="model file to write (after every epoch, atomically)")
     p.add_argument("--resume", metavar="PATH", help="model file to continue training from")
@@ -180,10 +184,18 @@ def _schedule(args, meta: dict, lr: float, defaults: dict) -> tuple[dict, int]:
     from convscope.engine.schedules import make_schedule
     saved = meta.get("lr_schedule")
     if args.lr_schedule is None and saved and saved["name"] != "constant":
+        if args.plain_epochs is not None:
+            raise UsageError(f"--plain-epochs would change the resumed {saved['name']} "
+                             f"schedule; give --lr-schedule too to start a new schedule")
         return saved, _epochs_left(args, meta, saved)
     epochs = args.epochs or defaults["epochs"]
+    plain = args.plain_epochs
+    if plain is None:  # the recipe's share of the epochs run
+        plain = defaults.get("plain_epochs", 0) * epochs // defaults["epochs"]
+    if plain > epochs:
+        raise UsageError(f"--plain-epochs {plain} is more than the {epochs} epochs to run")
     return make_schedule(args.lr_schedule or defaults["lr_schedule"], lr, epochs,
-                         int(meta.get("epoch", 0))), epochs
+                         int(meta.get("epoch", 0)), plain), epochs
 
 
 def _epochs_left(args, meta: dict, schedule: dict) -> int:
@@ -328,7 +340,9 @@ def run(args) -> int:
                f"batch {bs}, lr {schedule_lr(schedule, trainer.epoch):g}"
                + (f" ({schedule['name']} schedule, base {schedule['base_lr']:g})"
                   if schedule["name"] != "constant" else "")
-               + (f", augment {','.join(settings['augment'])}" if settings["augment"] else ""))
+               + (f", augment {','.join(settings['augment'])}" if settings["augment"] else "")
+               + (f" (the last {schedule['plain_epochs']} epochs plain)"
+                  if settings["augment"] and schedule.get("plain_epochs") else ""))
     result = {"test_size": len(x_test), "test_loss": None, "test_accuracy": None}
     total = epochs * len(x_train) - trainer.cursor
     bar = progress_bar(total, "train")
@@ -371,7 +385,7 @@ def run(args) -> int:
         "lr_schedule": schedule["name"],
         "momentum": trainer.momentum, "nesterov": settings["nesterov"],
         "weight_decay": settings["weight_decay"], "seed": settings["seed"],
-        "augment": list(settings["augment"]),
+        "augment": list(settings["augment"]), "plain_epochs": schedule.get("plain_epochs", 0),
         "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
         "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"],
         "seconds": round(seconds, 3),

@@ -24,11 +24,12 @@ class RunSettings:
     relu: bool | None = None  # None: the preset's default
     dataset: str = "mini"
     seed: int = 0
-    epochs: int | None = None  # these five None: the preset's recipe
+    epochs: int | None = None  # these six None: the preset's recipe
     lr_schedule: str | None = None
     weight_decay: float | None = None
     nesterov: bool | None = None
     augment: tuple | None = None
+    plain_epochs: int | None = None
     convert: str = "mnist"  # how a folder's pictures become digits (engine/data/folders.py)
 
     def filled(self) -> RunSettings:
@@ -44,7 +45,8 @@ class RunSettings:
                                    relu=relu if self.relu is None else self.relu, **values)
 
 
-RECIPE_FIELDS = ("epochs", "lr_schedule", "weight_decay", "nesterov", "augment")
+RECIPE_FIELDS = ("epochs", "lr_schedule", "weight_decay", "nesterov", "augment",
+                 "plain_epochs")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The Recipe part of the controls: how long and how a Reset's run learns, beyond the live
 hyperparameters (engine/recipes.py): epochs, learning-rate schedule, weight decay, Nesterov
-momentum and the kinds of augmentation. A one-line summary shows the whole recipe; the arrow
-opens the controls to edit it (kept folded by default: the panel fits a 720-pixel screen)."""
+momentum, the kinds of augmentation and the plain epochs that end it. A one-line summary shows
+the whole recipe; the arrow opens the controls to edit it (kept folded by default: the panel
+fits a 720-pixel screen)."""
 from __future__ import annotations
 
 from PyQt5.QtCore import Qt, pyqtSignal
@@ -20,7 +21,7 @@ from PyQt5.QtWidgets import (
 from convscope.engine.data.augment import KINDS, MAGNITUDES
 from convscope.engine.schedules import LR_SCHEDULES
 
-FIELDS = ("epochs", "lr_schedule", "weight_decay", "nesterov", "augment")
+FIELDS = ("epochs", "lr_schedule", "weight_decay", "nesterov", "augment", "plain_epochs")
 
 
 def summary(recipe: dict) -> str:
@@ -33,6 +34,9 @@ def summary(recipe: dict) -> str:
         parts.append(f"wd {recipe['weight_decay']:g}")
     kinds = recipe["augment"]
     parts.append(f"augment: {', '.join(kinds)}" if kinds else "no augmentation")
+    plain = recipe.get("plain_epochs", 0)
+    if kinds and plain:
+        parts[-1] += f" (the last {plain} epoch{'' if plain == 1 else 's'} plain)"
     return ", ".join(parts)
 
 
@@ -78,6 +82,14 @@ class RecipeBox(QWidget):
             box.setToolTip(f"Augmentation: each training digit is {kind_text(kind)} at random, "
                            f"afresh every time it is seen")
 
+        self.plain_spin = QSpinBox()
+        self.plain_spin.setRange(0, 999)
+        self.plain_spin.setPrefix("last ")
+        self.plain_spin.setSuffix(" plain")
+        self.plain_spin.setToolTip("Plain epochs: the recipe's last epochs train on the digits "
+                                   "as they are, without augmentation, so that the network "
+                                   "settles on digits like those it is tested on")
+
         self.details = QWidget()
         grid = QGridLayout(self.details)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -93,6 +105,7 @@ class RecipeBox(QWidget):
         for box, (row, col) in zip(self.kind_boxes.values(),
                                    ((2, 1), (2, 2), (2, 3), (3, 1), (3, 2)), strict=True):
             grid.addWidget(box, row, col)
+        grid.addWidget(self.plain_spin, 3, 3)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
         self.details.setVisible(False)
@@ -112,6 +125,7 @@ class RecipeBox(QWidget):
         self.schedule_combo.currentIndexChanged.connect(self._edited)
         self.decay_spin.valueChanged.connect(self._edited)
         self.nesterov_box.toggled.connect(self._edited)
+        self.plain_spin.valueChanged.connect(self._edited)
         for box in self.kind_boxes.values():
             box.toggled.connect(self._edited)
 
@@ -126,7 +140,7 @@ class RecipeBox(QWidget):
     def set_recipe(self, recipe: dict) -> None:
         """Show ``recipe`` (its FIELDS) in the controls; one ``changed`` at the end."""
         widgets = (self.epochs_spin, self.schedule_combo, self.decay_spin, self.nesterov_box,
-                   *self.kind_boxes.values())
+                   self.plain_spin, *self.kind_boxes.values())
         for w in widgets:
             w.blockSignals(True)
         self.epochs_spin.setValue(int(recipe["epochs"]))
@@ -134,6 +148,7 @@ class RecipeBox(QWidget):
             recipe["lr_schedule"])))
         self.decay_spin.setValue(float(recipe["weight_decay"]))
         self.nesterov_box.setChecked(bool(recipe["nesterov"]))
+        self.plain_spin.setValue(int(recipe.get("plain_epochs", 0)))
         for kind, box in self.kind_boxes.items():
             box.setChecked(kind in recipe["augment"])
         for w in widgets:
@@ -145,7 +160,8 @@ class RecipeBox(QWidget):
                 "lr_schedule": self.schedule_combo.currentData(),
                 "weight_decay": self.decay_spin.value(),
                 "nesterov": self.nesterov_box.isChecked(),
-                "augment": tuple(k for k, box in self.kind_boxes.items() if box.isChecked())}
+                "augment": tuple(k for k, box in self.kind_boxes.items() if box.isChecked()),
+                "plain_epochs": min(self.plain_spin.value(), self.epochs_spin.value())}
 
     def _edited(self, *_) -> None:
         self.summary_label.setText(summary(self.recipe()))

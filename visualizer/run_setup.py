@@ -70,7 +70,8 @@ def build_trainer(settings: RunSettings, data, hyper: Hyper, loaded=None,
         for k, v in layer.params.items():
             layer.grads.setdefault(k, np.zeros_like(v))
     full = settings.filled()  # a model file brings its own recipe (restore_position)
-    schedule = None if loaded else make_schedule(full.lr_schedule, hyper.lr, full.epochs)
+    schedule = None if loaded else make_schedule(full.lr_schedule, hyper.lr, full.epochs,
+                                                  plain_epochs=min(full.plain_epochs, full.epochs))
     trainer = Trainer(model, data.x_train, data.y_train, data.x_test, data.y_test,
                       lr=hyper.lr, batch_size=clamp_batch(hyper.batch_size, len(data.x_train)),
                       momentum=hyper.momentum, seed=settings.seed, augment=full.augment,

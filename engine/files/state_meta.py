@@ -41,11 +41,14 @@ def rng_state(v) -> bool:
 
 
 def schedule(v) -> bool:
-    """{"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2} (engine.train)."""
+    """{"name": "cosine", "base_lr": 0.05, "start_epoch": 0, "epochs": 2} and optionally
+    "plain_epochs": 0 to epochs (engine/schedules.py)."""
     return (isinstance(v, dict) and v.get("name") in LR_SCHEDULES
+            and set(v) <= {"name", "base_lr", "start_epoch", "epochs", "plain_epochs"}
             and number(0, _COUNT, whole=True)(v.get("start_epoch"))
             and number(1, MAX_EPOCHS, whole=True)(v.get("epochs"))
-            and number(0, 100, lo_open=True)(v.get("base_lr")))
+            and number(0, 100, lo_open=True)(v.get("base_lr"))
+            and number(0, v["epochs"], whole=True)(v.get("plain_epochs", 0)))
 
 
 def augment_kinds(v) -> bool:

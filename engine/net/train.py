@@ -18,7 +18,7 @@ from convscope.engine.fast.ahead import Ahead
 from convscope.engine.files.state import restore_state, training_state
 from convscope.engine.net.model import Model, prepare_input
 from convscope.engine.net.optim import SGD
-from convscope.engine.schedules import LR_SCHEDULES, schedule_lr  # noqa: F401
+from convscope.engine.schedules import LR_SCHEDULES, plain_now, schedule_lr  # noqa: F401
 
 # A batch's mean loss above this has exploded (a uniform guess scores ln 10 = 2.3; a trained
 # network's worst single digits score tens): the learning rate is far too high.
@@ -189,7 +189,7 @@ class Trainer:
         n = self.batch_size if batch_size is None else int(batch_size)
         idx = self.order[self.cursor:self.cursor + n]
         labels = self.y_train[idx]
-        if self.augment:  # fresh shifts every time: nothing to prepare ahead
+        if self.augment and not plain_now(self.schedule, self.epoch):  # new each time
             rng_state = self.rng.bit_generator.state
             x = prepare_input(self.augmenter(self.x_train[idx], self.rng))
             return (x if traced else self.model.prepare(x)), labels, rng_state

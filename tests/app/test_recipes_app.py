@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from convscope.engine.data.datasets import load_mini
+from convscope.engine.recipes import RECIPES
 from convscope.engine.schedules import final_lr, make_schedule, schedule_lr
 from convscope.visualizer.messages import Hyper, RunSettings
 
@@ -54,7 +55,8 @@ def test_a_preset_shows_its_recipe_and_changes_nothing_until_reset(qtbot, window
     recipe = c.recipe_box
     assert (c.lr_spin.value(), c.batch_spin.value(), c.momentum_spin.value()) == (0.05, 32, 0.9)
     assert recipe.recipe() == {"epochs": 12, "lr_schedule": "cosine", "weight_decay": 0.0,
-                               "nesterov": False, "augment": ("shift",)}
+                               "nesterov": False, "augment": ("shift",),
+                               "plain_epochs": 0}
     assert recipe.summary_label.text() == "12 epochs, cosine lr, augment: shift"
     assert c.pending_label.isVisibleTo(c) and "learning rate" in c.pending_label.text()
     assert "epochs" in c.pending_label.text() and "schedule" in c.pending_label.text()
@@ -73,13 +75,16 @@ def test_a_preset_shows_its_recipe_and_changes_nothing_until_reset(qtbot, window
 
     c.preset_combo.setCurrentIndex(c.preset_combo.findData("best"))
     recipe.nesterov_box.setChecked(False)  # still editable: the edit is what Reset applies
+    assert recipe.plain_spin.value() == RECIPES["best"]["plain_epochs"] > 0
+    assert "plain)" in recipe.summary_label.text()
     recipe.epochs_spin.setValue(3)
+    recipe.plain_spin.setValue(1)
     window.reset()
     qtbot.waitUntil(lambda: window.info.settings.preset == "best", timeout=TIMEOUT)
     t = worker.trainer
-    assert t.schedule == make_schedule("onecycle", 0.05, 3)
+    assert t.schedule == make_schedule("onecycle", 0.05, 3, plain_epochs=1)
     assert t.optimizer.weight_decay == 5e-4 and not t.optimizer.nesterov
-    assert t.augment == ("shift", "rotate", "scale", "shear", "elastic")
+    assert t.augment == RECIPES["best"]["augment"]
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ def started(monkeypatch):
     def record(self, should_stop=None, on_step=None):
         seen.update(lr=self.schedule["base_lr"], lr_schedule=self.schedule["name"],
                     epochs=self.schedule["epochs"], batch_size=self.batch_size,
+                    plain_epochs=self.schedule.get("plain_epochs", 0),
                     momentum=self.momentum, nesterov=self.optimizer.nesterov,
                     weight_decay=self.optimizer.weight_decay, augment=self.augment,
                     filters=self.model.config["filters"], preset=self.model.config["preset"],
@@ -56,11 +57,29 @@ def test_every_setting_of_a_recipe_can_be_overridden(capsys, started):
     code, _, _ = call(capsys, "train", "--preset", "best", "--filters", "4", "--epochs", "2",
                       "--lr", "0.01", "--lr-schedule", "constant", "--batch-size", "8",
                       "--momentum", "0.5", "--no-nesterov", "--weight-decay", "0",
-                      "--augment", "none")
+                      "--augment", "none", "--plain-epochs", "1")
     assert code == 130
     assert {k: started[k] for k in RECIPE_KEYS} == {
         "filters": 4, "epochs": 2, "lr": 0.01, "lr_schedule": "constant", "batch_size": 8,
-        "momentum": 0.5, "nesterov": False, "weight_decay": 0.0, "augment": ()}
+        "momentum": 0.5, "nesterov": False, "weight_decay": 0.0, "augment": (),
+        "plain_epochs": 1}
+
+
+@pytest.mark.parametrize("epochs,plain", [(None, RECIPES["best"]["plain_epochs"]),
+                                          (RECIPES["best"]["epochs"] // 2,
+                                           RECIPES["best"]["plain_epochs"] // 2),
+                                          (2, 0)])
+def test_fewer_epochs_keep_the_recipe_s_share_of_plain_ones(capsys, started, epochs, plain):
+    code, _, _ = call(capsys, "train", "--preset", "best",
+                      *(("--epochs", epochs) if epochs else ()))
+    assert code == 130 and started["plain_epochs"] == plain
+
+
+def test_more_plain_epochs_than_epochs_is_bad_usage(capsys):
+    code, out, err = call(capsys, "train", "--preset", "best", "--epochs", "2",
+                          "--plain-epochs", "3")
+    assert code == 2 and out == ""
+    assert "--plain-epochs 3 is more than the 2 epochs" in err.strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize("given,kinds", [("rotate,shift", ("shift", "rotate")),
@@ -85,7 +104,8 @@ def test_an_unknown_augmentation_is_bad_usage(capsys):
 def test_help_names_the_new_options(capsys):
     code, out, _ = call(capsys, "train", "--help")
     assert code == 0
-    for word in ("--weight-decay", "--nesterov", "onecycle", "--augment", *KINDS):
+    for word in ("--weight-decay", "--nesterov", "onecycle", "--augment", "--plain-epochs",
+                 *KINDS):
         assert word in out
 
 
@@ -96,18 +116,20 @@ def test_a_short_best_run_learns_and_keeps_its_recipe(capsys, tmp_path):
     path = tmp_path / "best.npz"
     code, out, _ = call(capsys, "train", "--preset", "best", "--filters", "4",
                         "--train-size", "1200", "--test-size", "300", "--epochs", "2",
-                        "--save", path, "--json")
+                        "--plain-epochs", "1", "--save", path, "--json")
     assert code == 0
     result = json.loads(out.splitlines()[-1])
     assert result["test_accuracy"] > 0.6
     assert (result["lr_schedule"], result["nesterov"], result["weight_decay"]) == (
         "onecycle", True, 5e-4)
     assert result["augment"] == list(RECIPES["best"]["augment"])
+    assert result["plain_epochs"] == 1
     _, state, extra = load_model(path)
     meta = state["meta"]
     assert (meta["nesterov"], meta["weight_decay"], meta["augment"]) == (
         True, 5e-4, list(RECIPES["best"]["augment"]))
     assert meta["lr_schedule"]["name"] == "onecycle" and extra["augment"] == meta["augment"]
+    assert meta["lr_schedule"]["plain_epochs"] == 1
     code, out, err = call(capsys, "train", "--resume", path, "--json")
     assert code == 2 and "onecycle schedule" in err and "complete" in err
 

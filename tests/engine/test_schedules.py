@@ -2,10 +2,19 @@
 ends: the epoch and the learning rate that training goes on from."""
 import math
 
+import numpy as np
 import pytest
 
+from convscope.engine.net.model import Model, build_config
+from convscope.engine.net.train import Trainer
 from convscope.engine.recipes import recipe
-from convscope.engine.schedules import final_lr, make_schedule, schedule_end, schedule_lr
+from convscope.engine.schedules import (
+    final_lr,
+    make_schedule,
+    plain_now,
+    schedule_end,
+    schedule_lr,
+)
 
 
 def test_a_recipe_makes_its_schedule():
@@ -25,3 +34,35 @@ def test_the_final_lr_is_the_last_step_s():
     onecycle = make_schedule("onecycle", 0.05, 18)
     assert final_lr(onecycle) == pytest.approx(0.05 / 25 / 1e4, rel=1e-3)
     assert final_lr(onecycle) < schedule_lr(onecycle, 17.9)
+
+
+def test_plain_epochs_are_the_last_ones_of_the_schedule():
+    s = make_schedule("onecycle", 0.05, 5, start_epoch=2, plain_epochs=2)
+    assert [e for e in range(10) if plain_now(s, e)] == [5, 6]
+    assert not any(plain_now(make_schedule("cosine", 0.05, 5), e) for e in range(6))
+    assert not plain_now(None, 0)
+    with pytest.raises(ValueError, match="plain epochs must be between 0 and the 5 epochs"):
+        make_schedule("cosine", 0.05, 5, plain_epochs=6)
+
+
+def test_the_trainer_distorts_no_digit_in_the_plain_epochs():
+    """Three epochs of five batches, the last plain: the augmenter sees exactly the batches
+    of the first two."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 40)
+    model = Model(build_config("seed", filters=2), seed=0)
+    trainer = Trainer(model, x, y, lr=0.01, batch_size=8, augment=("rotate",),
+                      schedule=make_schedule("constant", 0.01, 3, plain_epochs=1))
+    seen = []
+    distort = trainer.augmenter
+
+    def counting(images, generator):
+        seen.append(trainer.epoch)
+        return distort(images, generator)
+    counting.kinds = distort.kinds
+    trainer.augmenter = counting
+    for _ in range(3):
+        trainer.run_epoch()
+    assert trainer.epoch == 3 and trainer.augment == ("rotate",)
+    assert seen == [0] * 5 + [1] * 5
