@@ -19,6 +19,7 @@ from convscope.cli.common import (
     interactive,
     progress_bar,
 )
+from convscope.cli.train_schedule import schedule_and_epochs
 from convscope.engine.files.guard import clean_text
 
 DEFAULTS = {"preset": "seed", "pool": "max", "seed": 0}
@@ -26,7 +27,7 @@ ARCHITECTURE = ("preset", "filters", "pool", "relu")
 # settings a resumed run keeps from its file unless given; a file from before an entry
 # existed trains on without it (the value here)
 RESUMED = {"lr": 0.005, "batch_size": 1, "momentum": 0.0, "nesterov": False,
-           "weight_decay": 0.0, "augment": ()}
+           "weight_decay": 0.0, "augment": (), "label_smoothing": 0.0}
 
 
 def augment_spec(text: str) -> tuple[str, ...]:
@@ -42,6 +43,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     from convscope.engine.data.augment import KINDS
     from convscope.engine.files.checkpoint import MAX_EPOCHS
     from convscope.engine.files.limits import MAX_FILTERS
+    from convscope.engine.files.state_meta import MAX_SMOOTHING
     from convscope.engine.net.model import PRESETS
     from convscope.engine.schedules import LR_SCHEDULES
     p = subparsers.add_parser(
@@ -93,6 +95,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    f"(default: the recipe's; --augment alone shifts by up to 2 pixels)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=(),
                    help="the same as --augment none")
+    p.add_argument("--label-smoothing", type=float_range(0, MAX_SMOOTHING), metavar="S",
+                   help="spread this share of the loss's target over every class, e.g. 0.1 "
+                   "(default: the recipe's)")
     p.add_argument("--plain-epochs", type=int_range(0, MAX_EPOCHS), metavar="N",
                    help="train the last N epochs on the digits as they are, without "
                    "augmentation (default: the recipe's, in proportion when --epochs "
@@ -149,7 +154,7 @@ def _resolve(args):
         "convert": args.convert or extra.get("convert", "mnist"),
         "class_names": extra.get("class_names") if args.resume else None,
         **{k: pick(k) for k in ("lr", "batch_size", "momentum", "seed", "nesterov",
-                                "weight_decay", "augment")},
+                                "weight_decay", "augment", "label_smoothing")},
     }
     try:  # a file's augment: a list of kinds, or a boolean from before the kinds
         settings["augment"] = parse_kinds(settings["augment"])
@@ -159,7 +164,8 @@ def _resolve(args):
         _check_saved(args.resume, settings)
     else:
         settings["config"] = config
-    settings["schedule"], settings["epochs"] = _schedule(args, meta, settings["lr"], defaults)
+    settings["schedule"], settings["epochs"] = schedule_and_epochs(args, meta, settings["lr"],
+                                                                   defaults)
     return model, state, settings
 
 
@@ -175,44 +181,6 @@ def _check_saved(path: str, settings: dict) -> None:
     for name, ok in good.items():
         if not ok:
             raise CommandError(f"{path}: the saved {name.replace('_', ' ')} is not valid")
-
-
-def _schedule(args, meta: dict, lr: float, defaults: dict) -> tuple[dict, int]:
-    """(learning-rate schedule, epochs to run). A resumed cosine or onecycle schedule goes on
-    when --lr-schedule is left out; otherwise a new schedule starts here, over this run's
-    epochs."""
-    from convscope.engine.schedules import make_schedule
-    saved = meta.get("lr_schedule")
-    if args.lr_schedule is None and saved and saved["name"] != "constant":
-        if args.plain_epochs is not None:
-            raise UsageError(f"--plain-epochs would change the resumed {saved['name']} "
-                             f"schedule; give --lr-schedule too to start a new schedule")
-        return saved, _epochs_left(args, meta, saved)
-    epochs = args.epochs or defaults["epochs"]
-    plain = args.plain_epochs
-    if plain is None:  # the recipe's share of the epochs run
-        plain = defaults.get("plain_epochs", 0) * epochs // defaults["epochs"]
-    if plain > epochs:
-        raise UsageError(f"--plain-epochs {plain} is more than the {epochs} epochs to run")
-    return make_schedule(args.lr_schedule or defaults["lr_schedule"], lr, epochs,
-                         int(meta.get("epoch", 0)), plain), epochs
-
-
-def _epochs_left(args, meta: dict, schedule: dict) -> int:
-    """Epochs to run on a resumed cosine schedule: those it has left, or fewer."""
-    from convscope.engine.schedules import schedule_end
-    left = schedule_end(schedule) - int(meta["epoch"])
-    what = (f"the resumed {schedule['name']} schedule (lr {schedule['base_lr']:g} over "
-            f"{schedule['epochs']} epochs)")
-    if args.lr is not None:
-        raise UsageError(f"--lr {args.lr:g} would change {what}; give --lr-schedule too to "
-                         f"start a new schedule")
-    if left < 1:
-        raise UsageError(f"{what} is complete; give --lr-schedule to train on")
-    if args.epochs is not None and args.epochs > left:
-        raise UsageError(f"--epochs {args.epochs} runs past the end of {what}, which has "
-                         f"{left} left; give --lr-schedule to start a new schedule")
-    return args.epochs or left
 
 
 def _name(model) -> str:
@@ -321,7 +289,8 @@ def run(args) -> int:
     trainer = Trainer(model, x_train, y_train, lr=settings["lr"], batch_size=bs,
                       momentum=settings["momentum"], seed=settings["seed"],
                       augment=settings["augment"], nesterov=settings["nesterov"],
-                      weight_decay=settings["weight_decay"], schedule=settings["schedule"])
+                      weight_decay=settings["weight_decay"], schedule=settings["schedule"],
+                      label_smoothing=settings["label_smoothing"])
     if state is not None:
         try:
             trainer.set_state(state, hyperparameters=False)
@@ -342,7 +311,9 @@ def run(args) -> int:
                   if schedule["name"] != "constant" else "")
                + (f", augment {','.join(settings['augment'])}" if settings["augment"] else "")
                + (f" (the last {schedule['plain_epochs']} epochs plain)"
-                  if settings["augment"] and schedule.get("plain_epochs") else ""))
+                  if settings["augment"] and schedule.get("plain_epochs") else "")
+               + (f", label smoothing {settings['label_smoothing']:g}"
+                  if settings["label_smoothing"] else ""))
     result = {"test_size": len(x_test), "test_loss": None, "test_accuracy": None}
     total = epochs * len(x_train) - trainer.cursor
     bar = progress_bar(total, "train")
@@ -386,6 +357,7 @@ def run(args) -> int:
         "momentum": trainer.momentum, "nesterov": settings["nesterov"],
         "weight_decay": settings["weight_decay"], "seed": settings["seed"],
         "augment": list(settings["augment"]), "plain_epochs": schedule.get("plain_epochs", 0),
+        "label_smoothing": settings["label_smoothing"],
         "train_loss": report.train_loss, "train_accuracy": report.train_accuracy,
         "test_loss": result["test_loss"], "test_accuracy": result["test_accuracy"],
         "seconds": round(seconds, 3),

@@ -24,12 +24,13 @@ class RunSettings:
     relu: bool | None = None  # None: the preset's default
     dataset: str = "mini"
     seed: int = 0
-    epochs: int | None = None  # these six None: the preset's recipe
+    epochs: int | None = None  # these seven None: the preset's recipe
     lr_schedule: str | None = None
     weight_decay: float | None = None
     nesterov: bool | None = None
     augment: tuple | None = None
     plain_epochs: int | None = None
+    label_smoothing: float | None = None
     convert: str = "mnist"  # how a folder's pictures become digits (engine/data/folders.py)
 
     def filled(self) -> RunSettings:
@@ -46,7 +47,7 @@ class RunSettings:
 
 
 RECIPE_FIELDS = ("epochs", "lr_schedule", "weight_decay", "nesterov", "augment",
-                 "plain_epochs")
+                 "plain_epochs", "label_smoothing")
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The Recipe part of the controls: how long and how a Reset's run learns, beyond the live
 hyperparameters (engine/recipes.py): epochs, learning-rate schedule, weight decay, Nesterov
-momentum, the kinds of augmentation and the plain epochs that end it. A one-line summary shows
-the whole recipe; the arrow opens the controls to edit it (kept folded by default: the panel
-fits a 720-pixel screen)."""
+momentum, label smoothing, the kinds of augmentation and the plain epochs that end it. A
+one-line summary shows the whole recipe; the arrow opens the controls to edit it (kept folded
+by default: the panel fits a 720-pixel screen)."""
 from __future__ import annotations
 
 from PyQt5.QtCore import Qt, pyqtSignal
@@ -19,9 +19,11 @@ from PyQt5.QtWidgets import (
 )
 
 from convscope.engine.data.augment import KINDS, MAGNITUDES
+from convscope.engine.files.state_meta import MAX_SMOOTHING
 from convscope.engine.schedules import LR_SCHEDULES
 
-FIELDS = ("epochs", "lr_schedule", "weight_decay", "nesterov", "augment", "plain_epochs")
+FIELDS = ("epochs", "lr_schedule", "weight_decay", "nesterov", "augment", "plain_epochs",
+          "label_smoothing")
 
 
 def summary(recipe: dict) -> str:
@@ -32,6 +34,8 @@ def summary(recipe: dict) -> str:
         parts.append("Nesterov")
     if recipe["weight_decay"]:
         parts.append(f"wd {recipe['weight_decay']:g}")
+    if recipe.get("label_smoothing"):
+        parts.append(f"label smoothing {recipe['label_smoothing']:g}")
     kinds = recipe["augment"]
     parts.append(f"augment: {', '.join(kinds)}" if kinds else "no augmentation")
     plain = recipe.get("plain_epochs", 0)
@@ -74,6 +78,14 @@ class RecipeBox(QWidget):
         self.decay_spin.setRange(0.0, 0.01)
         self.decay_spin.setSingleStep(1e-4)
         self.decay_spin.setToolTip("Weight decay: every weight is pulled towards 0 at each step")
+        self.smooth_spin = QDoubleSpinBox()
+        self.smooth_spin.setDecimals(2)
+        self.smooth_spin.setRange(0.0, MAX_SMOOTHING)
+        self.smooth_spin.setSingleStep(0.05)
+        self.smooth_spin.setPrefix("smoothing ")
+        self.smooth_spin.setToolTip("Label smoothing: the loss's target keeps this share spread "
+                                    "over every class (0.1: the label 0.91, each other class "
+                                    "0.01), so the network is never pushed to certainty")
         self.nesterov_box = QCheckBox("Nesterov")
         self.nesterov_box.setToolTip("Look-ahead momentum: the gradient is taken where the "
                                      "momentum is about to carry the weights")
@@ -100,7 +112,8 @@ class RecipeBox(QWidget):
         grid.addWidget(self.schedule_combo, 0, 3)
         grid.addWidget(QLabel("Decay"), 1, 0)
         grid.addWidget(self.decay_spin, 1, 1)
-        grid.addWidget(self.nesterov_box, 1, 2, 1, 2)
+        grid.addWidget(self.nesterov_box, 1, 2)
+        grid.addWidget(self.smooth_spin, 1, 3)
         grid.addWidget(QLabel("Augment"), 2, 0)
         for box, (row, col) in zip(self.kind_boxes.values(),
                                    ((2, 1), (2, 2), (2, 3), (3, 1), (3, 2)), strict=True):
@@ -126,6 +139,7 @@ class RecipeBox(QWidget):
         self.decay_spin.valueChanged.connect(self._edited)
         self.nesterov_box.toggled.connect(self._edited)
         self.plain_spin.valueChanged.connect(self._edited)
+        self.smooth_spin.valueChanged.connect(self._edited)
         for box in self.kind_boxes.values():
             box.toggled.connect(self._edited)
 
@@ -140,7 +154,7 @@ class RecipeBox(QWidget):
     def set_recipe(self, recipe: dict) -> None:
         """Show ``recipe`` (its FIELDS) in the controls; one ``changed`` at the end."""
         widgets = (self.epochs_spin, self.schedule_combo, self.decay_spin, self.nesterov_box,
-                   self.plain_spin, *self.kind_boxes.values())
+                   self.plain_spin, self.smooth_spin, *self.kind_boxes.values())
         for w in widgets:
             w.blockSignals(True)
         self.epochs_spin.setValue(int(recipe["epochs"]))
@@ -149,6 +163,7 @@ class RecipeBox(QWidget):
         self.decay_spin.setValue(float(recipe["weight_decay"]))
         self.nesterov_box.setChecked(bool(recipe["nesterov"]))
         self.plain_spin.setValue(int(recipe.get("plain_epochs", 0)))
+        self.smooth_spin.setValue(float(recipe.get("label_smoothing", 0.0)))
         for kind, box in self.kind_boxes.items():
             box.setChecked(kind in recipe["augment"])
         for w in widgets:
@@ -161,7 +176,8 @@ class RecipeBox(QWidget):
                 "weight_decay": self.decay_spin.value(),
                 "nesterov": self.nesterov_box.isChecked(),
                 "augment": tuple(k for k, box in self.kind_boxes.items() if box.isChecked()),
-                "plain_epochs": min(self.plain_spin.value(), self.epochs_spin.value())}
+                "plain_epochs": min(self.plain_spin.value(), self.epochs_spin.value()),
+                "label_smoothing": self.smooth_spin.value()}
 
     def _edited(self, *_) -> None:
         self.summary_label.setText(summary(self.recipe()))

@@ -76,6 +76,7 @@ def build_trainer(settings: RunSettings, data, hyper: Hyper, loaded=None,
                       lr=hyper.lr, batch_size=clamp_batch(hyper.batch_size, len(data.x_train)),
                       momentum=hyper.momentum, seed=settings.seed, augment=full.augment,
                       nesterov=full.nesterov, weight_decay=full.weight_decay,
+                      label_smoothing=full.label_smoothing,
                       schedule=schedule, snapshot_interval=snapshot_interval)
     if loaded is None:
         return trainer, config, None

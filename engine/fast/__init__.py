@@ -9,8 +9,8 @@ trace; nothing above the model knows which pass ran. A fast pass offers:
 
     prepare(x)                     float images (N, 28, 28) -> the input it reads (sliceable
                                    along its first axis, e.g. gathered conv patches)
-    loss_and_grads(inputs, labels) -> (per-sample losses (N,), probs (N, 10)); fills every
-                                   weight's gradient (the batch mean) in the layers' ``grads``
+    loss_and_grads(inputs, labels, -> (per-sample losses (N,), probs (N, 10)); fills every
+      smoothing)                   weight's gradient (the batch mean) in the layers' ``grads``
     max_batch (optional)           the largest batch it takes at once (default: Model.chunk)
     probs(x) (optional)            probabilities of float images, for Model.predict_proba
     flat_w, flat_g, views          every weight and every gradient in one flat array each, the

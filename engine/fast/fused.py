@@ -178,7 +178,7 @@ class FusedNet:
             self._bufs[n] = bufs
         return bufs
 
-    def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray):
+    def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray, smoothing: float = 0.0):
         """Forward and backward over ``patches`` (N, q*q*S, k*k) from ``prepare()``: fills
         every weight gradient (the mean over the batch). Returns (losses (N,), probs (N, 10))."""
         n = len(labels)
@@ -201,7 +201,7 @@ class FusedNet:
         dot = b["dot"]
         logits = dot(flat, self.dense_w, b["logits"])
         np.add(logits, self.dense_b, out=logits)
-        losses, probs, dt = softmax_cross_entropy(logits, labels)
+        losses, probs, dt = softmax_cross_entropy(logits, labels, smoothing)
         # dense: dL/dW^T = dt^T flat, dL/db = column sums of dt, dL/dflat = dt W^T
         dot(dt.T, flat, self.dense_gwt)
         if n == 1:

@@ -313,17 +313,17 @@ class StackNet:
                 np.maximum(out, 0, out=out)
         return xs[-1]
 
-    def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray):
+    def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray, smoothing: float = 0.0):
         """Forward and backward over ``patches`` (N, q*q*S, k*k) from ``patches()``: fills
         every weight gradient (the mean over the batch). Returns (losses (N,), probs (N, 10))."""
         with one_blas_thread(self.mnk * len(labels)):
-            return self._loss_and_grads(patches, labels)
+            return self._loss_and_grads(patches, labels, smoothing)
 
-    def _loss_and_grads(self, patches: np.ndarray, labels: np.ndarray):
+    def _loss_and_grads(self, patches: np.ndarray, labels: np.ndarray, smoothing: float):
         n = len(labels)
         bufs = self._buffers(n)
         logits = self._forward(patches, bufs)
-        losses, probs, d = softmax_cross_entropy(logits, labels)
+        losses, probs, d = softmax_cross_entropy(logits, labels, smoothing)
         dense = bufs[-1]
         xs, dxs = dense["x"], dense["dx"]
         for j in range(len(self.dense) - 1, -1, -1):

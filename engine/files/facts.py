@@ -6,6 +6,7 @@ from __future__ import annotations
 def run_facts(trainer, dataset: str, class_names, test_size: int | None = None,
               test_loss: float | None = None, test_accuracy: float | None = None) -> dict:
     """{"dataset", "train_size", "test_size", "augment", "nesterov", "weight_decay",
+    "label_smoothing",
     "class_names", "test_loss", "test_accuracy"} of ``trainer``'s run on ``dataset`` (a name
     or a folder). The test figures default to the trainer's test split and its last epoch
     report."""
@@ -17,5 +18,6 @@ def run_facts(trainer, dataset: str, class_names, test_size: int | None = None,
     return {"dataset": dataset, "train_size": len(trainer.x_train), "test_size": test_size,
             "augment": list(trainer.augment), "nesterov": trainer.optimizer.nesterov,
             "weight_decay": trainer.optimizer.weight_decay,
+            "label_smoothing": trainer.label_smoothing,
             "class_names": [str(n) for n in class_names],
             "test_loss": test_loss, "test_accuracy": test_accuracy}

@@ -18,6 +18,7 @@ def training_state(trainer) -> dict:
         "rng": copy.deepcopy(trainer.rng.bit_generator.state),
         "nesterov": trainer.optimizer.nesterov,
         "weight_decay": trainer.optimizer.weight_decay, "augment": list(trainer.augment),
+        "label_smoothing": trainer.label_smoothing,
     }
     if trainer.schedule is not None:
         meta["lr_schedule"] = dict(trainer.schedule)
@@ -46,5 +47,6 @@ def restore_state(trainer, state: dict, hyperparameters: bool = True) -> None:
         opt.nesterov = bool(meta.get("nesterov", opt.nesterov))
         opt.weight_decay = float(meta.get("weight_decay", opt.weight_decay))
         trainer.augment = meta.get("augment", trainer.augment)
+        trainer.label_smoothing = float(meta.get("label_smoothing", trainer.label_smoothing))
         schedule = meta.get("lr_schedule", trainer.schedule)
         trainer.schedule = None if schedule is None else dict(schedule)

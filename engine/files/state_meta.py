@@ -16,6 +16,7 @@ from convscope.engine.data.idx import MAX_IMAGES
 from convscope.engine.schedules import LR_SCHEDULES
 
 MAX_EPOCHS = 10_000  # epochs one run may ask for (train --epochs, a resumed schedule)
+MAX_SMOOTHING = 0.5  # label smoothing beyond this would make the label no longer the target
 BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 _COUNT = 2**53  # steps, epochs and samples seen: any count a float holds exactly
 
@@ -83,9 +84,11 @@ OPTIONAL = {  # entry -> check, when present
     "nesterov": lambda v: isinstance(v, bool),
     "weight_decay": number(0, 1, hi_open=True),
     "augment": augment_kinds,
+    "label_smoothing": number(0, MAX_SMOOTHING),
 }
 NAMES = {"rng": "random generator state", "lr_schedule": "learning-rate schedule",
-         "weight_decay": "weight decay", "augment": "augmentation"}
+         "weight_decay": "weight decay", "augment": "augmentation",
+         "label_smoothing": "label smoothing"}
 
 
 def meta_problem(meta) -> str | None:

@@ -270,15 +270,20 @@ def cross_entropy(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return -np.log(np.maximum(p, np.finfo(probs.dtype).tiny))
 
 
-def softmax_cross_entropy(t: np.ndarray, labels: np.ndarray):
-    """Logits t (N, 10) -> (per-sample losses (N,), probs (N, 10), dL/dt (N, 10)), where L is
-    the mean loss over the batch: dL/dt = (probs - onehot(label)) / N."""
-    n = t.shape[0]
+def softmax_cross_entropy(t: np.ndarray, labels: np.ndarray, smoothing: float = 0.0):
+    """Logits t (N, K) -> (per-sample losses (N,), probs (N, K), dL/dt (N, K)), where L is
+    the mean loss over the batch: dL/dt = (probs - onehot(label)) / N. With label
+    ``smoothing`` s the target is 1 - s on the label plus s/K on every class, and the loss
+    -sum_k target[k] * log(probs[k]): the network is never pushed all the way to certainty."""
+    n, k = t.shape
     rows = np.arange(n)
     z = t - t.max(axis=-1, keepdims=True)
     total = np.exp(z).sum(axis=-1)
     probs = np.exp(z) / total[:, None]
     losses = np.log(total) - z[rows, labels]  # -log(e_label / total), never log(0)
     dt = probs.copy()
-    dt[rows, labels] -= 1
+    dt[rows, labels] -= 1 - smoothing
+    if smoothing:  # -log(probs[k]) = log(total) - z[k], averaged over the K classes
+        losses = (1 - smoothing) * losses + smoothing * (np.log(total) - z.mean(axis=-1))
+        dt -= smoothing / k
     return losses, probs, dt / n

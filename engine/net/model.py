@@ -153,19 +153,21 @@ class Model:
             return x
         return Prepared(self.fast_pass.prepare(x))
 
-    def loss_and_grads(self, x, labels, trace: dict | None = None, between=None):
+    def loss_and_grads(self, x, labels, trace: dict | None = None, between=None,
+                       smoothing: float = 0.0):
         """One forward and backward pass: fills every gradient (the mean over the batch).
         ``x``: float images (N, 28, 28) or ``prepare(x)``. A batch above ``self.chunk``
         samples runs in chunks, calling ``between()`` before each (it may raise to stop).
-        Returns (per-sample losses (N,), probs (N, 10))."""
+        ``smoothing``: label smoothing of the loss (softmax_cross_entropy). Returns
+        (per-sample losses (N,), probs (N, 10))."""
         if trace is None and len(labels) > self._largest():
-            return self._chunked(x, labels, between)
+            return self._chunked(x, labels, between, smoothing)
         if trace is None and self.fast_pass is not None:
             inputs = x.data if isinstance(x, Prepared) else self.fast_pass.prepare(x)
-            losses, probs = self.fast_pass.loss_and_grads(inputs, labels)
+            losses, probs = self.fast_pass.loss_and_grads(inputs, labels, smoothing)
             self._flat_grads = hasattr(self.fast_pass, "flat_g")
             return losses, probs
-        losses, probs, dt = softmax_cross_entropy(self.forward(x, trace), labels)
+        losses, probs, dt = softmax_cross_entropy(self.forward(x, trace), labels, smoothing)
         if trace is not None:
             trace.update(_loss_trace(losses, probs, dt, labels))
         self.backward(dt, trace)
@@ -175,13 +177,14 @@ class Model:
         """The largest batch run in one pass (a fast pass may take more than a chunk)."""
         return max(self.chunk, getattr(self.fast_pass, "max_batch", 0))
 
-    def _chunked(self, x, labels, between):
+    def _chunked(self, x, labels, between, smoothing):
         """loss_and_grads of a large batch chunk by chunk: the same mean gradient."""
         n, parts, total = len(labels), [], {}
         for i in range(0, n, self.chunk):
             if between is not None:
                 between()
-            parts.append(self.loss_and_grads(x[i:i + self.chunk], labels[i:i + self.chunk]))
+            parts.append(self.loss_and_grads(x[i:i + self.chunk], labels[i:i + self.chunk],
+                                             smoothing=smoothing))
             weight = len(parts[-1][0]) / n  # each chunk's gradient is the mean over its samples
             for k, g in self.grads().items():
                 total[k] = total.get(k, 0) + g * g.dtype.type(weight)

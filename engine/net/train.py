@@ -89,7 +89,8 @@ class Trainer:
 
     def __init__(self, model: Model, x_train, y_train, x_test=None, y_test=None, *,
                  lr=0.005, batch_size=1, momentum=0.0, seed=0, augment=False,
-                 nesterov=False, weight_decay=0.0, schedule=None, snapshot_interval=1 / 30):
+                 nesterov=False, weight_decay=0.0, label_smoothing=0.0, schedule=None,
+                 snapshot_interval=1 / 30):
         if len(x_train) == 0:
             raise ValueError("the training set is empty")
         self.model = model
@@ -102,6 +103,9 @@ class Trainer:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.augment = augment  # kinds of engine/data/augment.py, e.g. ("shift", "rotate")
+        # the loss's label smoothing; a traced step keeps the notes' one-hot target, so that
+        # every number the Inspector shows is the notes' arithmetic
+        self.label_smoothing = float(label_smoothing)
         self.snapshot_interval = snapshot_interval
         self.on_step: Callable[[StepReport], None] | None = None
         self.on_snapshot: Callable[[Snapshot], None] | None = None
@@ -165,7 +169,8 @@ class Trainer:
         x, labels, rng_state = self._batch(batch_size, traced=trace is not None)
         try:  # forward, loss, backward: every gradient filled
             losses, probs = self.model.loss_and_grads(
-                x, labels, trace, between=lambda: self._check_stop(rng_state))
+                x, labels, trace, between=lambda: self._check_stop(rng_state),
+                smoothing=self.label_smoothing if trace is None else 0.0)
         except (FloatingPointError, RuntimeWarning) as e:  # NumPy set to raise on overflow
             raise self._diverged("the network overflowed") from e
         n, loss_sum = len(labels), float(_sum(losses))

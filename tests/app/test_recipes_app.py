@@ -56,7 +56,7 @@ def test_a_preset_shows_its_recipe_and_changes_nothing_until_reset(qtbot, window
     assert (c.lr_spin.value(), c.batch_spin.value(), c.momentum_spin.value()) == (0.05, 32, 0.9)
     assert recipe.recipe() == {"epochs": 12, "lr_schedule": "cosine", "weight_decay": 0.0,
                                "nesterov": False, "augment": ("shift",),
-                               "plain_epochs": 0}
+                               "plain_epochs": 0, "label_smoothing": 0.0}
     assert recipe.summary_label.text() == "12 epochs, cosine lr, augment: shift"
     assert c.pending_label.isVisibleTo(c) and "learning rate" in c.pending_label.text()
     assert "epochs" in c.pending_label.text() and "schedule" in c.pending_label.text()
@@ -79,12 +79,14 @@ def test_a_preset_shows_its_recipe_and_changes_nothing_until_reset(qtbot, window
     assert "plain)" in recipe.summary_label.text()
     recipe.epochs_spin.setValue(3)
     recipe.plain_spin.setValue(1)
+    assert recipe.smooth_spin.value() == RECIPES["best"]["label_smoothing"] > 0
+    recipe.smooth_spin.setValue(0.2)
     window.reset()
     qtbot.waitUntil(lambda: window.info.settings.preset == "best", timeout=TIMEOUT)
     t = worker.trainer
     assert t.schedule == make_schedule("onecycle", 0.05, 3, plain_epochs=1)
     assert t.optimizer.weight_decay == 5e-4 and not t.optimizer.nesterov
-    assert t.augment == RECIPES["best"]["augment"]
+    assert t.augment == RECIPES["best"]["augment"] and t.label_smoothing == 0.2
 
 
 @pytest.mark.slow

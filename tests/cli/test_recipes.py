@@ -29,6 +29,7 @@ def started(monkeypatch):
         seen.update(lr=self.schedule["base_lr"], lr_schedule=self.schedule["name"],
                     epochs=self.schedule["epochs"], batch_size=self.batch_size,
                     plain_epochs=self.schedule.get("plain_epochs", 0),
+                    label_smoothing=self.label_smoothing,
                     momentum=self.momentum, nesterov=self.optimizer.nesterov,
                     weight_decay=self.optimizer.weight_decay, augment=self.augment,
                     filters=self.model.config["filters"], preset=self.model.config["preset"],
@@ -57,12 +58,12 @@ def test_every_setting_of_a_recipe_can_be_overridden(capsys, started):
     code, _, _ = call(capsys, "train", "--preset", "best", "--filters", "4", "--epochs", "2",
                       "--lr", "0.01", "--lr-schedule", "constant", "--batch-size", "8",
                       "--momentum", "0.5", "--no-nesterov", "--weight-decay", "0",
-                      "--augment", "none", "--plain-epochs", "1")
+                      "--augment", "none", "--plain-epochs", "1", "--label-smoothing", "0.2")
     assert code == 130
     assert {k: started[k] for k in RECIPE_KEYS} == {
         "filters": 4, "epochs": 2, "lr": 0.01, "lr_schedule": "constant", "batch_size": 8,
         "momentum": 0.5, "nesterov": False, "weight_decay": 0.0, "augment": (),
-        "plain_epochs": 1}
+        "plain_epochs": 1, "label_smoothing": 0.2}
 
 
 @pytest.mark.parametrize("epochs,plain", [(None, RECIPES["best"]["plain_epochs"]),
@@ -105,6 +106,7 @@ def test_help_names_the_new_options(capsys):
     code, out, _ = call(capsys, "train", "--help")
     assert code == 0
     for word in ("--weight-decay", "--nesterov", "onecycle", "--augment", "--plain-epochs",
+                 "--label-smoothing",
                  *KINDS):
         assert word in out
 
@@ -124,12 +126,14 @@ def test_a_short_best_run_learns_and_keeps_its_recipe(capsys, tmp_path):
         "onecycle", True, 5e-4)
     assert result["augment"] == list(RECIPES["best"]["augment"])
     assert result["plain_epochs"] == 1
+    assert result["label_smoothing"] == RECIPES["best"]["label_smoothing"] > 0
     _, state, extra = load_model(path)
     meta = state["meta"]
     assert (meta["nesterov"], meta["weight_decay"], meta["augment"]) == (
         True, 5e-4, list(RECIPES["best"]["augment"]))
     assert meta["lr_schedule"]["name"] == "onecycle" and extra["augment"] == meta["augment"]
     assert meta["lr_schedule"]["plain_epochs"] == 1
+    assert meta["label_smoothing"] == extra["label_smoothing"] == RECIPES["best"]["label_smoothing"]
     code, out, err = call(capsys, "train", "--resume", path, "--json")
     assert code == 2 and "onecycle schedule" in err and "complete" in err
 
@@ -180,7 +184,10 @@ def test_an_old_file_with_a_boolean_augment_flag_still_resumes(capsys, tmp_path,
 
 @pytest.mark.parametrize("meta_change,words", [
     ({"augment": ["shift", "zoom"]}, "augmentation"), ({"augment": "shift"}, "augmentation"),
-    ({"nesterov": "yes"}, "nesterov"), ({"weight_decay": -1}, "weight decay")])
+    ({"nesterov": "yes"}, "nesterov"), ({"weight_decay": -1}, "weight decay"),
+    ({"label_smoothing": 0.9}, "label smoothing"),
+    ({"lr_schedule": {"name": "cosine", "base_lr": 0.1, "start_epoch": 0, "epochs": 2,
+                      "plain_epochs": 3}}, "learning-rate schedule")])
 def test_a_model_file_with_bad_recipe_settings_is_refused(capsys, tmp_path, meta_change, words):
     path = tmp_path / "run.npz"
     assert call(capsys, "train", "--train-size", "50", "--test-size", "0", "--save", path)[0] == 0
