@@ -82,7 +82,6 @@ class RecipeBox(QWidget):
         self.smooth_spin.setDecimals(2)
         self.smooth_spin.setRange(0.0, MAX_SMOOTHING)
         self.smooth_spin.setSingleStep(0.05)
-        self.smooth_spin.setPrefix("smoothing ")
         self.smooth_spin.setToolTip("Label smoothing: the loss's target keeps this share spread "
                                     "over every class (0.1: the label 0.91, each other class "
                                     "0.01), so the network is never pushed to certainty")
@@ -95,9 +94,8 @@ class RecipeBox(QWidget):
                            f"afresh every time it is seen")
 
         self.plain_spin = QSpinBox()
-        self.plain_spin.setRange(0, 999)
+        self.plain_spin.setRange(0, 99)
         self.plain_spin.setPrefix("last ")
-        self.plain_spin.setSuffix(" plain")
         self.plain_spin.setToolTip("Plain epochs: the recipe's last epochs train on the digits "
                                    "as they are, without augmentation, so that the network "
                                    "settles on digits like those it is tested on")
@@ -112,13 +110,15 @@ class RecipeBox(QWidget):
         grid.addWidget(self.schedule_combo, 0, 3)
         grid.addWidget(QLabel("Decay"), 1, 0)
         grid.addWidget(self.decay_spin, 1, 1)
-        grid.addWidget(self.nesterov_box, 1, 2)
-        grid.addWidget(self.smooth_spin, 1, 3)
-        grid.addWidget(QLabel("Augment"), 2, 0)
+        grid.addWidget(self.nesterov_box, 1, 2, 1, 2)
+        grid.addWidget(QLabel("Smooth"), 2, 0)
+        grid.addWidget(self.smooth_spin, 2, 1)
+        grid.addWidget(QLabel("Plain"), 2, 2)
+        grid.addWidget(self.plain_spin, 2, 3)
+        grid.addWidget(QLabel("Augment"), 3, 0)
         for box, (row, col) in zip(self.kind_boxes.values(),
-                                   ((2, 1), (2, 2), (2, 3), (3, 1), (3, 2)), strict=True):
+                                   ((3, 1), (3, 2), (3, 3), (4, 1), (4, 2)), strict=True):
             grid.addWidget(box, row, col)
-        grid.addWidget(self.plain_spin, 3, 3)
         grid.setColumnStretch(1, 1)
         grid.setColumnStretch(3, 1)
         self.details.setVisible(False)
