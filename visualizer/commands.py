@@ -139,6 +139,11 @@ class WorkerCommands:
         """Pause, then ``job(trainer, should_stop)`` between two steps (``jobs.run_job``)."""
         self._commands.put(jobs.run_job, self, job)
 
+    def snapshot_taken(self) -> None:
+        """The window has taken up the last snapshot (a frame began): the next may come while
+        training runs. A flag, not a queued command: neither thread waits for the other."""
+        self._snapshot_token = True
+
     def stop(self) -> None:
         self._stopping = True
         self._commands.put(self._do_stop, urgent=True)

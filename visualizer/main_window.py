@@ -303,10 +303,10 @@ class MainWindow(QMainWindow):
     def _repaint(self) -> None:
         """The ~30 Hz tick: the curves, the status bar and the views on screen that do not
         show the newest snapshot yet (or the Timeline moment shown), as the governor allows."""
-        gov = self.governor
-        speed = self.controls.speed()
+        gov, speed = self.governor, self.controls.speed()
         if not gov.due(self.running and (speed == 0 or speed >= 100)):
             return
+        self.worker.snapshot_taken()  # a frame: the worker may send the next snapshot
         if self._status_dirty and gov.status_due(self.running):
             self._status_dirty = False  # its text lays the bar out again
             self.status.set_values()

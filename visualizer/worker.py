@@ -4,9 +4,10 @@ Architecture invariant: the worker never touches a widget and the GUI thread nev
 training step. The GUI calls its command methods (``train()``, ``steps(n)``, ``reset(s)``...),
 which only queue the command; the worker carries it out between two steps. It talks back by
 signals carrying copies (``messages.py``): ``progress(StepBatch)`` and ``snapshot`` at most ~30
-per second; ``epoch_ended``, ``evaluated``, ``state_changed(running)``, ``run_started(RunInfo)``
-after a Reset, ``error(str)`` (``DivergenceError`` pauses and goes back to the last good
-Timeline state: ``resumed``), ``busy(str)`` while "1 epoch" or a job runs ("" after),
+per second, and while training no faster than the window takes them up (``snapshot_taken``);
+``epoch_ended``, ``evaluated``, ``state_changed(running)``, ``run_started(RunInfo)`` after a
+Reset, ``error(str)`` (``DivergenceError`` pauses and goes back to the last good Timeline
+state: ``resumed``), ``busy(str)`` while "1 epoch" or a job runs ("" after),
 ``recipe_done(RecipeDone)`` when the recipe's epochs are done (paused). Its thread:
 ``commands.start_worker`` and ``commands.stop_worker``.
 """
@@ -39,6 +40,11 @@ from convscope.visualizer.run_setup import (
 )
 
 EMIT_INTERVAL = 1 / 30  # seconds between two progress or snapshot signals
+# While training runs, the steps so far and a snapshot go out once the window has taken up
+# the last ones (it hands a token back on each of its frames: ``snapshot_taken``), or after
+# SNAPSHOT_WAIT: the window paints 7-30 frames a second, and each signal it receives makes
+# its thread take the interpreter lock from the worker.
+SNAPSHOT_WAIT = 0.5
 
 
 class TrainWorker(WorkerCommands, QObject):
@@ -78,6 +84,8 @@ class TrainWorker(WorkerCommands, QObject):
         self._evals = EvalPacing()
         self._reports = StepReports()
         self.timeline = Timeline()  # states to scrub back to and resume from
+        self._snapshot_token: bool | None = None  # None: no window hands tokens back
+        self._snapshot_at = -1.0  # when the last snapshot was sent
 
     # ---- the loop (worker thread) --------------------------------------------------------
     def run(self) -> None:
@@ -286,8 +294,7 @@ class TrainWorker(WorkerCommands, QObject):
             data = self._dataset("mini")
         trainer, config, note = build_trainer(settings, data, self.hyper, loaded, EMIT_INTERVAL)
         model = trainer.model
-        trainer.on_step = self._on_step
-        trainer.on_snapshot = self.snapshot.emit
+        trainer.on_step = self._on_step  # (it sends the snapshots too)
         trainer.on_epoch_end = self.epoch_ended.emit
         trainer.should_stop = self._interrupted
         self.trainer, self.settings = trainer, settings
@@ -328,15 +335,25 @@ class TrainWorker(WorkerCommands, QObject):
 
     def _emit_snapshot(self) -> None:
         if self.trainer is not None:
+            self._snapshot_at = time.perf_counter()
+            if self._snapshot_token:
+                self._snapshot_token = False  # the window has not taken this one up yet
             self.snapshot.emit(self.trainer.snapshot())
 
     # ---- batched step reports ----------------------------------------------------------
     def _on_step(self, report) -> None:
+        """After every step: the Timeline, and now and then the steps so far and a snapshot,
+        together: at most every EMIT_INTERVAL, once the window has taken up the last ones
+        (its token), or after SNAPSHOT_WAIT; in slow motion every step's report at once."""
         self.timeline.after_step(self.trainer, report)
         self._reports.add(report)
         slow_motion = self._running and 0 < self.steps_per_s <= 1 / EMIT_INTERVAL
-        if slow_motion or self._reports.age() >= EMIT_INTERVAL:
+        age = self._reports.age()
+        due = age >= EMIT_INTERVAL and (self._snapshot_token is not False or age >= SNAPSHOT_WAIT)
+        if due or slow_motion:
             self._flush()
+        if due or slow_motion and time.perf_counter() - self._snapshot_at >= EMIT_INTERVAL:
+            self._emit_snapshot()
 
     def _flush(self) -> None:
         """Send the steps done since the last progress signal."""

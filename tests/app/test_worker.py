@@ -126,6 +126,33 @@ def test_train_then_pause_stops_at_the_next_sample(qtbot, worker):
 
 
 @pytest.mark.slow
+def test_while_training_it_sends_only_what_the_window_has_taken_up(qtbot, worker, monkeypatch):
+    """Once a window hands tokens back (``snapshot_taken``, on each of its frames), a running
+    worker sends the steps so far and a snapshot only after one; no step report is lost."""
+    import convscope.visualizer.worker as worker_module
+    monkeypatch.setattr(worker_module, "SNAPSHOT_WAIT", 3600.0)  # no unasked sends
+    snaps, batches = worker.seen["snapshots"], worker.seen["progress"]
+    first = worker.trainer.step_count + 1
+    worker.snapshot_taken()
+    n = len(snaps)
+    worker.train()
+    qtbot.waitUntil(lambda: len(snaps) == n + 1, timeout=TIMEOUT)  # the token is spent
+    sent, reports = snaps[-1].step, len(batches)
+    qtbot.waitUntil(lambda: worker.trainer.step_count > sent + 2000, timeout=TIMEOUT)
+    qtbot.wait(50)  # anything sent by now has arrived
+    assert len(snaps) == n + 1 and len(batches) == reports  # trained on, sent nothing
+    worker.snapshot_taken()  # the next frame
+    qtbot.waitUntil(lambda: len(snaps) == n + 2, timeout=TIMEOUT)
+    assert snaps[-1].step > sent + 2000 and len(batches) == reports + 1
+    worker.pause()
+    qtbot.waitUntil(lambda: worker.seen["states"][-1] is False, timeout=TIMEOUT)
+    steps = np.concatenate([b.step for b in batches])
+    steps = steps[steps >= first]
+    np.testing.assert_array_equal(steps, np.arange(first, worker.trainer.step_count + 1))
+    assert snaps[-1].step == worker.trainer.step_count  # paused: exactly the paused state
+
+
+@pytest.mark.slow
 def test_step_one_sample_advances_by_one_and_changes_the_weights(qtbot, worker):
     before = last_snapshot(worker)
     with qtbot.waitSignal(worker.progress, timeout=TIMEOUT) as blocker:
