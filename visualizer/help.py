@@ -55,7 +55,10 @@ PANELS = {
     "Loss": (
         "<p>How wrong the network is (cross-entropy; ln 10 = 2.3 is chance for ten classes), "
         "against the number of training images seen. Faint: each step; bold: its moving "
-        "average; dots: each epoch's mean; squares: the test split.</p>"
+        "average; dots: each epoch's mean; squares: the test split. With label smoothing "
+        "(the best recipe) the training loss is measured against the smoothed target and "
+        "cannot fall below its floor (about 0.5 at 0.1 with ten classes); the test squares "
+        "stay plain cross-entropy.</p>"
         "<p>Dashed, dimmed curves are branches left by going back (a Timeline resume or a "
         "divergence rollback); dotted ones are the previous run, kept until the next Reset. "
         "Wheel: zoom; right-click: log scale; the small A: follow the run again.</p>"),
