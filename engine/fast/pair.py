@@ -1,4 +1,11 @@
-"""Two threads for the conv-stack pass's largest products (engine/fast/stack.py).
+"""Two threads for the conv-stack pass (engine/fast/stack.py): a batch in two halves, or
+the largest products of a small batch in two.
+
+A batch of SPLIT_MIN or more runs as two whole passes, one per half, side by side: this
+thread and one helper thread, each on its own work arrays and gradient (``whole_halves``),
+then the two mean gradients are averaged. One hand-over a step, and the gathers, pooling and
+adds, not only the products, run on both cores: `deep` and `lenet` at batch 32 trained
+20-25% faster than with the products split.
 
 OpenBLAS runs each product of the pass on one thread (one_blas_thread): its own second
 thread spin-waits for a core, and when the other core was busy a step ran 3-30x slower. Here
@@ -15,6 +22,7 @@ costs about 20-50 us). ``enabled`` switches the helper off (``use_pair(False)``)
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,7 +31,8 @@ import numpy as np
 from convscope.engine.fast.kernels import ONE_THREAD_MNK
 
 PAIR_MNK = 4_000_000  # a lenet batch of 32: its second conv's products are 80-200 million
-_STATE = {"enabled": True, "pool": None}
+SPLIT_MIN = 8  # the smallest batch split into two whole half-passes
+_STATE = {"enabled": True, "pool": None, "split": False}
 _LOCK = threading.Lock()
 
 
@@ -40,7 +49,50 @@ def _pool():
 
 
 def paired(mnk: int) -> bool:
-    return _STATE["enabled"] and mnk >= PAIR_MNK
+    return _STATE["enabled"] and not _STATE["split"] and mnk >= PAIR_MNK
+
+
+def split_worth(mnk: int, n: int) -> bool:
+    """Whether a batch of ``n`` runs as two whole half-passes (``whole_halves``)."""
+    return _STATE["enabled"] and n >= SPLIT_MIN and mnk >= PAIR_MNK
+
+
+def whole_halves(net, patches, labels, smoothing):
+    """``net._loss_and_grads`` (a StackNet's pass) over the first half of the batch on this
+    thread and over the second half on the helper, with the net's twin: the same weights,
+    work arrays and a gradient of its own. The two mean gradients are averaged into
+    ``net.flat_g``, weighted by the halves' sizes; meanwhile no product is handed over."""
+    n, h = len(labels), len(labels) // 2
+    twin = _twin(net)
+    _STATE["split"] = True
+    try:
+        other = _pool().submit(twin._loss_and_grads, patches[h:], labels[h:], smoothing)
+        losses, probs = net._loss_and_grads(patches[:h], labels[:h], smoothing)
+        losses_b, probs_b = other.result()
+    finally:
+        _STATE["split"] = False
+    g = net.flat_g
+    g *= g.dtype.type(h / n)
+    g += twin.flat_g * g.dtype.type((n - h) / n)
+    return np.concatenate([losses, losses_b]), np.concatenate([probs, probs_b])
+
+
+def _twin(net):
+    """A shallow copy of ``net`` sharing its weights, with work arrays and a flat gradient of
+    its own (every gradient view moved to the same place in it), made once."""
+    twin = net.__dict__.get("twin")
+    if twin is None:
+        twin = net.twin = copy.copy(net)
+        twin._bufs = {}
+        twin.flat_g = np.zeros_like(net.flat_g)
+        base = net.flat_g.__array_interface__["data"][0]
+
+        def moved(view):
+            at = (view.__array_interface__["data"][0] - base) // view.itemsize
+            return twin.flat_g[at:at + view.size].reshape(view.shape)
+        twin.slots = {key: (w, moved(g)) for key, (w, g) in net.slots.items()}
+        twin.mats = {key: (w, moved(g)) for key, (w, g) in net.mats.items()}
+    return twin
 
 
 def dot(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:

@@ -316,8 +316,14 @@ class StackNet:
     def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray, smoothing: float = 0.0):
         """Forward and backward over ``patches`` (N, q*q*S, k*k) from ``patches()``: fills
         every weight gradient (the mean over the batch). Returns (losses (N,), probs (N, 10))."""
-        with one_blas_thread(self.mnk * len(labels)):
-            return self._loss_and_grads(patches, labels, smoothing)
+        n = len(labels)
+        with one_blas_thread(self.mnk * n):
+            if pair.split_worth(self.mnk * n, n):  # each half of the batch on a thread
+                losses, probs = pair.whole_halves(self, patches, labels, smoothing)
+            else:
+                losses, probs = self._loss_and_grads(patches, labels, smoothing)
+        self.publish_grads()
+        return losses, probs
 
     def _loss_and_grads(self, patches: np.ndarray, labels: np.ndarray, smoothing: float):
         n = len(labels)
@@ -343,7 +349,6 @@ class StackNet:
         dpool = dxs[0]  # (N, Hq, Wq, C)
         for i in range(len(self.blocks) - 1, -1, -1):
             dpool = self._block_backward(i, bufs[i], dpool)
-        self.publish_grads()
         return losses, probs
 
     def _block_backward(self, i: int, d: dict, dpool: np.ndarray):

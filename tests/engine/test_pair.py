@@ -63,3 +63,30 @@ def test_small_products_stay_on_one_thread(monkeypatch):
     monkeypatch.setattr(pair, "_pool", lambda: pytest.fail("small products were split"))
     a, b = np.ones((4, 3)), np.ones((3, 2))
     assert pair.dot(a, b, np.empty((4, 2))).tolist() == [[3.0, 3.0]] * 4
+
+
+@pytest.mark.parametrize("name", ["lenet-max-relu", "deep-avg", "three-blocks-no-bias",
+                                  "pad-less-than-k-1"])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_whole_halves_of_the_batch_equal_the_layers(name, smoothing, monkeypatch,
+                                                   every_product_paired):
+    """Each half of the batch runs the whole pass on its own thread (its own work arrays and
+    gradient), and the two gradients are averaged: the same as the layers on the batch."""
+    monkeypatch.setattr(pair, "SPLIT_MIN", 2)
+    model = with_biases(Model(CONFIGS[name], seed=4, dtype=F64))
+    x = prepare_input(digit_like(5, seed=2)).astype(F64)  # odd: halves of 2 and 3
+    labels = np.random.default_rng(2).integers(0, 10, 5)
+    saved, model.fast_pass = model.fast_pass, None
+    want_losses, want_probs, _ = (*model.loss_and_grads(x, labels, smoothing=smoothing), None)
+    want_grads = {k: g.copy() for k, g in model.grads().items()}
+    model.fast_pass = saved
+    for _ in range(2):  # the second time on the work arrays of the first
+        losses, probs = model.loss_and_grads(x, labels, smoothing=smoothing)
+        assert len(every_product_paired) == 1  # one hand-over: the whole second half
+        every_product_paired.clear()
+        assert_same(losses, want_losses)
+        assert_same(probs, want_probs)
+        for key, g in want_grads.items():
+            assert_same(model.grads()[key], g)
+    twin = model.fast_pass.twin
+    assert twin.flat_g is not model.fast_pass.flat_g and twin.flat_w is model.fast_pass.flat_w
