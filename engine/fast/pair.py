@@ -32,7 +32,7 @@ from convscope.engine.fast.kernels import ONE_THREAD_MNK
 
 PAIR_MNK = 4_000_000  # a lenet batch of 32: its second conv's products are 80-200 million
 SPLIT_MIN = 8  # the smallest batch split into two whole half-passes
-_STATE = {"enabled": True, "pool": None, "split": False}
+_STATE = {"enabled": True, "pool": None, "split": False, "helper": None}
 _LOCK = threading.Lock()
 
 
@@ -44,12 +44,20 @@ def use_pair(on: bool) -> None:
 def _pool():
     with _LOCK:
         if _STATE["pool"] is None:
-            _STATE["pool"] = ThreadPoolExecutor(1, thread_name_prefix="convscope-pair")
+            _STATE["pool"] = ThreadPoolExecutor(1, thread_name_prefix="convscope-pair",
+                                                initializer=_name_helper)
         return _STATE["pool"]
 
 
+def _name_helper() -> None:
+    _STATE["helper"] = threading.current_thread()
+
+
 def paired(mnk: int) -> bool:
-    return _STATE["enabled"] and not _STATE["split"] and mnk >= PAIR_MNK
+    """Hand half of this work to the helper? Never from the helper itself: it would wait on
+    its own queue."""
+    return (_STATE["enabled"] and not _STATE["split"] and mnk >= PAIR_MNK
+            and threading.current_thread() is not _STATE["helper"])
 
 
 def split_worth(mnk: int, n: int) -> bool:

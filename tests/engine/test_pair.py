@@ -90,3 +90,17 @@ def test_whole_halves_of_the_batch_equal_the_layers(name, smoothing, monkeypatch
             assert_same(model.grads()[key], g)
     twin = model.fast_pass.twin
     assert twin.flat_g is not model.fast_pass.flat_g and twin.flat_w is model.fast_pass.flat_w
+
+
+def test_the_helper_never_hands_work_to_itself(monkeypatch):
+    """A pass run on the helper thread (another thread's half, say) keeps its products to
+    itself: handing one over would wait on the helper's own queue for ever."""
+    monkeypatch.setattr(pair, "PAIR_MNK", 0)
+    model = with_biases(Model(CONFIGS["lenet-max-relu"], seed=1, dtype=F64))
+    x = prepare_input(digit_like(4, seed=1)).astype(F64)
+    labels = np.arange(4)
+    want = layered(model, x, labels)[2]
+    done = pair._pool().submit(model.loss_and_grads, x, labels)
+    done.result(timeout=20)
+    for key, g in want.items():
+        assert_same(model.grads()[key], g)
