@@ -144,6 +144,8 @@ def _resolve(args):
             return given
         if name in meta:
             return meta[name]
+        if name == "label_smoothing":  # checked in the state only; a file without it: none
+            return defaults[name]
         return extra.get(name, defaults.get(name, DEFAULTS.get(name)))
 
     settings = {

@@ -18,6 +18,11 @@ def schedule_and_epochs(args, meta: dict, lr: float, defaults: dict) -> tuple[di
         return saved, epochs_left(args, meta, saved)
     epochs = args.epochs or defaults["epochs"]
     plain = args.plain_epochs
+    if plain is None and saved and args.lr_schedule is None:  # a resumed constant schedule:
+        # its plain epochs that this run reaches, when the run ends where it ends or before
+        stop, end = int(meta.get("epoch", 0)) + epochs, saved["start_epoch"] + saved["epochs"]
+        plain = (min(epochs, max(0, stop - (end - saved.get("plain_epochs", 0))))
+                 if stop <= end else 0)
     if plain is None:  # the recipe's share of the epochs run
         plain = defaults.get("plain_epochs", 0) * epochs // defaults["epochs"]
     if plain > epochs:

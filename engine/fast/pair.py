@@ -53,16 +53,18 @@ def _name_helper() -> None:
     _STATE["helper"] = threading.current_thread()
 
 
+def _off_helper() -> bool:  # the helper never hands work to itself: it would wait on its queue
+    return threading.current_thread() is not _STATE["helper"]
+
+
 def paired(mnk: int) -> bool:
-    """Hand half of this work to the helper? Never from the helper itself: it would wait on
-    its own queue."""
-    return (_STATE["enabled"] and not _STATE["split"] and mnk >= PAIR_MNK
-            and threading.current_thread() is not _STATE["helper"])
+    """Hand half of this work to the helper?"""
+    return _STATE["enabled"] and not _STATE["split"] and mnk >= PAIR_MNK and _off_helper()
 
 
 def split_worth(mnk: int, n: int) -> bool:
     """Whether a batch of ``n`` runs as two whole half-passes (``whole_halves``)."""
-    return _STATE["enabled"] and n >= SPLIT_MIN and mnk >= PAIR_MNK
+    return _STATE["enabled"] and n >= SPLIT_MIN and mnk >= PAIR_MNK and _off_helper()
 
 
 def whole_halves(net, patches, labels, smoothing):
@@ -74,7 +76,8 @@ def whole_halves(net, patches, labels, smoothing):
     twin = _twin(net)
     _STATE["split"] = True
     try:
-        other = _pool().submit(twin._loss_and_grads, patches[h:], labels[h:], smoothing)
+        other = _pool().submit(_with_errstate, np.geterr(), twin._loss_and_grads,
+                               patches[h:], labels[h:], smoothing)
         losses, probs = net._loss_and_grads(patches[:h], labels[:h], smoothing)
         losses_b, probs_b = other.result()
     finally:
@@ -83,6 +86,13 @@ def whole_halves(net, patches, labels, smoothing):
     g *= g.dtype.type(h / n)
     g += twin.flat_g * g.dtype.type((n - h) / n)
     return np.concatenate([losses, losses_b]), np.concatenate([probs, probs_b])
+
+
+def _with_errstate(err: dict, fn, *args):
+    """fn(*args) under the caller's floating-point error handling (np.errstate is per
+    thread)."""
+    with np.errstate(**err):
+        return fn(*args)
 
 
 def _twin(net):

@@ -47,6 +47,6 @@ def restore_state(trainer, state: dict, hyperparameters: bool = True) -> None:
         opt.nesterov = bool(meta.get("nesterov", opt.nesterov))
         opt.weight_decay = float(meta.get("weight_decay", opt.weight_decay))
         trainer.augment = meta.get("augment", trainer.augment)
-        trainer.label_smoothing = float(meta.get("label_smoothing", trainer.label_smoothing))
+        trainer.label_smoothing = float(meta.get("label_smoothing", 0.0))  # older: none
         schedule = meta.get("lr_schedule", trainer.schedule)
         trainer.schedule = None if schedule is None else dict(schedule)

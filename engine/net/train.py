@@ -106,6 +106,8 @@ class Trainer:
         # the loss's label smoothing; a traced step keeps the notes' one-hot target, so that
         # every number the Inspector shows is the notes' arithmetic
         self.label_smoothing = float(label_smoothing)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
         self.snapshot_interval = snapshot_interval
         self.on_step: Callable[[StepReport], None] | None = None
         self.on_snapshot: Callable[[Snapshot], None] | None = None

@@ -6,6 +6,7 @@ import pytest
 from test_model import assert_same, digit_like
 
 from convscope.engine.fast import fused, stack
+from convscope.engine.files.state import restore_state, training_state
 from convscope.engine.net import names
 from convscope.engine.net.layers import softmax, softmax_cross_entropy
 from convscope.engine.net.model import Model, build_config, prepare_input
@@ -79,3 +80,21 @@ def test_a_traced_step_keeps_the_notes_one_hot_target():
     trainer.step(trace=trace)
     onehot = np.eye(10)[trace[names.LABELS]]
     assert_same(trace[names.DL_DT], trace[names.PROBS] - onehot, rel=1e-6)
+
+
+def test_a_state_from_before_smoothing_resumes_without_it():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (16, 28, 28), dtype=np.uint8)
+    y = rng.integers(0, 10, 16)
+    old = Trainer(Model(build_config("seed", 2), seed=0), x, y, lr=0.01)
+    state = training_state(old)
+    del state["meta"]["label_smoothing"]  # as files saved before it existed
+    smoothed = Trainer(Model(build_config("seed", 2), seed=0), x, y, lr=0.01,
+                       label_smoothing=0.1)
+    restore_state(smoothed, state)
+    assert smoothed.label_smoothing == 0.0
+    state["meta"]["label_smoothing"] = 0.2
+    restore_state(smoothed, state)
+    assert smoothed.label_smoothing == 0.2
+    with pytest.raises(ValueError, match="label smoothing must be in"):
+        Trainer(Model(build_config("seed", 2), seed=0), x, y, label_smoothing=1.5)

@@ -97,10 +97,11 @@ def test_the_helper_never_hands_work_to_itself(monkeypatch):
     itself: handing one over would wait on the helper's own queue for ever."""
     monkeypatch.setattr(pair, "PAIR_MNK", 0)
     model = with_biases(Model(CONFIGS["lenet-max-relu"], seed=1, dtype=F64))
-    x = prepare_input(digit_like(4, seed=1)).astype(F64)
-    labels = np.arange(4)
-    want = layered(model, x, labels)[2]
-    done = pair._pool().submit(model.loss_and_grads, x, labels)
-    done.result(timeout=20)
-    for key, g in want.items():
-        assert_same(model.grads()[key], g)
+    for n in (4, pair.SPLIT_MIN):  # products, then a batch worth two whole halves
+        x = prepare_input(digit_like(n, seed=1)).astype(F64)
+        labels = np.arange(n) % 10
+        want = layered(model, x, labels)[2]
+        done = pair._pool().submit(model.loss_and_grads, x, labels)
+        done.result(timeout=20)
+        for key, g in want.items():
+            assert_same(model.grads()[key], g)

@@ -66,3 +66,25 @@ def test_the_trainer_distorts_no_digit_in_the_plain_epochs():
         trainer.run_epoch()
     assert trainer.epoch == 3 and trainer.augment == ("rotate",)
     assert seen == [0] * 5 + [1] * 5
+
+
+def test_a_resumed_constant_schedule_keeps_its_plain_epochs_ahead():
+    """Resumed without --lr-schedule, a constant schedule starts afresh over this run's
+    epochs; the saved plain epochs this run reaches stay plain when it ends where the saved
+    schedule ends or before."""
+    from types import SimpleNamespace
+
+    from convscope.cli.train_schedule import schedule_and_epochs
+    saved = make_schedule("constant", 0.01, 5, plain_epochs=2)  # epochs 3 and 4 plain
+    defaults = {"epochs": 1, "lr_schedule": "constant"}
+
+    def resumed(epoch, epochs=None):
+        args = SimpleNamespace(lr_schedule=None, epochs=epochs, plain_epochs=None, lr=None)
+        meta = {"epoch": epoch, "lr_schedule": saved}
+        return schedule_and_epochs(args, meta, 0.01, defaults)[0]
+    assert resumed(3, 2) == make_schedule("constant", 0.01, 2, 3, plain_epochs=2)
+    assert resumed(4, 1) == make_schedule("constant", 0.01, 1, 4, plain_epochs=1)
+    assert resumed(2, 2) == make_schedule("constant", 0.01, 2, 2, plain_epochs=1)
+    assert resumed(1, 2) == make_schedule("constant", 0.01, 2, 1)
+    assert resumed(4, 3) == make_schedule("constant", 0.01, 3, 4)  # past its end
+    assert resumed(5) == make_schedule("constant", 0.01, 1, 5)
