@@ -262,8 +262,7 @@ def softmax_cross_entropy(t: np.ndarray, labels: np.ndarray, smoothing: float = 
     """``net.layers.softmax_cross_entropy``: (per-sample losses (N,), probs (N, 10), dL/dt
     of the mean loss (N, 10)), with one sample picked by plain indexing."""
     if smoothing:  # the recipes that smooth train in batches: the layers' arithmetic
-        from convscope.engine.net.layers import softmax_cross_entropy as plain
-        return plain(t, labels, smoothing)
+        return plain.softmax_cross_entropy(t, labels, smoothing)
     n = t.shape[0]
     z = t - np.maximum.reduce(t, axis=-1, keepdims=True)
     e = np.exp(z)
