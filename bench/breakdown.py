@@ -54,20 +54,20 @@ def phases(preset: str, filters: int, batch: int) -> list[tuple[str, float, floa
         raise SystemExit(f"breakdown: {preset} does not use the conv-stack pass")
     x = prepare_input(data.x_train[:batch])
     labels = data.y_train[:batch].astype(np.intp)
-    patches = net.patches(x)
-    net.loss_and_grads(patches, labels)
+    xp = net.prepare(x)  # zero-bordered images, what the pass reads
+    net.loss_and_grads(xp, labels)
     bufs = net._buffers(batch)
     out = []
 
     def add(name, call, flop=0.0):
         out.append((name, fastest(call), flop / 1e9))
-    add("first conv's patches (gathered ahead by the Trainer)", lambda: net.patches(x))
+    add("first conv's patches", lambda: net._gather(xp, net.blocks[0], bufs[0]["patches"]))
     for i, b in enumerate(net.blocks):
         d, w = bufs[i], net.mats[b.conv]
         m = batch * b.rows
         flop = 2.0 * m * b.width * b.c_out
         tag = f"conv{i + 1} ({m} x {b.width} x {b.c_out})"
-        if i:
+        if i:  # (the first conv's patches: the line above)
             add(f"conv{i + 1}: gather patches ({d['patches'].nbytes / 1e6:.1f} MB)",
                 lambda d=d, b=b: net._gather(d["xp"], b, d["patches"]))
         rows = d["conv"].reshape(m, b.c_out)
@@ -95,10 +95,10 @@ def phases(preset: str, filters: int, batch: int) -> list[tuple[str, float, floa
                         d["dxp"][:, r:r + b.ho, c:c + b.wo] += dpatch[r, c]
             add(f"conv{i + 1}: input gradient, {k * k} slab adds "
                 f"({d['dpatch'].nbytes / 1e6:.1f} MB)", scatter)
-    whole = fastest(lambda: net.loss_and_grads(patches, labels))
+    whole = fastest(lambda: net.loss_and_grads(xp, labels))
     flops = sum(f for _, _, f in out) + sum(6.0 * batch * layer.params["W"].size / 1e9
                                            for layer, _ in net.dense)
-    out.append(("whole step (the pass, patches given)", whole, flops))
+    out.append(("whole step (the pass, from the padded images)", whole, flops))
     return out
 
 
@@ -111,9 +111,15 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import numpy  # noqa: F401 - loaded first, so that the limit below reaches its BLAS
     from threadpoolctl import threadpool_limits
-    with threadpool_limits(1, user_api="blas"):
-        rows = phases(args.preset, args.filters, args.batch)
-        rates = machine_rates()
+
+    from convscope.engine.fast import pair
+    pair.use_pair(False)  # one thread: each phase's CPU time is the whole of its work
+    try:
+        with threadpool_limits(1, user_api="blas"):
+            rows = phases(args.preset, args.filters, args.batch)
+            rates = machine_rates()
+    finally:
+        pair.use_pair(True)
     print(f"`{args.preset}` {args.filters} filters, batch {args.batch}; one-thread sgemm "
           f"{rates['gemm_gflops']} GFLOP/s, copy {rates['copy_gbs']} GB/s; load average "
           f"{os.getloadavg()[0]:.2f}\n")

@@ -67,7 +67,7 @@ def split_worth(mnk: int, n: int) -> bool:
     return _STATE["enabled"] and n >= SPLIT_MIN and mnk >= PAIR_MNK and _off_helper()
 
 
-def whole_halves(net, patches, labels, smoothing):
+def whole_halves(net, xp, labels, smoothing):
     """``net._loss_and_grads`` (a StackNet's pass) over the first half of the batch on this
     thread and over the second half on the helper, with the net's twin: the same weights,
     work arrays and a gradient of its own. The two mean gradients are averaged into
@@ -77,8 +77,8 @@ def whole_halves(net, patches, labels, smoothing):
     _STATE["split"] = True
     try:
         other = _pool().submit(_with_errstate, np.geterr(), twin._loss_and_grads,
-                               patches[h:], labels[h:], smoothing)
-        losses, probs = net._loss_and_grads(patches[:h], labels[:h], smoothing)
+                               xp[h:], labels[h:], smoothing)
+        losses, probs = net._loss_and_grads(xp[:h], labels[:h], smoothing)
         losses_b, probs_b = other.result()
     finally:
         _STATE["split"] = False

@@ -187,20 +187,19 @@ class StackNet:
         return total * self.dtype.itemsize
 
     # ---- input ------------------------------------------------------------------------
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Float input (N, 28, 28) -> zero-bordered images (N, Hp, Wp, 1), what the pass
+        reads: each pass gathers its first conv's patches itself, on its own thread."""
+        p = self.blocks[0].pad
+        xp = np.zeros((len(x), self.h + 2 * p, self.w + 2 * p, 1), self.dtype)
+        xp[:, p:p + self.h, p:p + self.w, 0] = x
+        return xp
+
     def patches(self, x: np.ndarray) -> np.ndarray:
         """Float input (N, 28, 28) -> the first conv's patches (N, q*q*S, k*k [+ 1]) in
         window order, each followed by a 1 when the conv has a bias."""
         b = self.blocks[0]
-        n, p = len(x), b.pad
-        xp = np.zeros((n, self.h + 2 * p, self.w + 2 * p, 1), self.dtype)
-        xp[:, p:p + self.h, p:p + self.w, 0] = x
-        out = np.empty((n, b.rows, b.width), self.dtype)
-        # many images (engine/fast/ahead.py): on two threads (lenet 7% faster)
-        pair.halves(lambda s, e: self._gather(xp[s:e], b, out[s:e]), n,
-                    pair.PAIR_MNK if n >= 16 else -1)
-        return out
-
-    prepare = patches  # what Model.prepare hands over
+        return self._gather(self.prepare(x), b, np.empty((len(x), b.rows, b.width), self.dtype))
 
     @staticmethod
     def _gather(xp: np.ndarray, b: Block, out: np.ndarray, ones: bool = True) -> np.ndarray:
@@ -240,11 +239,13 @@ class StackNet:
             if b.relu:
                 d["positive"] = (np.empty((n, b.hq, b.wq, b.c_out), bool) if b.mode == "max"
                                  else np.empty(d["conv"].shape, bool))
+            d["patches"] = np.empty((n, b.rows, b.width), dt)
+            if b.bias:
+                d["patches"][:, :, b.kk] = 1  # the 1 after each patch, once
             if i:
                 p, hp, wp = b.pad, b.h + 2 * b.pad, b.w + 2 * b.pad
                 d["xp"] = np.zeros((n, hp, wp, b.c_in), dt)
                 d["x"] = d["xp"][:, p:p + b.h, p:p + b.w]  # the previous pool writes here
-                d["patches"] = np.empty((n, b.rows, b.width), dt)
                 # dL/dconv on the conv's own pixels (zero where no pooling window reaches)
                 d["dout"] = np.zeros((n, b.ho, b.wo, b.c_out), dt)
                 d["dspatial"] = _spatial(d["dout"], b.q, b.hq, b.wq)
@@ -270,26 +271,25 @@ class StackNet:
         return bufs
 
     # ---- the pass ---------------------------------------------------------------------
-    def _forward(self, patches: np.ndarray, bufs: list) -> np.ndarray:
-        """Logits (N, 10) from the first conv's ``patches``; keeps what backward needs."""
-        self._blocks(patches, bufs)
+    def _forward(self, xp: np.ndarray, bufs: list) -> np.ndarray:
+        """Logits (N, 10) from zero-bordered images ``xp``; keeps what backward needs."""
+        self._blocks(xp, bufs)
         return self._dense(bufs[-1]["x"])
 
-    def _blocks(self, patches, bufs: list, alone: bool = False, first: int = 0) -> None:
-        """The conv blocks from block ``first`` on (``patches``: that block's, for the first
-        block only), each pool writing into ``bufs[i]["pooled"]``. ``alone``: on this thread
-        only (else large gathers and products on two, engine/fast/pair.py)."""
+    def _blocks(self, xp, bufs: list, alone: bool = False, first: int = 0) -> None:
+        """The conv blocks from block ``first`` on (``xp``: the zero-bordered input of the
+        first block, used only from it), each pool writing into ``bufs[i]["pooled"]``.
+        ``alone``: on this thread only (else large gathers and products on two,
+        engine/fast/pair.py)."""
         for i in range(first, len(self.blocks)):
             b, d = self.blocks[i], bufs[i]
-            n = len(d["pooled"])
-            if i and alone:
-                self._gather(d["xp"], b, d["patches"], ones=False)
-            elif i:  # (both halves of the batch at once, on two threads)
-                pair.halves(lambda s, e, d=d, b=b: self._gather(d["xp"][s:e], b,
-                                                                 d["patches"][s:e]),
-                            n, n * b.rows * b.width)
-            patches = d["patches"] if i else patches
-            pmat = d["P"] = patches.reshape(n * b.rows, b.width)
+            n, xp = len(d["pooled"]), d["xp"] if i else xp
+            if alone:
+                self._gather(xp, b, d["patches"], ones=False)
+            else:  # (a large gather on two threads, when the batch was not split)
+                pair.halves(lambda s, e, d=d, b=b, xp=xp: self._gather(
+                    xp[s:e], b, d["patches"][s:e], ones=False), n, n * b.rows * b.width)
+            pmat = d["P"] = d["patches"].reshape(n * b.rows, b.width)
             conv, mat = d["conv"], self.mats[b.conv][0]
             (np.dot if alone else pair.dot)(pmat, mat, conv.reshape(n * b.rows, b.c_out))
             if b.relu and b.mode != "max":  # (the product added the bias)
@@ -315,22 +315,22 @@ class StackNet:
                 np.maximum(out, 0, out=out)
         return xs[-1]
 
-    def loss_and_grads(self, patches: np.ndarray, labels: np.ndarray, smoothing: float = 0.0):
-        """Forward and backward over ``patches`` (N, q*q*S, k*k) from ``patches()``: fills
+    def loss_and_grads(self, xp: np.ndarray, labels: np.ndarray, smoothing: float = 0.0):
+        """Forward and backward over ``xp`` (N, Hp, Wp, 1) from ``prepare()``: fills
         every weight gradient (the mean over the batch). Returns (losses (N,), probs (N, 10))."""
         n = len(labels)
         with one_blas_thread(self.mnk * n):
             if pair.split_worth(self.mnk * n, n):  # each half of the batch on a thread
-                losses, probs = pair.whole_halves(self, patches, labels, smoothing)
+                losses, probs = pair.whole_halves(self, xp, labels, smoothing)
             else:
-                losses, probs = self._loss_and_grads(patches, labels, smoothing)
+                losses, probs = self._loss_and_grads(xp, labels, smoothing)
         self.publish_grads()
         return losses, probs
 
-    def _loss_and_grads(self, patches: np.ndarray, labels: np.ndarray, smoothing: float):
+    def _loss_and_grads(self, xp: np.ndarray, labels: np.ndarray, smoothing: float):
         n = len(labels)
         bufs = self._buffers(n)
-        logits = self._forward(patches, bufs)
+        logits = self._forward(xp, bufs)
         losses, probs, d = softmax_cross_entropy(logits, labels, smoothing)
         dense = bufs[-1]
         xs, dxs = dense["x"], dense["dx"]
