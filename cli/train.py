@@ -21,6 +21,7 @@ from convscope.cli.common import (
 )
 from convscope.cli.train_schedule import schedule_and_epochs
 from convscope.engine.files.guard import clean_text
+from convscope.engine.files.state_meta import META, NAMES, OPTIONAL
 
 DEFAULTS = {"preset": "seed", "pool": "max", "seed": 0}
 ARCHITECTURE = ("preset", "filters", "pool", "relu")
@@ -146,7 +147,13 @@ def _resolve(args):
             return meta[name]
         if name == "label_smoothing":  # checked in the state only; a file without it: none
             return defaults[name]
-        return extra.get(name, defaults.get(name, DEFAULTS.get(name)))
+        if name in extra:  # a file's free-form facts: held to the state's own checks
+            check = META.get(name) or OPTIONAL.get(name)
+            if check is not None and not check(extra[name]):
+                raise CommandError(f"{args.resume}: the saved "
+                                   f"{NAMES.get(name, name.replace('_', ' '))} is not valid")
+            return extra[name]
+        return defaults.get(name, DEFAULTS.get(name))
 
     settings = {
         "data": args.data or extra.get("dataset", "mini"),

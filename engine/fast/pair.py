@@ -32,8 +32,9 @@ from convscope.engine.fast.kernels import ONE_THREAD_MNK
 
 PAIR_MNK = 4_000_000  # a lenet batch of 32: its second conv's products are 80-200 million
 SPLIT_MIN = 8  # the smallest batch split into two whole half-passes
-_STATE = {"enabled": True, "pool": None, "split": False, "helper": None}
+_STATE = {"enabled": True, "pool": None, "helper": None}
 _LOCK = threading.Lock()
+_SPLIT = threading.local()  # .on: this thread is running one half of a split batch
 
 
 def use_pair(on: bool) -> None:
@@ -59,7 +60,8 @@ def _off_helper() -> bool:  # the helper never hands work to itself: it would wa
 
 def paired(mnk: int) -> bool:
     """Hand half of this work to the helper?"""
-    return _STATE["enabled"] and not _STATE["split"] and mnk >= PAIR_MNK and _off_helper()
+    return (_STATE["enabled"] and not getattr(_SPLIT, "on", False) and mnk >= PAIR_MNK
+            and _off_helper())
 
 
 def split_worth(mnk: int, n: int) -> bool:
@@ -74,14 +76,14 @@ def whole_halves(net, xp, labels, smoothing):
     ``net.flat_g``, weighted by the halves' sizes; meanwhile no product is handed over."""
     n, h = len(labels), len(labels) // 2
     twin = _twin(net)
-    _STATE["split"] = True
+    _SPLIT.on = True
     try:
         other = _pool().submit(_with_errstate, np.geterr(), twin._loss_and_grads,
                                xp[h:], labels[h:], smoothing)
         losses, probs = net._loss_and_grads(xp[:h], labels[:h], smoothing)
         losses_b, probs_b = other.result()
     finally:
-        _STATE["split"] = False
+        _SPLIT.on = False
     g = net.flat_g
     g *= g.dtype.type(h / n)
     g += twin.flat_g * g.dtype.type((n - h) / n)

@@ -161,6 +161,20 @@ def test_a_resumed_file_is_held_to_the_options_limits(capsys, tmp_path, change, 
     one_line(err, "m.npz", words)
 
 
+@pytest.mark.parametrize("name, value, words", [
+    ("weight_decay", 1e9, "weight decay"), ("nesterov", "yes", "nesterov"),
+    ("augment", ["warp"], "augmentation")])
+def test_a_resumed_files_free_form_facts_are_held_to_the_states_checks(
+        capsys, tmp_path, name, value, words, epochs_run):
+    """A setting missing from the checked state and found only among the file's free-form
+    facts passes the same check before anything trains."""
+    path = _saved(tmp_path, change_extra=lambda e: e.update({name: value}),
+                  change_meta=lambda m: m.pop(name))
+    code, _, err = call(capsys, "train", "--resume", path)
+    assert code == 1 and not epochs_run
+    one_line(err, "m.npz", words)
+
+
 def test_a_resumed_preset_with_escapes_is_refused(capsys, tmp_path):
     path = _saved(tmp_path, change_config=lambda c: c.update(preset="\x1b[2Jseed"))
     code, _, err = call(capsys, "train", "--resume", path, "--epochs", "1")

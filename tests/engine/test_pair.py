@@ -105,3 +105,25 @@ def test_the_helper_never_hands_work_to_itself(monkeypatch):
         done.result(timeout=20)
         for key, g in want.items():
             assert_same(model.grads()[key], g)
+
+
+def test_a_split_holds_back_only_the_thread_running_it(monkeypatch):
+    """While this thread runs a half of a split batch it hands nothing over; another thread
+    (an evaluation beside training, say) still may."""
+    monkeypatch.setattr(pair, "PAIR_MNK", 0)
+    seen = {}
+
+    class Half:
+        flat_g = np.zeros(3)
+
+        def _loss_and_grads(self, *args):
+            seen["this thread, inside the split"] = pair.paired(10)
+            other = threading.Thread(target=lambda: seen.update(
+                {"another thread, meanwhile": pair.paired(10)}))
+            other.start()
+            other.join(timeout=20)
+            return np.zeros(1), np.zeros((1, 10))
+    monkeypatch.setattr(pair, "_twin", lambda net: Half())
+    pair.whole_halves(Half(), np.zeros((2, 1)), np.zeros(2, int), 0.0)
+    assert seen == {"this thread, inside the split": False, "another thread, meanwhile": True}
+    assert pair.paired(10)  # and after it, this thread again
