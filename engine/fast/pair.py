@@ -76,18 +76,24 @@ def whole_halves(net, xp, labels, smoothing):
     ``net.flat_g``, weighted by the halves' sizes; meanwhile no product is handed over."""
     n, h = len(labels), len(labels) // 2
     twin = _twin(net)
+    g, g_b = net.flat_g, twin.flat_g
     _SPLIT.on = True
     try:
-        other = _pool().submit(_with_errstate, np.geterr(), twin._loss_and_grads,
-                               xp[h:], labels[h:], smoothing)
-        losses, probs = net._loss_and_grads(xp[:h], labels[:h], smoothing)
+        other = _pool().submit(_with_errstate, np.geterr(), _weighted, twin, xp[h:],
+                               labels[h:], smoothing, (n - h) / n)
+        losses, probs = _weighted(net, xp[:h], labels[:h], smoothing, h / n)
         losses_b, probs_b = other.result()
     finally:
         _SPLIT.on = False
-    g = net.flat_g
-    g *= g.dtype.type(h / n)
-    g += twin.flat_g * g.dtype.type((n - h) / n)
+    g += g_b  # each half's mean gradient was weighted by its share of the batch
     return np.concatenate([losses, losses_b]), np.concatenate([probs, probs_b])
+
+
+def _weighted(net, xp, labels, smoothing, share: float):
+    """``net._loss_and_grads`` over its part of the batch, its gradient times ``share``."""
+    out = net._loss_and_grads(xp, labels, smoothing)
+    net.flat_g *= net.flat_g.dtype.type(share)
+    return out
 
 
 def _with_errstate(err: dict, fn, *args):
