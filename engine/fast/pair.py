@@ -1,7 +1,8 @@
 """Two threads for the conv-stack pass (engine/fast/stack.py): a batch in two halves, or
 the largest products of a small batch in two.
 
-A batch of SPLIT_MIN or more runs as two whole passes, one per half, side by side: this
+A batch of SPLIT_MIN or more (whose largest product has SPLIT_MNK multiply-adds or more)
+runs as two whole passes, one per half, side by side: this
 thread and one helper thread, each on its own work arrays and gradient (``whole_halves``),
 then the two mean gradients are averaged. One hand-over a step, and the gathers, pooling and
 adds, not only the products, run on both cores: `deep` and `lenet` at batch 32 trained
@@ -17,7 +18,13 @@ element-wise loops, so the halves run side by side on two cores.
 Each half is the same arithmetic on its own rows: results are identical, except the weight
 gradient, a sum over rows, which adds two partial sums (rounding differs in the last bits).
 PAIR_MNK: products smaller than this many multiply-adds stay on one thread (the hand-over
-costs about 20-50 us). ``enabled`` switches the helper off (``use_pair(False)``).
+costs 20-200 us). ``enabled`` switches the helper off (``use_pair(False)``).
+
+The thresholds, from passes timed one call at a time in turn (one thread, products split,
+halves; 150 calls each): products split only paid above about 24 million multiply-adds
+(lenet 32 filters at batch 4: 1.09x; lenet 16 filters at batch 4: 0.92x, at batch 6: 0.92x);
+halves paid from about 7 million at batches of 8 or more (`deep` 8 filters at batch 32:
+1.04-1.23x, 16 filters at batch 16: 1.07x; lenet 16 filters at batch 4: 0.80x).
 """
 from __future__ import annotations
 
@@ -30,7 +37,8 @@ import numpy as np
 
 from convscope.engine.fast.kernels import ONE_THREAD_MNK
 
-PAIR_MNK = 4_000_000  # a lenet batch of 32: its second conv's products are 80-200 million
+PAIR_MNK = 24_000_000  # the smallest product split between the two threads
+SPLIT_MNK = 7_000_000  # the smallest largest product of a batch split into two half-passes
 SPLIT_MIN = 8  # the smallest batch split into two whole half-passes
 _STATE = {"enabled": True, "pool": None, "helper": None}
 _LOCK = threading.Lock()
@@ -66,7 +74,7 @@ def paired(mnk: int) -> bool:
 
 def split_worth(mnk: int, n: int) -> bool:
     """Whether a batch of ``n`` runs as two whole half-passes (``whole_halves``)."""
-    return _STATE["enabled"] and n >= SPLIT_MIN and mnk >= PAIR_MNK and _off_helper()
+    return _STATE["enabled"] and n >= SPLIT_MIN and mnk >= SPLIT_MNK and _off_helper()
 
 
 def whole_halves(net, xp, labels, smoothing):

@@ -16,6 +16,7 @@ F64 = np.float64
 @pytest.fixture
 def every_product_paired(monkeypatch):
     monkeypatch.setattr(pair, "PAIR_MNK", 0)
+    monkeypatch.setattr(pair, "SPLIT_MNK", 0)
     calls = []
     real = pair._pool
 
@@ -96,6 +97,7 @@ def test_the_helper_never_hands_work_to_itself(monkeypatch):
     """A pass run on the helper thread (another thread's half, say) keeps its products to
     itself: handing one over would wait on the helper's own queue for ever."""
     monkeypatch.setattr(pair, "PAIR_MNK", 0)
+    monkeypatch.setattr(pair, "SPLIT_MNK", 0)
     model = with_biases(Model(CONFIGS["lenet-max-relu"], seed=1, dtype=F64))
     for n in (4, pair.SPLIT_MIN):  # products, then a batch worth two whole halves
         x = prepare_input(digit_like(n, seed=1)).astype(F64)
