@@ -77,8 +77,8 @@ def phases(preset: str, filters: int, batch: int) -> list[tuple[str, float, floa
             net._winners(d["conv"], d["pooled"], d),
             np.multiply(d["mask"], d["pooled"][:, None], out=d["dconv"])))
         drows = d["dconv"].reshape(m, b.c_out)
-        add(f"{tag}: weight gradient product",
-            lambda d=d, w=w, drows=drows: np.dot(d["P"].T, drows, out=w[1]), flop)
+        add(f"{tag}: weight gradient product",  # the pass's orientation: (dconv^T P)^T
+            lambda d=d, drows=drows: np.dot(drows.T, d["P"], out=d["gradT"]), flop)
         if i:
             k, mo = b.k, batch * b.ho * b.wo
             wts = w[0][:b.kk].reshape(k * k, b.c_in, b.c_out).transpose(0, 2, 1)
