@@ -42,7 +42,17 @@ def machine_rates() -> dict:
 
 
 def phases(preset: str, filters: int, batch: int) -> list[tuple[str, float, float]]:
-    """[(phase, ms, GFLOP or 0), ...] of one step, then ("whole step", ms, total GFLOP)."""
+    """[(phase, ms, GFLOP or 0), ...] of one step, then ("whole step", ms, total GFLOP), all
+    on this thread: each phase's CPU time is the whole of its work."""
+    from convscope.engine.fast import pair
+    was = pair.use_pair(False)
+    try:
+        return _phases(preset, filters, batch)
+    finally:
+        pair.use_pair(was)
+
+
+def _phases(preset: str, filters: int, batch: int) -> list[tuple[str, float, float]]:
     import numpy as np
 
     from convscope.engine.data.datasets import load_mini
@@ -112,14 +122,9 @@ def main(argv=None) -> int:
     import numpy  # noqa: F401 - loaded first, so that the limit below reaches its BLAS
     from threadpoolctl import threadpool_limits
 
-    from convscope.engine.fast import pair
-    pair.use_pair(False)  # one thread: each phase's CPU time is the whole of its work
-    try:
-        with threadpool_limits(1, user_api="blas"):
-            rows = phases(args.preset, args.filters, args.batch)
-            rates = machine_rates()
-    finally:
-        pair.use_pair(True)
+    with threadpool_limits(1, user_api="blas"):
+        rows = phases(args.preset, args.filters, args.batch)
+        rates = machine_rates()
     print(f"`{args.preset}` {args.filters} filters, batch {args.batch}; one-thread sgemm "
           f"{rates['gemm_gflops']} GFLOP/s, copy {rates['copy_gbs']} GB/s; load average "
           f"{os.getloadavg()[0]:.2f}\n")

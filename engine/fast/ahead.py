@@ -1,10 +1,13 @@
 """The model's prepared input of upcoming training samples, made a few hundred at a time.
 
 The training images do not change, so the Trainer asks for the input of the next batch and
-gets a slice of what was prepared (for the seed net: conv patches, ``Model.prepare``) for up
-to AHEAD_BYTES of samples at once: fewer, larger gathers.
+gets a slice of what was prepared (``Model.prepare``: the seed net's conv patches, a conv
+stack's zero-bordered digits) for up to AHEAD_BYTES of samples at once, and never more than
+the model takes in one pass: fewer, larger gathers.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from convscope.engine.net.model import prepare_input
 
@@ -22,9 +25,10 @@ class Ahead:
         kept = self._kept
         if (kept is None or kept[0] is not order or kept[1] is not model
                 or not kept[2] <= at <= at + n <= kept[2] + len(kept[3])):
-            ahead = n if self._per_sample is None else max(n, AHEAD_BYTES // self._per_sample)
+            ahead = n if self._per_sample is None else max(n, min(
+                AHEAD_BYTES // self._per_sample, model.largest_batch()))  # (more: unprepared)
             prepared = model.prepare(prepare_input(images[order[at:at + ahead]]))
-            data = getattr(prepared, "data", prepared)
+            data = prepared if isinstance(prepared, np.ndarray) else prepared.data
             self._per_sample = max(1, data.nbytes // max(1, len(data)))
             kept = self._kept = (order, model, at, prepared)
         start = at - kept[2]

@@ -45,9 +45,11 @@ _LOCK = threading.Lock()
 _SPLIT = threading.local()  # .on: this thread is running one half of a split batch
 
 
-def use_pair(on: bool) -> None:
-    """Let the pass use its helper thread (True, the default) or keep to one thread."""
-    _STATE["enabled"] = bool(on)
+def use_pair(on: bool) -> bool:
+    """Let the pass use its helper thread (True, the default) or keep to one thread; returns
+    the setting it replaces."""
+    was, _STATE["enabled"] = _STATE["enabled"], bool(on)
+    return was
 
 
 def _pool():

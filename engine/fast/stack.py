@@ -127,10 +127,9 @@ class StackNet:
         self.rows, self.kk = first.rows, first.width  # the first conv's patches, per sample
         self._layout()
         self._bufs: dict = {}
-        per_sample = self._bytes_per_sample()
         self.predictor = Predictor(self)
         # a batch whose work arrays would pass 96 MB runs through the layers in chunks
-        self.max_batch = int(max(1, 96_000_000 // per_sample))
+        self.max_batch = int(max(1, 96_000_000 // self._bytes_per_sample()))
         # multiply-adds of the largest product per sample (conv: rows x patch x filters)
         self.mnk = max(b.rows * b.width * b.c_out for b in self.blocks)
 
@@ -205,7 +204,9 @@ class StackNet:
     def _gather(xp: np.ndarray, b: Block, out: np.ndarray, ones: bool = True) -> np.ndarray:
         """Patches of the padded input ``xp`` into ``out`` (N, q*q*S, width), window order
         (``ones=False``: the bias column of ``out`` already holds its 1s)."""
-        n = len(xp)
+        n, want = len(xp), (b.h + 2 * b.pad, b.w + 2 * b.pad, b.c_in)  # what the view reads
+        if xp.shape[1:] != want or out.shape != (n, b.rows, b.width):
+            raise ValueError(f"input {xp.shape} or patches {out.shape} do not fit {want}")
         np.copyto(out[:, :, :b.kk].reshape(n, b.q, b.q, b.hq, b.wq, b.k, b.k, b.c_in),
                   _windows(xp, b.k, b.q, b.hq, b.wq))
         if b.bias and ones:
@@ -277,10 +278,9 @@ class StackNet:
         return self._dense(bufs[-1]["x"])
 
     def _blocks(self, xp, bufs: list, alone: bool = False, first: int = 0) -> None:
-        """The conv blocks from block ``first`` on (``xp``: the zero-bordered input of the
-        first block, used only from it), each pool writing into ``bufs[i]["pooled"]``.
-        ``alone``: on this thread only (else large gathers and products on two,
-        engine/fast/pair.py)."""
+        """The conv blocks from block ``first`` on (``xp``: block 0's zero-bordered input),
+        each pool writing into ``bufs[i]["pooled"]``. ``alone``: on this thread only (else
+        large gathers and products on two, engine/fast/pair.py)."""
         for i in range(first, len(self.blocks)):
             b, d = self.blocks[i], bufs[i]
             n, xp = len(d["pooled"]), d["xp"] if i else xp

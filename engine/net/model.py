@@ -149,7 +149,7 @@ class Model:
     def prepare(self, x: np.ndarray):
         """Float images (N, 28, 28) -> the batch as ``loss_and_grads`` reads it fastest: the
         images, or a fast pass's ``Prepared`` form (e.g. patches, made ahead by the Trainer)."""
-        if self.fast_pass is None or len(x) > self._largest():
+        if self.fast_pass is None or len(x) > self.largest_batch():
             return x
         return Prepared(self.fast_pass.prepare(x))
 
@@ -160,7 +160,7 @@ class Model:
         samples runs in chunks, calling ``between()`` before each (it may raise to stop).
         ``smoothing``: label smoothing of the loss (softmax_cross_entropy). Returns
         (per-sample losses (N,), probs (N, 10))."""
-        if trace is None and len(labels) > self._largest():
+        if trace is None and len(labels) > self.largest_batch():
             return self._chunked(x, labels, between, smoothing)
         if trace is None and self.fast_pass is not None:
             inputs = x.data if isinstance(x, Prepared) else self.fast_pass.prepare(x)
@@ -173,7 +173,7 @@ class Model:
         self.backward(dt, trace)
         return losses, probs
 
-    def _largest(self) -> int:
+    def largest_batch(self) -> int:
         """The largest batch run in one pass (a fast pass may take more than a chunk)."""
         return max(self.chunk, getattr(self.fast_pass, "max_batch", 0))
 

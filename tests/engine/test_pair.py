@@ -118,14 +118,20 @@ def test_a_split_holds_back_only_the_thread_running_it(monkeypatch):
     class Half:
         flat_g = np.zeros(3)
 
+        def __init__(self, name):
+            self.name = name
+
         def _loss_and_grads(self, *args):
-            seen["this thread, inside the split"] = pair.paired(10)
-            other = threading.Thread(target=lambda: seen.update(
-                {"another thread, meanwhile": pair.paired(10)}))
-            other.start()
-            other.join(timeout=20)
+            seen[self.name] = pair.paired(10)
+            if self.name == "this thread, inside the split":
+                other = threading.Thread(target=lambda: seen.update(
+                    {"another thread, meanwhile": pair.paired(10)}))
+                other.start()
+                other.join(timeout=20)
             return np.zeros(1), np.zeros((1, 10))
-    monkeypatch.setattr(pair, "_twin", lambda net: Half())
-    pair.whole_halves(Half(), np.zeros((2, 1)), np.zeros(2, int), 0.0)
-    assert seen == {"this thread, inside the split": False, "another thread, meanwhile": True}
+    monkeypatch.setattr(pair, "_twin", lambda net: Half("the helper, with the other half"))
+    pair.whole_halves(Half("this thread, inside the split"), np.zeros((2, 1)),
+                      np.zeros(2, int), 0.0)
+    assert seen == {"this thread, inside the split": False, "another thread, meanwhile": True,
+                    "the helper, with the other half": False}
     assert pair.paired(10)  # and after it, this thread again

@@ -149,6 +149,20 @@ def test_networks_it_does_not_take_use_the_layers():
         assert model.fast_pass is None
 
 
+def test_input_of_the_wrong_shape_is_refused_before_the_strided_view_reads_it():
+    """The pass reads its zero-bordered input through a strided view: an input of any other
+    shape (unbordered digits, say) is refused rather than read past its end."""
+    net = Model(build_config("lenet", 4), seed=0).fast_pass
+    x = prepare_input(digit_like(2, seed=1))
+    labels = np.array([1, 2])
+    xp = net.prepare(x)
+    assert xp.shape == (2, 32, 32, 1)
+    for wrong in (x[..., None], xp[:, 1:], xp[:, :, :, :0]):
+        with pytest.raises(ValueError, match="do not fit"):
+            net.loss_and_grads(wrong, labels)
+    net.loss_and_grads(xp, labels)  # the right one goes through
+
+
 def test_weights_are_views_of_one_flat_array():
     model = Model(build_config("lenet"), seed=0)
     for key, w in model.params().items():

@@ -359,3 +359,21 @@ def test_the_trainer_applies_the_schedule_at_every_step_of_each_epoch():
     other.set_state(state)
     assert other.schedule == cosine and other.step().lr == schedule_lr(cosine, 3)
 
+
+
+@pytest.mark.parametrize("preset", ["seed", "deep", "lenet"])
+def test_every_batch_arrives_prepared_by_the_read_ahead(preset, monkeypatch):
+    """The Trainer hands each pass its input prepared ahead (the seed net's patches, a conv
+    stack's zero-bordered digits), never more digits at once than the model takes, so the
+    pass never prepares a batch itself."""
+    from convscope.engine.fast import Prepared
+    images, labels = digits(2000)
+    model = Model(build_config(preset), 0)
+    trainer = Trainer(model, images, labels, batch_size=32, seed=1)
+    kinds = []
+    real = model.loss_and_grads
+    monkeypatch.setattr(model, "loss_and_grads",
+                        lambda x, *a, **k: kinds.append(type(x)) or real(x, *a, **k))
+    for _ in range(2000 // 32):
+        trainer.step()
+    assert kinds == [Prepared] * (2000 // 32)
