@@ -25,8 +25,9 @@ class Ahead:
         kept = self._kept
         if (kept is None or kept[0] is not order or kept[1] is not model
                 or not kept[2] <= at <= at + n <= kept[2] + len(kept[3])):
+            # (a batch above the model's largest would come back unprepared)
             ahead = n if self._per_sample is None else max(n, min(
-                AHEAD_BYTES // self._per_sample, model.largest_batch()))  # (more: unprepared)
+                AHEAD_BYTES // self._per_sample, model.largest_batch()))
             prepared = model.prepare(prepare_input(images[order[at:at + ahead]]))
             data = prepared if isinstance(prepared, np.ndarray) else prepared.data
             self._per_sample = max(1, data.nbytes // max(1, len(data)))

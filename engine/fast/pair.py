@@ -2,11 +2,11 @@
 the largest products of a small batch in two.
 
 A batch of SPLIT_MIN or more (whose largest product has SPLIT_MNK multiply-adds or more)
-runs as two whole passes, one per half, side by side: this
-thread and one helper thread, each on its own work arrays and gradient (``whole_halves``),
-then the two mean gradients are averaged. One hand-over a step, and the gathers, pooling and
-adds, not only the products, run on both cores: `deep` and `lenet` at batch 32 trained
-20-25% faster than with the products split.
+runs as two whole passes, one per half, side by side: this thread and one helper thread,
+each on its own work arrays and gradient (``whole_halves``), then the two mean gradients
+are averaged. One hand-over a step, and the gathers, pooling and adds, not only the
+products, run on both cores: `deep` and `lenet` at batch 32 trained 20-25% faster than with
+the products split.
 
 OpenBLAS runs each product of the pass on one thread (one_blas_thread): its own second
 thread spin-waits for a core, and when the other core was busy a step ran 3-30x slower. Here

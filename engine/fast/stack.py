@@ -194,12 +194,6 @@ class StackNet:
         xp[:, p:p + self.h, p:p + self.w, 0] = x
         return xp
 
-    def patches(self, x: np.ndarray) -> np.ndarray:
-        """Float input (N, 28, 28) -> the first conv's patches (N, q*q*S, k*k [+ 1]) in
-        window order, each followed by a 1 when the conv has a bias."""
-        b = self.blocks[0]
-        return self._gather(self.prepare(x), b, np.empty((len(x), b.rows, b.width), self.dtype))
-
     @staticmethod
     def _gather(xp: np.ndarray, b: Block, out: np.ndarray, ones: bool = True) -> np.ndarray:
         """Patches of the padded input ``xp`` into ``out`` (N, q*q*S, width), window order
